@@ -1,0 +1,253 @@
+//! `Certificate`: a wanted certificate (names, key, lifetime) and the Secret it is kept in.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::validation as v;
+
+/// A certificate to obtain from an Issuer and keep, renewed, in a `kubernetes.io/tls` Secret.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "ferrocert.dev",
+    version = "v1alpha1",
+    kind = "Certificate",
+    namespaced,
+    status = "CertificateStatus",
+    shortname = "fcert",
+    shortname = "fcerts",
+    category = "ferrocert",
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
+    printcolumn(name = "Issuer", type_ = "string", json_path = ".spec.issuerRef.name"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    printcolumn(name = "Renewal", type_ = "date", json_path = ".status.renewalTime", priority = "1"),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#, priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = v::has_identifier_rule(),
+    validation = v::renew_before_exclusive_rule(),
+    validation = v::renew_before_shorter_than_duration_rule()
+)]
+pub struct CertificateSpec {
+    /// The Secret (in this namespace) that receives `tls.crt`, `tls.key` and `ca.crt`.
+    #[x_kube(validation = v::object_name_rule("secretName"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+
+    /// DNS subject alternative names. `*.example.com` asks for a wildcard (DNS-01 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 253)))]
+    #[x_kube(validation = v::dns_names_rule())]
+    pub dns_names: Vec<String>,
+
+    /// IP address subject alternative names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 45)))]
+    #[x_kube(validation = v::ip_addresses_rule())]
+    pub ip_addresses: Vec<String>,
+
+    /// The subject Common Name; it is added to the SANs too, as ACME CAs require.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub common_name: Option<String>,
+
+    /// Requested lifetime (Go duration, e.g. `2160h`); CAs may ignore it. At least 1h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = v::go_duration_rule("duration"),
+        validation = v::min_duration_rule("duration", "1h")
+    )]
+    pub duration: Option<String>,
+
+    /// Renew this long before expiry (Go duration). Must be shorter than `duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = v::go_duration_rule("renewBefore"),
+        validation = v::min_duration_rule("renewBefore", "5m")
+    )]
+    pub renew_before: Option<String>,
+
+    /// Renew when this percentage of the lifetime remains (1–99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
+    pub renew_before_percentage: Option<i32>,
+
+    /// The private key to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<PrivateKeySpec>,
+
+    /// The Issuer or ClusterIssuer that obtains the certificate.
+    pub issuer_ref: IssuerRef,
+
+    /// Labels and annotations copied onto the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+
+    /// Revoke the current certificate at the CA when this Certificate is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_on_delete: Option<bool>,
+}
+
+/// The private key to generate for the certificate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::key_size_rule(), validation = v::ed25519_encoding_rule())]
+pub struct PrivateKeySpec {
+    /// `ECDSA` (default), `RSA` or `Ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<PrivateKeyAlgorithm>,
+    /// Key size: RSA 2048 (default), 3072 or 4096; ECDSA 256 (default) or 384. Ed25519 takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i32>,
+    /// `PKCS1` (default; SEC1 for ECDSA) or `PKCS8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<PrivateKeyEncoding>,
+    /// `Always` (default): a new key for every issuance. `Never`: keep the Secret's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<RotationPolicy>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum PrivateKeyAlgorithm {
+    #[default]
+    ECDSA,
+    RSA,
+    Ed25519,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PrivateKeyEncoding {
+    #[default]
+    PKCS1,
+    PKCS8,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RotationPolicy {
+    #[default]
+    Always,
+    Never,
+}
+
+/// A reference to an Issuer in the Certificate's namespace, or to a ClusterIssuer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// Name of the Issuer or ClusterIssuer.
+    #[x_kube(validation = v::object_name_rule("issuerRef.name"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (default) or `ClusterIssuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<IssuerKind>,
+    /// API group; only `ferrocert.dev`. Accepted so ported manifests keep their shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = v::issuer_group_rule())]
+    pub group: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum IssuerKind {
+    #[default]
+    Issuer,
+    ClusterIssuer,
+}
+
+/// Labels and annotations for the Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Observed state of a Certificate, including the ACME order in flight, so that
+/// `kubectl describe fcert` tells the whole story of an issuance.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// `Ready` (the Secret holds a valid certificate for the spec) and `Issuing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Start of the current certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
+    /// End of the current certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    /// When the controller will renew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+    /// Incremented at every successful issuance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// When the last issuance attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Consecutive failed issuance attempts; drives the backoff and survives restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_issuance_attempts: Option<i64>,
+    /// The Secret holding the private key of the issuance in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_private_key_secret_name: Option<String>,
+    /// The ACME order in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderStatus>,
+}
+
+/// An ACME order, as last seen.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStatus {
+    /// The order URL at the CA; a restart resumes this order.
+    pub url: String,
+    /// `pending`, `ready`, `processing`, `valid` or `invalid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// One entry per identifier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorizations: Vec<OrderAuthorization>,
+    /// The CA's error for the order, if any (problem type and detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One authorization of an order and the challenge chosen for it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderAuthorization {
+    /// The DNS name or IP address.
+    pub identifier: String,
+    /// Whether the identifier is a wildcard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wildcard: Option<bool>,
+    /// The authorization URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `http-01` or `dns-01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_type: Option<String>,
+    /// The challenge URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_url: Option<String>,
+    /// The challenge token (public; it is served over plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `pending`, `processing`, `valid` or `invalid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The CA's error for this challenge (problem type and detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

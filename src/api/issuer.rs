@@ -1,0 +1,306 @@
+//! `Issuer` (namespaced) and `ClusterIssuer` (cluster-scoped): an ACME account and how to solve its
+//! challenges. Both share [`IssuerSpec`]; a ClusterIssuer's Secrets live in the controller's
+//! namespace (the `--cluster-resource-namespace` flag), as with cert-manager.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::validation as v;
+
+/// What an Issuer or ClusterIssuer signs with. Only ACME is supported today.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ferrocert.dev",
+    version = "v1alpha1",
+    kind = "Issuer",
+    namespaced,
+    status = "IssuerStatus",
+    shortname = "fissuer",
+    category = "ferrocert",
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
+    printcolumn(name = "Server", type_ = "string", json_path = ".spec.acme.server", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerSpec {
+    /// Obtain certificates from an ACME server (RFC 8555).
+    pub acme: AcmeIssuer,
+}
+
+/// A cluster-wide Issuer: the same spec, usable from every namespace. Its Secrets (account key, EAB
+/// and DNS credentials) are read from the controller's namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ferrocert.dev",
+    version = "v1alpha1",
+    kind = "ClusterIssuer",
+    status = "IssuerStatus",
+    shortname = "fclusterissuer",
+    category = "ferrocert",
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
+    printcolumn(name = "Server", type_ = "string", json_path = ".spec.acme.server", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterIssuerSpec {
+    /// Obtain certificates from an ACME server (RFC 8555).
+    pub acme: AcmeIssuer,
+}
+
+impl ClusterIssuerSpec {
+    /// The shared spec, so both kinds go through the same code.
+    pub fn as_issuer_spec(&self) -> IssuerSpec {
+        IssuerSpec { acme: self.acme.clone() }
+    }
+}
+
+/// An ACME account at one server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeIssuer {
+    /// The ACME directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
+    #[x_kube(validation = v::https_url_rule("spec.acme.server"))]
+    #[schemars(length(max = 2048))]
+    pub server: String,
+
+    /// Contact address registered with the account; the CA sends expiry notices here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = v::email_rule())]
+    #[schemars(length(max = 254))]
+    pub email: Option<String>,
+
+    /// The Secret holding the account's private key. Generated if it does not exist.
+    pub private_key_secret_ref: SecretKeySelector,
+
+    /// External Account Binding, required by some CAs (ZeroSSL, Google Trust Services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_account_binding: Option<ExternalAccountBinding>,
+
+    /// Base64-encoded PEM bundle of CAs to trust for the ACME server's TLS (private CAs such as
+    /// step-ca or Pebble). The system roots are used when unset.
+    #[serde(default, rename = "caBundle", skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+
+    /// Skip TLS verification of the ACME server. For development only.
+    #[serde(default, rename = "skipTLSVerify", skip_serializing_if = "Option::is_none")]
+    pub skip_tls_verify: Option<bool>,
+
+    /// Prefer the alternate chain whose topmost certificate has this issuer Common Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub preferred_chain: Option<String>,
+
+    /// The ACME certificate profile to request (e.g. `tlsserver`, `shortlived`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub profile: Option<String>,
+
+    /// How to prove control of each name; the most specific matching solver wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub solvers: Vec<AcmeSolver>,
+}
+
+/// A key in a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeySelector {
+    /// Name of the Secret (in the Issuer's namespace; the controller's for a ClusterIssuer).
+    #[x_kube(validation = v::object_name_rule("the Secret name"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret; each use has its own default (`tls.key` for account keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: Option<String>,
+}
+
+/// External Account Binding credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalAccountBinding {
+    /// The key identifier the CA gave you.
+    #[serde(rename = "keyID")]
+    #[schemars(length(min = 1, max = 256))]
+    pub key_id: String,
+    /// The Secret key holding the base64url-encoded HMAC key the CA gave you.
+    pub key_secret_ref: SecretKeySelector,
+}
+
+/// One way of solving challenges, for the identifiers its selector matches.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::exactly_one_rule(&["http01", "dns01"], "each solver"))]
+pub struct AcmeSolver {
+    /// Which identifiers this solver is for; an empty selector matches every identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<SolverSelector>,
+    /// Solve with HTTP-01: the controller serves the token and routes the CA to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http01: Option<Http01Solver>,
+    /// Solve with DNS-01: the controller writes a TXT record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns01: Option<Dns01Solver>,
+}
+
+/// Selects identifiers for a solver, with cert-manager's precedence: a `dnsNames` match beats a
+/// `dnsZones` match (the longest zone wins), which beats `matchLabels` (the most labels win).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SolverSelector {
+    /// Exact names (e.g. `app.example.com`, `*.example.com`) this solver takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 253)))]
+    #[x_kube(validation = v::dns_names_rule())]
+    pub dns_names: Vec<String>,
+    /// Zones: the solver takes each name equal to or under one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 253)))]
+    pub dns_zones: Vec<String>,
+    /// Labels the Certificate must carry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// HTTP-01 solving: how the CA's request reaches the controller's challenge server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::exactly_one_rule(&["ingress", "gatewayHTTPRoute"], "http01"))]
+pub struct Http01Solver {
+    /// Route through a temporary Ingress for exactly the challenge host and path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Http01Ingress>,
+    /// Route through a temporary Gateway API HTTPRoute attached to these parents.
+    #[serde(default, rename = "gatewayHTTPRoute", skip_serializing_if = "Option::is_none")]
+    pub gateway_http_route: Option<Http01GatewayRoute>,
+}
+
+/// The temporary Ingress made for each HTTP-01 challenge.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::at_most_one_rule(&["ingressClassName", "class"], "http01.ingress"))]
+pub struct Http01Ingress {
+    /// `spec.ingressClassName` of the temporary Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ingress_class_name: Option<String>,
+    /// The legacy `kubernetes.io/ingress.class` annotation of the temporary Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class: Option<String>,
+    /// Type of the temporary Service: `ClusterIP` (default) or `NodePort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+}
+
+/// Kubernetes Service types usable behind a challenge route.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+}
+
+/// The temporary HTTPRoute made for each HTTP-01 challenge.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Http01GatewayRoute {
+    /// The Gateways (or listeners) the route attaches to.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<ParentReference>,
+    /// Type of the temporary Service: `ClusterIP` (default) or `NodePort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+    /// Extra labels on the temporary HTTPRoute (some Gateways select routes by label).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A Gateway API `ParentReference`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// DNS-01 solving: which DNS provider writes the TXT record.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::exactly_one_rule(&["rfc2136"], "dns01"))]
+pub struct Dns01Solver {
+    /// RFC 2136 dynamic updates signed with TSIG (BIND, PowerDNS, Knot, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfc2136: Option<Rfc2136Provider>,
+}
+
+/// RFC 2136 dynamic DNS updates.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::both_or_neither_rule("tsigKeyName", "tsigSecretSecretRef", "dns01.rfc2136"))]
+pub struct Rfc2136Provider {
+    /// The primary nameserver: `host`, `host:port`, `[v6]:port` (port 53 by default).
+    #[schemars(length(min = 1, max = 261))]
+    pub nameserver: String,
+    /// The TSIG key name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub tsig_key_name: Option<String>,
+    /// The TSIG algorithm (default `HMACMD5`, as in cert-manager; prefer `HMACSHA256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_algorithm: Option<TsigAlgorithm>,
+    /// The Secret key holding the base64 TSIG secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig_secret_secret_ref: Option<SecretKeySelector>,
+}
+
+/// TSIG algorithms, spelled as cert-manager spells them.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum TsigAlgorithm {
+    #[default]
+    HMACMD5,
+    HMACSHA1,
+    HMACSHA256,
+    HMACSHA512,
+}
+
+/// Observed state of an Issuer or ClusterIssuer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerStatus {
+    /// `Ready`: the account is registered and usable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The ACME account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeIssuerStatus>,
+}
+
+/// The registered ACME account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeIssuerStatus {
+    /// The account URL at the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The e-mail last registered with the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_registered_email: Option<String>,
+}

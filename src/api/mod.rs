@@ -1,0 +1,25 @@
+//! The ferrocert custom resources (group `ferrocert.dev`, version `v1alpha1`).
+//!
+//! Types only, no I/O. Field names follow cert-manager's `cert-manager.io/v1` where the meaning is the
+//! same, so a manifest ports by changing `apiVersion`. Validation that the API server can do at apply
+//! time lives here as OpenAPI constraints and CEL rules (`x-kubernetes-validations`).
+
+pub mod certificate;
+pub mod conditions;
+pub mod issuer;
+pub mod validation;
+
+pub use certificate::{
+    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, OrderAuthorization,
+    OrderStatus, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RotationPolicy,
+    SecretTemplate,
+};
+pub use issuer::{
+    AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,
+    Issuer, IssuerSpec, IssuerStatus, SecretKeySelector, SolverSelector,
+};
+
+/// The API group of every ferrocert resource.
+pub const GROUP: &str = "ferrocert.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";

@@ -1,0 +1,172 @@
+//! CEL rules and patterns shared by the CRD schemas. One definition of "a DNS name" or "a Go
+//! duration" is used everywhere; each rule carries a message a person can act on, because the API
+//! server shows it verbatim when `kubectl apply` is refused.
+
+use kube::core::Rule;
+
+/// A lowercase DNS name; `*.` is allowed only as the whole first label.
+pub const DNS_NAME_RE: &str =
+    r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
+/// A DNS-1123 subdomain: what Kubernetes accepts as an object name (Secrets included).
+pub const OBJECT_NAME_RE: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A Go duration string as cert-manager accepts it (`2160h`, `90m`, `1h30m`).
+pub const GO_DURATION_RE: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// The lifetime asked of the CA when `duration` is not set (cert-manager's default, 90 days).
+pub const DEFAULT_DURATION: &str = "2160h";
+
+/// Escapes a regular expression for a single-quoted CEL string literal.
+fn cel_str(re: &str) -> String {
+    format!("'{}'", re.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+pub fn dns_names_rule() -> Rule {
+    Rule::new(format!("self.all(n, n.matches({}))", cel_str(DNS_NAME_RE))).message(
+        "each dnsNames entry must be a lowercase DNS name such as app.example.com; \
+         a wildcard is allowed only as the whole first label (*.example.com)",
+    )
+}
+
+pub fn ip_addresses_rule() -> Rule {
+    Rule::new("self.all(ip, isIP(ip))")
+        .message("each ipAddresses entry must be an IPv4 or IPv6 address such as 192.0.2.10")
+}
+
+pub fn object_name_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(OBJECT_NAME_RE))).message(&*format!(
+        "{field} must be a valid Kubernetes object name: lowercase letters, digits, '-' and '.', \
+         starting and ending with a letter or digit"
+    ))
+}
+
+pub fn go_duration_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(GO_DURATION_RE))).message(&*format!(
+        "{field} must be a duration such as 2160h, 90m or 1h30m (units h, m, s)"
+    ))
+}
+
+/// `min` must itself be a valid Go duration literal. Errors on an unparsable value are absorbed by
+/// `||`, so only the format rule reports those.
+pub fn min_duration_rule(field: &str, min: &str) -> Rule {
+    Rule::new(format!(
+        "!self.matches({}) || duration(self) >= duration('{min}')",
+        cel_str(GO_DURATION_RE)
+    ))
+    .message(&*format!("{field} must be at least {min}"))
+}
+
+pub fn renew_before_shorter_than_duration_rule() -> Rule {
+    let re = cel_str(GO_DURATION_RE);
+    Rule::new(format!(
+        "!has(self.renewBefore) || !self.renewBefore.matches({re}) || \
+         (has(self.duration) ? (!self.duration.matches({re}) || \
+         duration(self.renewBefore) < duration(self.duration)) : \
+         duration(self.renewBefore) < duration('{DEFAULT_DURATION}'))"
+    ))
+    .message(&*format!(
+        "renewBefore must be shorter than duration (which defaults to {DEFAULT_DURATION})"
+    ))
+    .field_path(".renewBefore")
+}
+
+pub fn renew_before_exclusive_rule() -> Rule {
+    Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))")
+        .message("set renewBefore or renewBeforePercentage, not both")
+}
+
+pub fn has_identifier_rule() -> Rule {
+    Rule::new(
+        "(has(self.dnsNames) && size(self.dnsNames) > 0) || \
+         (has(self.ipAddresses) && size(self.ipAddresses) > 0) || \
+         (has(self.commonName) && size(self.commonName) > 0)",
+    )
+    .message("at least one of dnsNames, ipAddresses or commonName must be set")
+}
+
+pub fn key_size_rule() -> Rule {
+    Rule::new(
+        "!has(self.size) || \
+         ((!has(self.algorithm) || self.algorithm == 'ECDSA') ? self.size in [256, 384] : \
+         (self.algorithm == 'RSA' ? self.size in [2048, 3072, 4096] : false))",
+    )
+    .message(
+        "privateKey.size must match privateKey.algorithm: RSA takes 2048, 3072 or 4096; \
+         ECDSA takes 256 or 384; Ed25519 takes no size",
+    )
+    .field_path(".size")
+}
+
+pub fn ed25519_encoding_rule() -> Rule {
+    Rule::new("!(has(self.algorithm) && self.algorithm == 'Ed25519' && has(self.encoding) && self.encoding == 'PKCS1')")
+        .message("Ed25519 keys have no PKCS#1 form: use encoding PKCS8")
+        .field_path(".encoding")
+}
+
+pub fn https_url_rule(field: &str) -> Rule {
+    Rule::new("isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''")
+        .message(&*format!(
+            "{field} must be an https:// URL of an ACME directory, such as \
+             https://acme-v02.api.letsencrypt.org/directory"
+        ))
+}
+
+pub fn email_rule() -> Rule {
+    Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')")
+        .message("spec.acme.email must be an e-mail address such as ops@example.com")
+}
+
+pub fn issuer_group_rule() -> Rule {
+    Rule::new("self == 'ferrocert.dev'")
+        .message("issuerRef.group must be ferrocert.dev (or left out): ferrocert uses its own Issuers")
+}
+
+pub fn exactly_one_rule(fields: &[&str], what: &str) -> Rule {
+    let sum = fields
+        .iter()
+        .map(|f| format!("(has(self.{f}) ? 1 : 0)"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    Rule::new(format!("{sum} == 1")).message(&*format!(
+        "{what} must set exactly one of: {}",
+        fields.join(", ")
+    ))
+}
+
+pub fn at_most_one_rule(fields: &[&str], what: &str) -> Rule {
+    let sum = fields
+        .iter()
+        .map(|f| format!("(has(self.{f}) ? 1 : 0)"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    Rule::new(format!("{sum} <= 1")).message(&*format!(
+        "{what} may set at most one of: {}",
+        fields.join(", ")
+    ))
+}
+
+pub fn both_or_neither_rule(a: &str, b: &str, what: &str) -> Rule {
+    Rule::new(format!("has(self.{a}) == has(self.{b})"))
+        .message(&*format!("{what}: {a} and {b} must be set together"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cel_string_literal_escapes_backslashes_and_quotes() {
+        assert_eq!(cel_str(r"a\.b'c"), r"'a\\.b\'c'");
+    }
+
+    #[test]
+    fn exactly_one_counts_every_field() {
+        let rule = exactly_one_rule(&["http01", "dns01"], "a solver");
+        assert_eq!(
+            rule.rule,
+            "(has(self.http01) ? 1 : 0) + (has(self.dns01) ? 1 : 0) == 1"
+        );
+    }
+}

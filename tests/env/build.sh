@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, etcd, pebble and helm from their Go modules with the
+# machine's Go toolchain. Each binary is cached as NAME-VERSION under
+# $TESTENV_BIN; an existing one is reused, so only the first run pays.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+mkdir -p "$TESTENV_BIN"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+# A scratch module directory per component, kept in the cache for go.sum reuse.
+workdir() { local d="$FERROCERT_CACHE/src/$1"; rm -rf "$d"; mkdir -p "$d"; echo "$d"; }
+
+build_kube_apiserver() {
+  local out="$TESTENV_BIN/kube-apiserver-$KUBERNETES_VERSION"
+  [ -x "$out" ] && return 0
+  log "kube-apiserver $KUBERNETES_VERSION (several minutes on 2 cores)"
+  local d; d=$(workdir kube-apiserver)
+  local staging=${KUBERNETES_VERSION/v1./v0.}
+  # The kubernetes module requires its staging modules at v0.0.0 through
+  # replace lines; read them from its own go.mod and point each at its release.
+  local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module ferrocert.dev/testenv/kubeapiserver"
+    echo "go 1.26"
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    grep -oE '^[[:space:]]*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" \
+      | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
+  } > "$d/go.mod"
+  printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$d/tools.go"
+  sed -i '1i //go:build tools\n' "$d/tools.go"
+  (cd "$d" && go mod tidy -e >/dev/null 2>&1 || true
+   go build -trimpath -o "$out.tmp" -ldflags "-s -w \
+     -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
+     -X k8s.io/component-base/version.gitMajor=1 \
+     -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" \
+     k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local out="$TESTENV_BIN/etcd-$ETCD_VERSION"
+  [ -x "$out" ] && return 0
+  log "etcd $ETCD_VERSION"
+  local d; d=$(workdir etcd)
+  printf 'module ferrocert.dev/testenv/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$d/go.mod"
+  cat > "$d/main.go" <<'GO'
+// Command etcd runs the etcd server from its Go module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$d" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .)
+  mv "$out.tmp" "$out"
+}
+
+build_go_install() { # name module version
+  local out="$TESTENV_BIN/$1-$3"
+  [ -x "$out" ] && return 0
+  log "$1 $3"
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin go install -trimpath -ldflags "-s -w" "$2@$3"
+  mv "$gobin/$1" "$out"; rm -rf "$gobin"
+}
+
+build_etcd
+build_go_install pebble github.com/letsencrypt/pebble/v2/cmd/pebble "$PEBBLE_VERSION"
+build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+build_kube_apiserver
+log "all binaries in $TESTENV_BIN"
