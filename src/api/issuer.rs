@@ -102,7 +102,7 @@ pub struct AcmeIssuer {
 
     /// How to prove control of each name; the most specific matching solver wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 32))]
     pub solvers: Vec<AcmeSolver>,
 }
 
@@ -155,7 +155,7 @@ pub struct AcmeSolver {
 pub struct SolverSelector {
     /// Exact names (e.g. `app.example.com`, `*.example.com`) this solver takes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), inner(length(max = 253)))]
+    #[schemars(length(max = 50), inner(length(max = 253)))]
     #[x_kube(validation = v::dns_names_rule())]
     pub dns_names: Vec<String>,
     /// Zones: the solver takes each name equal to or under one of them.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stops everything tests/env/up.sh started and removes its state. Idempotent.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+[ -d "$TESTENV_DIR/run" ] || exit 0
+for pidfile in "$TESTENV_DIR"/run/*.pid; do
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+done
+for pidfile in "$TESTENV_DIR"/run/*.pid; do
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null; rm -f "$pidfile"
+done
+rm -rf "$TESTENV_DIR"
+echo "[testenv] stopped" >&2

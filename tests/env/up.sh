@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Starts the local environment every end-to-end test and demo uses, all on 127.0.0.1:
+# etcd + kube-apiserver (RBAC on, admin kubeconfig), Pebble (the ACME test CA; a second Pebble that
+# requires External Account Binding), and BIND serving the test zones with TSIG-signed updates.
+# Idempotent: components already running are left alone. Prints the variables tests need and writes
+# them to $TESTENV_DIR/env.sh (`source` it).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+start_ms=$(date +%s%3N)
+log() { printf '[testenv] %s\n' "$*" >&2; }
+
+"$here/build.sh"
+for tool in named openssl tsig-keygen; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: run tests/env/install-deps.sh" >&2; exit 1; }
+done
+
+mkdir -p "$TESTENV_DIR"/{bin,pki,logs,run,etcd,bind,pebble}
+cd "$TESTENV_DIR"
+for b in kube-apiserver:$KUBERNETES_VERSION etcd:$ETCD_VERSION pebble:$PEBBLE_VERSION helm:$HELM_VERSION; do
+  ln -sf "$TESTENV_BIN/${b%%:*}-${b#*:}" "bin/${b%%:*}"
+done
+
+running() { [ -f "run/$1.pid" ] && kill -0 "$(cat "run/$1.pid")" 2>/dev/null; }
+# start NAME CMD...: runs CMD in the background (own session, so down.sh can stop its group).
+start() {
+  local name=$1; shift
+  if running "$name"; then log "$name already running"; return 0; fi
+  setsid "$@" >"logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "run/$name.pid"
+}
+wait_for() { # what timeout-seconds command...
+  local what=$1 limit=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "$what did not become ready in ${limit}s; last log lines:"; tail -n 30 "logs/$what.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# ---- certificates (made once per environment directory) ----
+pki=$TESTENV_DIR/pki
+if [ ! -f "$pki/admin.crt" ]; then
+  log "generating certificates"
+  o() { openssl "$@" 2>/dev/null; }
+  o req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=ferrocert-testenv-ca" -keyout "$pki/ca.key" -out "$pki/ca.crt"
+  # leaf NAME SUBJECT [SANS]
+  leaf() {
+    o req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
+      -keyout "$pki/$1.key" -out "$pki/$1.csr"
+    local ext=$pki/$1.ext
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ext"
+    [ -n "${3:-}" ] && echo "subjectAltName=$3" >> "$ext"
+    o x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$ext" -out "$pki/$1.crt"
+  }
+  leaf apiserver "/CN=kube-apiserver" "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1"
+  leaf pebble "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
+  leaf admin "/O=system:masters/CN=ferrocert-testenv-admin"
+  o genrsa -out "$pki/sa.key" 2048
+  o rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+fi
+
+# ---- etcd + kube-apiserver ----
+start etcd bin/etcd --name testenv --data-dir "$TESTENV_DIR/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "testenv=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level warn
+
+start kube-apiserver bin/kube-apiserver \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-cluster-ip-range 10.0.0.0/24 --cert-dir "$TESTENV_DIR/pki/generated" \
+  --enable-priority-and-fairness=false --profiling=false --event-ttl 1h
+
+cat > kubeconfig <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $pki/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: testenv
+  context: {cluster: testenv, user: admin, namespace: default}
+current-context: testenv
+KC
+
+# ---- BIND ----
+bind=$TESTENV_DIR/bind
+if [ ! -f "$bind/tsig.key" ]; then
+  tsig-keygen -a hmac-sha256 ferrocert-test > "$bind/tsig.key"
+  tsig-keygen -a hmac-sha256 ferrocert-other > "$bind/tsig-other.key"
+fi
+TSIG_SECRET=$(sed -n 's/.*secret "\(.*\)";/\1/p' "$bind/tsig.key")
+if ! running named; then
+  for zone in "$TEST_ZONE" "$TEST_ZONE2"; do
+    # SOA minimum (negative-caching TTL) is short so retries after a failure stay quick.
+    cat > "$bind/$zone.zone" <<ZONE
+\$TTL 5
+@   IN SOA ns.$zone. hostmaster.$zone. (1 60 30 600 5)
+@   IN NS  ns.$zone.
+ns  IN A   127.0.0.1
+@   IN A   127.0.0.1
+*   IN A   127.0.0.1
+ZONE
+    rm -f "$bind/$zone.jnl"
+  done
+  cat > "$bind/named.conf" <<CONF
+include "$bind/tsig.key";
+include "$bind/tsig-other.key";
+options {
+  directory "$bind";
+  pid-file "$bind/named.pid";
+  session-keyfile "$bind/session.key";
+  managed-keys-directory "$bind";
+  listen-on port $DNS_PORT { 127.0.0.1; };
+  listen-on-v6 { none; };
+  recursion no;
+  dnssec-validation no;
+  notify no;
+};
+controls { };
+zone "$TEST_ZONE" {
+  type primary; file "$bind/$TEST_ZONE.zone"; journal "$bind/$TEST_ZONE.jnl";
+  update-policy { grant ferrocert-test zonesub TXT; grant ferrocert-test zonesub CNAME; grant ferrocert-test zonesub A; };
+};
+zone "$TEST_ZONE2" {
+  type primary; file "$bind/$TEST_ZONE2.zone"; journal "$bind/$TEST_ZONE2.jnl";
+  update-policy { grant ferrocert-test zonesub TXT; grant ferrocert-test zonesub CNAME; };
+};
+CONF
+fi
+start named named -g -c "$bind/named.conf" -n 1
+
+# ---- Pebble (two instances: plain, and one requiring External Account Binding) ----
+EAB_KID=kid-1
+EAB_HMAC=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+pebble_config() { # file port mgmt-port eab-required
+  cat > "$1" <<JSON
+{
+  "pebble": {
+    "listenAddress": "127.0.0.1:$2",
+    "managementListenAddress": "127.0.0.1:$3",
+    "certificate": "$pki/pebble.crt",
+    "privateKey": "$pki/pebble.key",
+    "httpPort": $HTTP01_PORT,
+    "tlsPort": 5001,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": $4,
+    "externalAccountMACKeys": { "$EAB_KID": "$EAB_HMAC" },
+    "retryAfter": { "authz": 1, "order": 1 },
+    "profiles": {
+      "default": { "description": "90 days", "validityPeriod": 7776000 },
+      "shortlived": { "description": "6 days", "validityPeriod": 518400 },
+      "tenminutes": { "description": "10 minutes, for renewal tests", "validityPeriod": 600 }
+    }
+  }
+}
+JSON
+}
+pebble_config pebble/config.json "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" false
+pebble_config pebble/config-eab.json "$PEBBLE_EAB_PORT" "$PEBBLE_EAB_MGMT_PORT" true
+export PEBBLE_VA_NOSLEEP=${PEBBLE_VA_NOSLEEP:-1}
+start pebble bin/pebble -config pebble/config.json -dnsserver "127.0.0.1:$DNS_PORT"
+start pebble-eab bin/pebble -config pebble/config-eab.json -dnsserver "127.0.0.1:$DNS_PORT"
+
+# ---- wait for everything ----
+wait_for named 20 dig +short +time=1 +tries=1 -p "$DNS_PORT" @127.0.0.1 "ns.$TEST_ZONE" A
+wait_for pebble 20 curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_PORT/dir"
+wait_for pebble-eab 20 curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_EAB_PORT/dir"
+wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+wait_for kube-apiserver 60 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+  "https://127.0.0.1:$APISERVER_PORT/readyz"
+# Pebble makes a new issuance root at every start: fetch the current one for chain verification.
+curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_MGMT_PORT/roots/0" > pebble/issuance-root.pem
+curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_EAB_MGMT_PORT/roots/0" > pebble/issuance-root-eab.pem
+
+cat > env.sh <<ENV
+# Written by tests/env/up.sh: the local test environment. Source it.
+export FERROCERT_TESTENV=$TESTENV_DIR
+export KUBECONFIG=$TESTENV_DIR/kubeconfig
+export PATH=$TESTENV_DIR/bin:\$PATH
+export TESTENV_CA_FILE=$pki/ca.crt
+export PEBBLE_DIRECTORY=https://localhost:$PEBBLE_PORT/dir
+export PEBBLE_CA_FILE=$pki/ca.crt
+export PEBBLE_MANAGEMENT=https://localhost:$PEBBLE_MGMT_PORT
+export PEBBLE_ISSUANCE_ROOT=$TESTENV_DIR/pebble/issuance-root.pem
+export PEBBLE_EAB_DIRECTORY=https://localhost:$PEBBLE_EAB_PORT/dir
+export PEBBLE_EAB_MANAGEMENT=https://localhost:$PEBBLE_EAB_MGMT_PORT
+export PEBBLE_EAB_KID=$EAB_KID
+export PEBBLE_EAB_HMAC=$EAB_HMAC
+export HTTP01_PORT=$HTTP01_PORT
+export DNS_SERVER=127.0.0.1:$DNS_PORT
+export TEST_ZONE=$TEST_ZONE
+export TEST_ZONE2=$TEST_ZONE2
+export TSIG_KEY_NAME=ferrocert-test
+export TSIG_ALGORITHM=HMACSHA256
+export TSIG_SECRET=$TSIG_SECRET
+ENV
+cat env.sh
+log "ready in $(( $(date +%s%3N) - start_ms )) ms (source $TESTENV_DIR/env.sh)"
