@@ -61,7 +61,9 @@ fn the_three_crds_install_and_are_listed() {
     let out = kubectl_ok(&["get", "crd", "-o", "name"], None);
     for crd in ["certificates", "issuers", "clusterissuers"] {
         assert!(
-            out.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd}.ferrocert.dev")),
+            out.contains(&format!(
+                "customresourcedefinition.apiextensions.k8s.io/{crd}.ferrocert.dev"
+            )),
             "{crd} missing from: {out}"
         );
     }
@@ -70,7 +72,21 @@ fn the_three_crds_install_and_are_listed() {
 #[test]
 fn kubectl_explain_describes_the_private_key() {
     install_crds();
-    let out = kubectl_ok(&["explain", "fcert.spec.privateKey"], None);
+    // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        let out = kubectl(&["explain", "fcert.spec.privateKey"], None);
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
     for field in ["algorithm", "size", "encoding", "rotationPolicy"] {
         assert!(out.contains(field), "explain lacks {field}: {out}");
     }
@@ -88,7 +104,10 @@ fn the_examples_apply() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 4, "expected the example manifests, found {files:?}");
+    assert!(
+        files.len() >= 4,
+        "expected the example manifests, found {files:?}"
+    );
     for file in files {
         let out = kubectl(&["apply", "-n", &ns, "-f", common::path_str(&file)], None);
         assert!(
@@ -98,7 +117,15 @@ fn the_examples_apply() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    kubectl_ok(&["delete", "clusterissuer", "letsencrypt-staging", "--ignore-not-found"], None);
+    kubectl_ok(
+        &[
+            "delete",
+            "clusterissuer",
+            "letsencrypt-staging",
+            "--ignore-not-found",
+        ],
+        None,
+    );
 }
 
 #[test]
@@ -112,11 +139,31 @@ fn valid_edge_cases_are_accepted() {
             .pipe(|d| with(d, "/commonName", json!("only-cn.example.test"))),
         with(certificate(), "/duration", json!("24h"))
             .pipe(|d| with(d, "/renewBefore", json!("1h30m"))),
-        with(certificate(), "/dnsNames", json!(["*.example.test", "example.test"])),
-        with(certificate(), "/privateKey", json!({"algorithm": "Ed25519", "encoding": "PKCS8"})),
-        with(certificate(), "/privateKey", json!({"algorithm": "RSA", "size": 4096})),
-        with(certificate(), "/issuerRef", json!({"name": "x", "kind": "ClusterIssuer", "group": "ferrocert.dev"})),
-        with(issuer("Issuer"), "/acme/solvers", json!([{"dns01": {"rfc2136": {"nameserver": "127.0.0.1:5353"}}}])),
+        with(
+            certificate(),
+            "/dnsNames",
+            json!(["*.example.test", "example.test"]),
+        ),
+        with(
+            certificate(),
+            "/privateKey",
+            json!({"algorithm": "Ed25519", "encoding": "PKCS8"}),
+        ),
+        with(
+            certificate(),
+            "/privateKey",
+            json!({"algorithm": "RSA", "size": 4096}),
+        ),
+        with(
+            certificate(),
+            "/issuerRef",
+            json!({"name": "x", "kind": "ClusterIssuer", "group": "ferrocert.dev"}),
+        ),
+        with(
+            issuer("Issuer"),
+            "/acme/solvers",
+            json!([{"dns01": {"rfc2136": {"nameserver": "127.0.0.1:5353"}}}]),
+        ),
     ];
     for (i, doc) in cases.into_iter().enumerate() {
         let doc = with_name(doc, &format!("valid-{i}"));
@@ -147,70 +194,196 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
     let ns = fresh_namespace("invalid");
     let cert = certificate;
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("no identifiers", with(cert(), "/dnsNames", Value::Null),
-         "at least one of dnsNames, ipAddresses or commonName must be set"),
-        ("uppercase and underscore", with(cert(), "/dnsNames", json!(["Not_Valid.example.test"])),
-         "each dnsNames entry must be a lowercase DNS name"),
-        ("wildcard not first", with(cert(), "/dnsNames", json!(["www.*.example.test"])),
-         "a wildcard is allowed only as the whole first label"),
-        ("bad IP", with(cert(), "/ipAddresses", json!(["300.1.2.3"])),
-         "each ipAddresses entry must be an IPv4 or IPv6 address"),
-        ("duration too short", with(cert(), "/duration", json!("30m")),
-         "duration must be at least 1h"),
-        ("duration not a duration", with(cert(), "/duration", json!("ninety days")),
-         "duration must be a duration such as 2160h"),
-        ("renewBefore beyond default duration", with(cert(), "/renewBefore", json!("3000h")),
-         "renewBefore must be shorter than duration"),
-        ("renewBefore beyond duration",
-         with(cert(), "/duration", json!("24h")).pipe(|d| with(d, "/renewBefore", json!("48h"))),
-         "renewBefore must be shorter than duration"),
-        ("renewBefore and percentage",
-         with(cert(), "/renewBefore", json!("24h")).pipe(|d| with(d, "/renewBeforePercentage", json!(20))),
-         "set renewBefore or renewBeforePercentage, not both"),
-        ("percentage out of range", with(cert(), "/renewBeforePercentage", json!(150)),
-         "should be less than or equal to 99"),
-        ("RSA 1024", with(cert(), "/privateKey", json!({"algorithm": "RSA", "size": 1024})),
-         "privateKey.size must match privateKey.algorithm"),
-        ("ECDSA 2048", with(cert(), "/privateKey", json!({"algorithm": "ECDSA", "size": 2048})),
-         "privateKey.size must match privateKey.algorithm"),
-        ("Ed25519 with a size", with(cert(), "/privateKey", json!({"algorithm": "Ed25519", "size": 256})),
-         "Ed25519 takes no size"),
-        ("Ed25519 as PKCS1", with(cert(), "/privateKey", json!({"algorithm": "Ed25519", "encoding": "PKCS1"})),
-         "Ed25519 keys have no PKCS#1 form"),
-        ("unknown algorithm", with(cert(), "/privateKey", json!({"algorithm": "DSA"})),
-         r#"supported values: "ECDSA", "RSA", "Ed25519""#),
-        ("bad secret name", with(cert(), "/secretName", json!("Bad_Name")),
-         "secretName must be a valid Kubernetes object name"),
-        ("unknown issuer kind", with(cert(), "/issuerRef", json!({"name": "x", "kind": "Foo"})),
-         r#"supported values: "Issuer", "ClusterIssuer""#),
-        ("cert-manager group", with(cert(), "/issuerRef", json!({"name": "x", "group": "cert-manager.io"})),
-         "issuerRef.group must be ferrocert.dev"),
-        ("missing issuerRef", with(cert(), "/issuerRef", Value::Null),
-         "spec.issuerRef: Required value"),
-        ("plain http server", with(issuer("Issuer"), "/acme/server", json!("http://acme.example.test/dir")),
-         "spec.acme.server must be an https:// URL"),
-        ("not a URL", with(issuer("ClusterIssuer"), "/acme/server", json!("letsencrypt")),
-         "spec.acme.server must be an https:// URL"),
-        ("solver with two types",
-         with(issuer("Issuer"), "/acme/solvers", json!([{"http01": {"ingress": {}}, "dns01": {"rfc2136": {"nameserver": "ns"}}}])),
-         "each solver must set exactly one of: http01, dns01"),
-        ("solver with no type", with(issuer("Issuer"), "/acme/solvers", json!([{"selector": {}}])),
-         "each solver must set exactly one of: http01, dns01"),
-        ("http01 with no route", with(issuer("Issuer"), "/acme/solvers", json!([{"http01": {}}])),
-         "http01 must set exactly one of: ingress, gatewayHTTPRoute"),
-        ("class and ingressClassName",
-         with(issuer("Issuer"), "/acme/solvers", json!([{"http01": {"ingress": {"class": "a", "ingressClassName": "b"}}}])),
-         "http01.ingress may set at most one of: ingressClassName, class"),
-        ("TSIG name without secret",
-         with(issuer("Issuer"), "/acme/solvers", json!([{"dns01": {"rfc2136": {"nameserver": "ns", "tsigKeyName": "k"}}}])),
-         "tsigKeyName and tsigSecretSecretRef must be set together"),
-        ("unknown TSIG algorithm",
-         with(issuer("Issuer"), "/acme/solvers", json!([{"dns01": {"rfc2136": {"nameserver": "ns", "tsigAlgorithm": "SHA3"}}}])),
-         r#"supported values: "HMACMD5", "HMACSHA1", "HMACSHA256", "HMACSHA512""#),
-        ("bad email", with(issuer("Issuer"), "/acme/email", json!("not-an-address")),
-         "spec.acme.email must be an e-mail address"),
-        ("missing account key ref", with(issuer("Issuer"), "/acme/privateKeySecretRef", Value::Null),
-         "spec.acme.privateKeySecretRef: Required value"),
+        (
+            "no identifiers",
+            with(cert(), "/dnsNames", Value::Null),
+            "at least one of dnsNames, ipAddresses or commonName must be set",
+        ),
+        (
+            "uppercase and underscore",
+            with(cert(), "/dnsNames", json!(["Not_Valid.example.test"])),
+            "each dnsNames entry must be a lowercase DNS name",
+        ),
+        (
+            "wildcard not first",
+            with(cert(), "/dnsNames", json!(["www.*.example.test"])),
+            "a wildcard is allowed only as the whole first label",
+        ),
+        (
+            "bad IP",
+            with(cert(), "/ipAddresses", json!(["300.1.2.3"])),
+            "each ipAddresses entry must be an IPv4 or IPv6 address",
+        ),
+        (
+            "duration too short",
+            with(cert(), "/duration", json!("30m")),
+            "duration must be at least 1h",
+        ),
+        (
+            "duration not a duration",
+            with(cert(), "/duration", json!("ninety days")),
+            "duration must be a duration such as 2160h",
+        ),
+        (
+            "renewBefore beyond default duration",
+            with(cert(), "/renewBefore", json!("3000h")),
+            "renewBefore must be shorter than duration",
+        ),
+        (
+            "renewBefore beyond duration",
+            with(cert(), "/duration", json!("24h")).pipe(|d| with(d, "/renewBefore", json!("48h"))),
+            "renewBefore must be shorter than duration",
+        ),
+        (
+            "renewBefore and percentage",
+            with(cert(), "/renewBefore", json!("24h"))
+                .pipe(|d| with(d, "/renewBeforePercentage", json!(20))),
+            "set renewBefore or renewBeforePercentage, not both",
+        ),
+        (
+            "percentage out of range",
+            with(cert(), "/renewBeforePercentage", json!(150)),
+            "should be less than or equal to 99",
+        ),
+        (
+            "RSA 1024",
+            with(
+                cert(),
+                "/privateKey",
+                json!({"algorithm": "RSA", "size": 1024}),
+            ),
+            "privateKey.size must match privateKey.algorithm",
+        ),
+        (
+            "ECDSA 2048",
+            with(
+                cert(),
+                "/privateKey",
+                json!({"algorithm": "ECDSA", "size": 2048}),
+            ),
+            "privateKey.size must match privateKey.algorithm",
+        ),
+        (
+            "Ed25519 with a size",
+            with(
+                cert(),
+                "/privateKey",
+                json!({"algorithm": "Ed25519", "size": 256}),
+            ),
+            "Ed25519 takes no size",
+        ),
+        (
+            "Ed25519 as PKCS1",
+            with(
+                cert(),
+                "/privateKey",
+                json!({"algorithm": "Ed25519", "encoding": "PKCS1"}),
+            ),
+            "Ed25519 keys have no PKCS#1 form",
+        ),
+        (
+            "unknown algorithm",
+            with(cert(), "/privateKey", json!({"algorithm": "DSA"})),
+            r#"supported values: "ECDSA", "RSA", "Ed25519""#,
+        ),
+        (
+            "bad secret name",
+            with(cert(), "/secretName", json!("Bad_Name")),
+            "secretName must be a valid Kubernetes object name",
+        ),
+        (
+            "unknown issuer kind",
+            with(cert(), "/issuerRef", json!({"name": "x", "kind": "Foo"})),
+            r#"supported values: "Issuer", "ClusterIssuer""#,
+        ),
+        (
+            "cert-manager group",
+            with(
+                cert(),
+                "/issuerRef",
+                json!({"name": "x", "group": "cert-manager.io"}),
+            ),
+            "issuerRef.group must be ferrocert.dev",
+        ),
+        (
+            "missing issuerRef",
+            with(cert(), "/issuerRef", Value::Null),
+            "spec.issuerRef: Required value",
+        ),
+        (
+            "plain http server",
+            with(
+                issuer("Issuer"),
+                "/acme/server",
+                json!("http://acme.example.test/dir"),
+            ),
+            "spec.acme.server must be an https:// URL",
+        ),
+        (
+            "not a URL",
+            with(
+                issuer("ClusterIssuer"),
+                "/acme/server",
+                json!("letsencrypt"),
+            ),
+            "spec.acme.server must be an https:// URL",
+        ),
+        (
+            "solver with two types",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {}}, "dns01": {"rfc2136": {"nameserver": "ns"}}}]),
+            ),
+            "each solver must set exactly one of: http01, dns01",
+        ),
+        (
+            "solver with no type",
+            with(issuer("Issuer"), "/acme/solvers", json!([{"selector": {}}])),
+            "each solver must set exactly one of: http01, dns01",
+        ),
+        (
+            "http01 with no route",
+            with(issuer("Issuer"), "/acme/solvers", json!([{"http01": {}}])),
+            "http01 must set exactly one of: ingress, gatewayHTTPRoute",
+        ),
+        (
+            "class and ingressClassName",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {"class": "a", "ingressClassName": "b"}}}]),
+            ),
+            "http01.ingress may set at most one of: ingressClassName, class",
+        ),
+        (
+            "TSIG name without secret",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"rfc2136": {"nameserver": "ns", "tsigKeyName": "k"}}}]),
+            ),
+            "tsigKeyName and tsigSecretSecretRef must be set together",
+        ),
+        (
+            "unknown TSIG algorithm",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"rfc2136": {"nameserver": "ns", "tsigAlgorithm": "SHA3"}}}]),
+            ),
+            r#"supported values: "HMACMD5", "HMACSHA1", "HMACSHA256", "HMACSHA512""#,
+        ),
+        (
+            "bad email",
+            with(issuer("Issuer"), "/acme/email", json!("not-an-address")),
+            "spec.acme.email must be an e-mail address",
+        ),
+        (
+            "missing account key ref",
+            with(issuer("Issuer"), "/acme/privateKeySecretRef", Value::Null),
+            "spec.acme.privateKeySecretRef: Required value",
+        ),
     ];
     assert!(cases.len() >= 15);
     let mut failures = Vec::new();
@@ -218,15 +391,27 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
         let out = apply(&ns, doc);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
-            failures.push(format!("{what}: accepted, expected refusal with {expected:?}"));
+            failures.push(format!(
+                "{what}: accepted, expected refusal with {expected:?}"
+            ));
         } else if !stderr.contains(expected) {
-            failures.push(format!("{what}: refused, but without {expected:?}: {stderr}"));
+            failures.push(format!(
+                "{what}: refused, but without {expected:?}: {stderr}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Nothing of the refused specs was stored.
     let stored = kubectl_ok(&["get", "fcert,fissuer", "-n", &ns, "-o", "name"], None);
-    assert!(stored.trim().is_empty(), "refused objects were stored: {stored}");
+    assert!(
+        stored.trim().is_empty(),
+        "refused objects were stored: {stored}"
+    );
 }
 
 #[test]
@@ -234,13 +419,35 @@ fn kubectl_get_shows_the_printer_columns() {
     install_crds();
     let ns = fresh_namespace("columns");
     let out = apply(&ns, &certificate());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = kubectl_ok(&["get", "ferrocert", "-n", &ns], None);
-    let header: Vec<_> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "SECRET", "ISSUER", "EXPIRES", "AGE"], "{table}");
-    assert!(table.contains("case-tls") && table.contains("pebble"), "{table}");
+    let header: Vec<_> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "SECRET", "ISSUER", "EXPIRES", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("case-tls") && table.contains("pebble"),
+        "{table}"
+    );
     let wide = kubectl_ok(&["get", "fcert", "-n", &ns, "-o", "wide"], None);
-    assert!(wide.lines().next().unwrap_or_default().contains("RENEWAL"), "{wide}");
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("RENEWAL"),
+        "{wide}"
+    );
     let all = kubectl_ok(&["get", "ferrocert", "-A"], None);
-    assert!(all.contains(&ns), "category lookup across namespaces misses {ns}: {all}");
+    assert!(
+        all.contains(&ns),
+        "category lookup across namespaces misses {ns}: {all}"
+    );
 }

@@ -7,13 +7,21 @@ fn committed_crds_match_the_rust_types() {
     let generated = ferrocert::crds::all();
     let mut committed: Vec<_> = std::fs::read_dir(&dir)
         .expect("crds/ exists")
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8")
+        })
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     committed.sort();
     let mut expected: Vec<_> = generated.iter().map(|(f, _)| f.to_string()).collect();
     expected.sort();
-    assert_eq!(committed, expected, "crds/ holds other files than the generated CRDs");
+    assert_eq!(
+        committed, expected,
+        "crds/ holds other files than the generated CRDs"
+    );
     for (file, crd) in generated {
         let want = ferrocert::crds::to_yaml(&crd).expect("CRD serializes");
         let have = std::fs::read_to_string(dir.join(file)).expect("read committed CRD");

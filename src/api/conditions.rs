@@ -39,7 +39,10 @@ pub fn set(
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) if existing.status == fresh.status => {
             let since = existing.last_transition_time.clone();
-            *existing = Condition { last_transition_time: since, ..fresh };
+            *existing = Condition {
+                last_transition_time: since,
+                ..fresh
+            };
         }
         Some(existing) => *existing = fresh,
         None => conditions.push(fresh),
@@ -62,8 +65,24 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_status_changes() {
         let mut list = Vec::new();
-        set(&mut list, READY, false, "Pending", "waiting", Some(1), at(10));
-        set(&mut list, READY, false, "Pending", "still waiting", Some(2), at(20));
+        set(
+            &mut list,
+            READY,
+            false,
+            "Pending",
+            "waiting",
+            Some(1),
+            at(10),
+        );
+        set(
+            &mut list,
+            READY,
+            false,
+            "Pending",
+            "still waiting",
+            Some(2),
+            at(20),
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].last_transition_time, at(10));
         assert_eq!(list[0].message, "still waiting");

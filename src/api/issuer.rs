@@ -2,6 +2,9 @@
 //! challenges. Both share [`IssuerSpec`]; a ClusterIssuer's Secrets live in the controller's
 //! namespace (the `--cluster-resource-namespace` flag), as with cert-manager.
 
+// Several `printcolumn(...)` entries repeat `type_ = ...`; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -20,10 +23,27 @@ use super::validation as v;
     status = "IssuerStatus",
     shortname = "fissuer",
     category = "ferrocert",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Server", type_ = "string", json_path = ".spec.acme.server", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Server",
+        type_ = "string",
+        json_path = ".spec.acme.server",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
@@ -41,10 +61,27 @@ pub struct IssuerSpec {
     status = "IssuerStatus",
     shortname = "fclusterissuer",
     category = "ferrocert",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Server", type_ = "string", json_path = ".spec.acme.server", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Server",
+        type_ = "string",
+        json_path = ".spec.acme.server",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterIssuerSpec {
@@ -55,7 +92,9 @@ pub struct ClusterIssuerSpec {
 impl ClusterIssuerSpec {
     /// The shared spec, so both kinds go through the same code.
     pub fn as_issuer_spec(&self) -> IssuerSpec {
-        IssuerSpec { acme: self.acme.clone() }
+        IssuerSpec {
+            acme: self.acme.clone(),
+        }
     }
 }
 
@@ -87,7 +126,11 @@ pub struct AcmeIssuer {
     pub ca_bundle: Option<String>,
 
     /// Skip TLS verification of the ACME server. For development only.
-    #[serde(default, rename = "skipTLSVerify", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "skipTLSVerify",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub skip_tls_verify: Option<bool>,
 
     /// Prefer the alternate chain whose topmost certificate has this issuer Common Name.
@@ -176,7 +219,11 @@ pub struct Http01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Http01Ingress>,
     /// Route through a temporary Gateway API HTTPRoute attached to these parents.
-    #[serde(default, rename = "gatewayHTTPRoute", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "gatewayHTTPRoute",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gateway_http_route: Option<Http01GatewayRoute>,
 }
 
@@ -199,7 +246,9 @@ pub struct Http01Ingress {
 }
 
 /// Kubernetes Service types usable behind a challenge route.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum ServiceType {
     #[default]
     ClusterIP,
@@ -271,7 +320,9 @@ pub struct Rfc2136Provider {
 }
 
 /// TSIG algorithms, spelled as cert-manager spells them.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum TsigAlgorithm {
     #[default]

@@ -119,8 +119,9 @@ pub fn email_rule() -> Rule {
 }
 
 pub fn issuer_group_rule() -> Rule {
-    Rule::new("self == 'ferrocert.dev'")
-        .message("issuerRef.group must be ferrocert.dev (or left out): ferrocert uses its own Issuers")
+    Rule::new("self == 'ferrocert.dev'").message(
+        "issuerRef.group must be ferrocert.dev (or left out): ferrocert uses its own Issuers",
+    )
 }
 
 pub fn exactly_one_rule(fields: &[&str], what: &str) -> Rule {

@@ -28,7 +28,11 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new("kubectl");
     cmd.env("KUBECONFIG", env_var("KUBECONFIG"))
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("kubectl runs");
@@ -61,7 +65,13 @@ pub fn install_crds() {
     DONE.get_or_init(|| {
         let dir = repo_root().join("crds");
         kubectl_ok(
-            &["apply", "--server-side", "--force-conflicts", "-f", path_str(&dir)],
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                path_str(&dir),
+            ],
             None,
         );
         kubectl_ok(
