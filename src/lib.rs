@@ -4,4 +4,5 @@
 
 pub mod api;
 pub mod crds;
+pub mod pki;
 pub mod tls;
