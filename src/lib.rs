@@ -2,7 +2,15 @@
 //! authorities and keeps them, renewed, in Secrets. See `DESIGN.md` in the shared notes and the
 //! README for the architecture.
 
+pub mod acme;
 pub mod api;
+pub mod controller;
 pub mod crds;
+pub mod error;
+pub mod http_server;
+pub mod labels;
+pub mod metrics;
 pub mod pki;
+pub mod secret;
+pub mod solver;
 pub mod tls;

@@ -19,6 +19,8 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the controller.
+    Controller(ferrocert::controller::ControllerArgs),
     /// Print the version.
     Version,
 }
@@ -26,7 +28,15 @@ enum Command {
 fn main() -> ExitCode {
     ferrocert::tls::install_crypto_provider();
     let cli = Cli::parse();
-    match run(cli) {
+    let result = match cli.command {
+        Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(ferrocert::controller::run(args))),
+        other => run(other),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -35,8 +45,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Crds { out_dir: None } => print!("{}", ferrocert::crds::all_yaml()?),
         Command::Crds { out_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir)?;
@@ -45,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Version => println!("ferrocert {}", env!("CARGO_PKG_VERSION")),
+        Command::Controller(_) => unreachable!("handled in main"),
     }
     Ok(())
 }

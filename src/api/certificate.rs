@@ -29,7 +29,7 @@ use super::validation as v;
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
     printcolumn(name = "Issuer", type_ = "string", json_path = ".spec.issuerRef.name"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
     printcolumn(
         name = "Renewal",
         type_ = "date",
@@ -273,7 +273,10 @@ pub struct OrderAuthorization {
     /// The challenge token (public; it is served over plain HTTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// `pending`, `processing`, `valid` or `invalid`.
+    /// The key authorization served for HTTP-01 (token and account key thumbprint; public).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_authorization: Option<String>,
+    /// `pending`, `presented` (our side is ready), `processing`, `valid` or `invalid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// The CA's error for this challenge (problem type and detail).

@@ -1,0 +1,228 @@
+//! The HTTP client instant-acme talks through: rustls with aws-lc-rs, trusting either the system
+//! roots or an Issuer's `caBundle` (every certificate of the bundle, which instant-acme's own
+//! `builder_with_root` does not do), and counting every request in the metrics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Request;
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+use rustls::RootCertStore;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
+
+use crate::metrics::{AcmeRequestLabels, Metrics};
+
+/// Why the ACME HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("caBundle holds no PEM certificate")]
+    EmptyBundle,
+    #[error("caBundle certificate {index} is not usable: {reason}")]
+    BadBundleCert { index: usize, reason: String },
+    #[error("loading the system's trusted roots failed: {0}")]
+    SystemRoots(String),
+}
+
+/// Where the client's trust comes from.
+pub enum Trust<'a> {
+    /// The machine's trusted roots.
+    System,
+    /// Every certificate in this PEM bundle.
+    Bundle(&'a [u8]),
+    /// No verification at all (`skipTLSVerify`, development only).
+    Insecure,
+}
+
+/// An instant-acme HTTP client that records metrics.
+pub struct AcmeHttpClient {
+    inner: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    metrics: Metrics,
+}
+
+impl AcmeHttpClient {
+    pub fn new(trust: Trust<'_>, metrics: Metrics) -> Result<Self, HttpClientError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpClientError::SystemRoots(e.to_string()))?;
+        let config = match trust {
+            Trust::System => {
+                let mut roots = RootCertStore::empty();
+                let loaded = rustls_native_roots()?;
+                roots.add_parsable_certificates(loaded);
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            Trust::Bundle(pem) => builder
+                .with_root_certificates(roots_from_pem(pem)?)
+                .with_no_client_auth(),
+            Trust::Insecure => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth(),
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        Ok(Self {
+            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
+            metrics,
+        })
+    }
+}
+
+impl HttpClient for AcmeHttpClient {
+    fn request(
+        &self,
+        req: Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let method = req.method().to_string();
+        let fut = self.inner.request(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = fut.await;
+            let status = match &result {
+                Ok(rsp) => rsp.status().as_u16().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            let labels = AcmeRequestLabels { method, status };
+            metrics.acme_requests.get_or_create(&labels).inc();
+            metrics
+                .acme_request_seconds
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(rsp) => Ok(BytesResponse::from(rsp)),
+                Err(err) => Err(instant_acme::Error::Other(Box::new(err))),
+            }
+        })
+    }
+}
+
+/// Every certificate of a PEM bundle as a root.
+pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, HttpClientError> {
+    let mut roots = RootCertStore::empty();
+    for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.map_err(|e| HttpClientError::BadBundleCert {
+            index,
+            reason: e.to_string(),
+        })?;
+        roots
+            .add(cert)
+            .map_err(|e| HttpClientError::BadBundleCert {
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    if roots.is_empty() {
+        return Err(HttpClientError::EmptyBundle);
+    }
+    Ok(roots)
+}
+
+/// The system roots from the usual Debian/RHEL/Alpine bundle paths (the container image ships
+/// `ca-certificates`); `SSL_CERT_FILE` overrides.
+fn rustls_native_roots() -> Result<Vec<CertificateDer<'static>>, HttpClientError> {
+    let candidates = std::env::var("SSL_CERT_FILE").into_iter().chain(
+        [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ]
+        .map(String::from),
+    );
+    for path in candidates {
+        if let Ok(pem) = std::fs::read(&path) {
+            let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+                .filter_map(Result::ok)
+                .collect();
+            if !certs.is_empty() {
+                return Ok(certs);
+            }
+        }
+    }
+    Err(HttpClientError::SystemRoots(
+        "no CA bundle found (set SSL_CERT_FILE or install ca-certificates)".into(),
+    ))
+}
+
+/// Accepts any server certificate; only for `skipTLSVerify`.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_bundle_is_refused() {
+        assert!(matches!(
+            roots_from_pem(b"not pem"),
+            Err(HttpClientError::EmptyBundle)
+        ));
+    }
+
+    #[test]
+    fn every_certificate_of_a_bundle_is_trusted() {
+        let a = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b.test".into()]).unwrap();
+        let bundle = format!("{}{}", a.cert.pem(), b.cert.pem());
+        assert_eq!(roots_from_pem(bundle.as_bytes()).unwrap().len(), 2);
+    }
+}

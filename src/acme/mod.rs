@@ -1,0 +1,8 @@
+//! Talking to ACME servers: the HTTP client with custom roots and metrics, accounts, errors.
+
+pub mod account;
+pub mod error;
+pub mod http;
+
+pub use account::{AccountConfig, Accounts, Eab, Registered, key_fingerprint};
+pub use error::{AcmeError, problem_text};

@@ -1,0 +1,613 @@
+//! Certificate reconcile, the front half: find the issuer, decide whether the Secret still
+//! satisfies the spec, and when it does not, persist the next key and create the order. The order
+//! itself is driven in [`super::order`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
+use super::order::{self, drive_order};
+use super::{Ctx, FIELD_MANAGER, apply_status, describe, now};
+use crate::acme::problem_text;
+use crate::api::conditions::{self, ISSUING, READY};
+use crate::api::issuer::AcmeIssuer;
+use crate::api::{
+    Certificate, CertificateStatus, ClusterIssuer, Issuer, IssuerKind, OrderStatus, RotationPolicy,
+};
+use crate::error::{Error, KubeContext};
+use crate::labels;
+use crate::pki::{self, KeySpec, Mismatch, PrivateKey};
+use crate::secret::{self, TLS_CRT, TLS_KEY, data_str};
+
+/// The issuer a Certificate uses, resolved and ready.
+pub struct ResolvedIssuer {
+    pub ident: IssuerIdent,
+    pub kind: IssuerKind,
+    pub acme: AcmeIssuer,
+    pub account_uri: String,
+}
+
+/// Why a Certificate needs a new certificate now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssueReason {
+    DoesNotExist(String),
+    Mismatch(Mismatch),
+    IssuerChanged(String),
+    Renewal(Timestamp),
+    RenewRequested(String),
+}
+
+impl IssueReason {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IssueReason::DoesNotExist(_) => "DoesNotExist",
+            IssueReason::Mismatch(m) => m.reason(),
+            IssueReason::IssuerChanged(_) => "IncorrectIssuer",
+            IssueReason::Renewal(_) => "Renewing",
+            IssueReason::RenewRequested(_) => "ManuallyTriggered",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            IssueReason::DoesNotExist(m) => m.clone(),
+            IssueReason::Mismatch(m) => m.to_string(),
+            IssueReason::IssuerChanged(m) => m.clone(),
+            IssueReason::Renewal(at) => format!("renewal time {at} has passed"),
+            IssueReason::RenewRequested(id) => format!("re-issuance requested ({id})"),
+        }
+    }
+}
+
+/// What the current Secret means for the Certificate.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The Secret satisfies the spec; renew at `renewal`.
+    UpToDate {
+        not_before: Timestamp,
+        not_after: Timestamp,
+        renewal: Timestamp,
+        key_encoding_only: Option<Mismatch>,
+    },
+    Issue(IssueReason),
+}
+
+/// Decides, from the Secret alone, whether to issue. Pure.
+pub fn evaluate(
+    cert: &Certificate,
+    issuer_kind: IssuerKind,
+    secret: Option<&Secret>,
+    now: Timestamp,
+) -> Verdict {
+    let spec = &cert.spec;
+    let Some(secret) = secret else {
+        return Verdict::Issue(IssueReason::DoesNotExist(format!(
+            "Secret {} does not exist",
+            spec.secret_name
+        )));
+    };
+    let (Some(crt), Some(key)) = (data_str(secret, TLS_CRT), data_str(secret, TLS_KEY)) else {
+        return Verdict::Issue(IssueReason::DoesNotExist(format!(
+            "Secret {} lacks {TLS_CRT} or {TLS_KEY}",
+            spec.secret_name
+        )));
+    };
+    let chain = match pki::parse_chain(crt) {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::Issue(IssueReason::DoesNotExist(format!(
+                "{TLS_CRT} in Secret {} is not a certificate: {e}",
+                spec.secret_name
+            )));
+        }
+    };
+    let key = match pki::parse_pem(key) {
+        Ok(k) => k,
+        Err(e) => {
+            return Verdict::Issue(IssueReason::DoesNotExist(format!(
+                "{TLS_KEY} in Secret {} is not a private key: {e}",
+                spec.secret_name
+            )));
+        }
+    };
+    let mut key_encoding_only = None;
+    if let Err(mismatch) = pki::secret_satisfies(spec, &chain.leaf, &key, now) {
+        if mismatch.requires_reissue() {
+            return Verdict::Issue(IssueReason::Mismatch(mismatch));
+        }
+        key_encoding_only = Some(mismatch);
+    }
+    let annotations = secret.annotations();
+    let wanted_kind = secret::kind_str(issuer_kind);
+    let issuer_name = annotations.get(labels::ANN_ISSUER_NAME).map(String::as_str);
+    let issuer_kind_ann = annotations.get(labels::ANN_ISSUER_KIND).map(String::as_str);
+    if issuer_name != Some(spec.issuer_ref.name.as_str()) || issuer_kind_ann != Some(wanted_kind) {
+        return Verdict::Issue(IssueReason::IssuerChanged(format!(
+            "the certificate was issued by {} {}, the spec names {wanted_kind} {}",
+            issuer_kind_ann.unwrap_or("an unknown issuer"),
+            issuer_name.unwrap_or(""),
+            spec.issuer_ref.name
+        )));
+    }
+    if let Some(id) = cert.annotations().get(labels::ANN_RENEW_REQUESTED)
+        && annotations.get(labels::ANN_RENEW_HANDLED) != Some(id)
+    {
+        return Verdict::Issue(IssueReason::RenewRequested(id.clone()));
+    }
+    let renewal = pki::renewal_time_for_spec(spec, chain.leaf.not_before, chain.leaf.not_after)
+        .unwrap_or(chain.leaf.not_after);
+    if now >= renewal {
+        return Verdict::Issue(IssueReason::Renewal(renewal));
+    }
+    Verdict::UpToDate {
+        not_before: chain.leaf.not_before,
+        not_after: chain.leaf.not_after,
+        renewal,
+        key_encoding_only,
+    }
+}
+
+pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error> {
+    let ns = cert.namespace().unwrap_or_default();
+    let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &ns);
+    if cert.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let mut status = cert.status.clone().unwrap_or_default();
+
+    let issuer = match resolve_issuer(&ctx, &cert).await? {
+        Ok(issuer) => issuer,
+        Err((reason, message)) => {
+            set_ready(&mut status, &cert, false, reason, &message);
+            if status != cert.status.clone().unwrap_or_default() {
+                ctx.event(cert.as_ref(), true, reason, "Issue", message.clone())
+                    .await;
+                apply_status(&api, cert.as_ref(), &status).await?;
+            }
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
+
+    if let Some(order) = status.order.clone() {
+        return drive_order(&ctx, &api, &cert, status, order, &issuer).await;
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = secrets
+        .get_opt(&cert.spec.secret_name)
+        .await
+        .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
+    let now_ts = Timestamp::now();
+    match evaluate(&cert, issuer.kind, secret.as_ref(), now_ts) {
+        Verdict::UpToDate {
+            not_before,
+            not_after,
+            renewal,
+            key_encoding_only,
+        } => {
+            if let (Some(_), Some(secret)) = (key_encoding_only, secret.as_ref()) {
+                reencode_key(&ctx, &cert, secret).await?;
+            }
+            status.not_before = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                not_before,
+            ));
+            status.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                not_after,
+            ));
+            status.renewal_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                renewal,
+            ));
+            set_ready(
+                &mut status,
+                &cert,
+                true,
+                "Ready",
+                &format!("The certificate is valid until {not_after}"),
+            );
+            conditions::remove(&mut status.conditions, ISSUING);
+            if Some(&status) != cert.status.as_ref() {
+                apply_status(&api, cert.as_ref(), &status).await?;
+            }
+            Ok(requeue_at(renewal, now_ts))
+        }
+        Verdict::Issue(reason) => {
+            start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await
+        }
+    }
+}
+
+/// Requeue exactly when something is due (at least one second from now).
+pub fn requeue_at(at: Timestamp, now: Timestamp) -> Action {
+    let wait = at.duration_since(now).unsigned_abs();
+    Action::requeue(wait.max(Duration::from_secs(1)))
+}
+
+/// Begins an issuance: respects the failure backoff, persists the next key, creates the order and
+/// records it. Each write happens before the step that depends on it.
+async fn start_issuance(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    issuer: &ResolvedIssuer,
+    current: Option<Secret>,
+    reason: IssueReason,
+) -> Result<Action, Error> {
+    let now_ts = Timestamp::now();
+    if let Some(wait) = backoff_remaining(ctx, cert, &status, now_ts) {
+        tracing::debug!(cert = %describe(cert), ?wait, "issuance backing off");
+        return Ok(Action::requeue(wait));
+    }
+    let key_spec = match KeySpec::from_spec(cert.spec.private_key.as_ref()) {
+        Ok(k) => k,
+        Err(e) => {
+            return fail_permanently(ctx, api, cert, status, "InvalidSpec", &e.to_string()).await;
+        }
+    };
+    let identifiers = match pki::identifiers(&cert.spec) {
+        Ok(ids) => ids,
+        Err(e) => {
+            return fail_permanently(ctx, api, cert, status, "InvalidSpec", &e.to_string()).await;
+        }
+    };
+
+    // 1. The next private key, in its own Secret, before any order exists.
+    let ns = cert.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let next_name = secret::next_key_secret_name(&cert.name_any());
+    let key = ensure_next_key(&secrets, cert, &next_name, key_spec, current.as_ref()).await?;
+    drop(key);
+
+    // 2. Claim the issuance in status (fails with 409 if our view of the Certificate is stale, so
+    //    two reconciles never create two orders).
+    status.next_private_key_secret_name = Some(next_name);
+    conditions::set(
+        &mut status.conditions,
+        ISSUING,
+        true,
+        reason.reason(),
+        &format!("Issuing a certificate: {}", reason.message()),
+        cert.meta().generation,
+        now(),
+    );
+    let claimed = apply_status(api, cert, &status).await?;
+
+    // 3. The order, recorded before any challenge is presented.
+    let account = order::account_for(ctx, issuer).await?;
+    let profile = issuer.acme.profile.clone();
+    let created = order::create_order(ctx, &account, &identifiers, profile.as_deref())
+        .await
+        .map_err(|source| Error::Acme {
+            context: format!("creating an order for Certificate {}", describe(cert)),
+            source,
+        });
+    let order_status = match created {
+        Ok(order_status) => order_status,
+        Err(Error::Acme { source, .. }) => {
+            let text = source
+                .problem()
+                .map(problem_text)
+                .unwrap_or_else(|| source.to_string());
+            return order::record_failure(
+                ctx,
+                api,
+                &claimed,
+                status,
+                &format!("the CA refused the order: {text}"),
+                source.is_rate_limited(),
+            )
+            .await;
+        }
+        Err(other) => return Err(other),
+    };
+    tracing::info!(cert = %describe(cert), order = %order_status.url, "order created");
+    ctx.event(
+        cert,
+        false,
+        "OrderCreated",
+        "Issue",
+        format!("Created order {} ({})", order_status.url, reason.message()),
+    )
+    .await;
+    status.order = Some(order_status);
+    apply_status(api, &claimed, &status).await?;
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+/// The next key: reused from a previous attempt if its Secret exists and fits; with
+/// `rotationPolicy: Never`, the current Secret's key; otherwise freshly generated.
+async fn ensure_next_key(
+    secrets: &Api<Secret>,
+    cert: &Certificate,
+    name: &str,
+    spec: KeySpec,
+    current: Option<&Secret>,
+) -> Result<PrivateKey, Error> {
+    if let Some(existing) = secrets
+        .get_opt(name)
+        .await
+        .context(|| format!("reading Secret {name}"))?
+        && let Some(key) = data_str(&existing, TLS_KEY).and_then(|p| pki::parse_pem(p).ok())
+        && key.spec() == spec
+    {
+        return Ok(key);
+    }
+    let policy = cert
+        .spec
+        .private_key
+        .as_ref()
+        .and_then(|p| p.rotation_policy)
+        .unwrap_or_default();
+    let reused = (policy == RotationPolicy::Never)
+        .then(|| {
+            current
+                .and_then(|s| data_str(s, TLS_KEY))
+                .and_then(|p| pki::parse_pem(p).ok())
+        })
+        .flatten()
+        .filter(|k| k.spec() == spec);
+    let key = match reused {
+        Some(k) => k,
+        None => pki::generate(&spec).map_err(|source| Error::Pki {
+            context: format!("generating a {spec} key for Certificate {}", describe(cert)),
+            source,
+        })?,
+    };
+    let pem = key
+        .to_pem(crate::api::PrivateKeyEncoding::PKCS8)
+        .map_err(|source| Error::Pki {
+            context: "encoding the next key".into(),
+            source,
+        })?;
+    let body = secret::next_key_secret(cert, name, &pem);
+    // Replace any stale next-key Secret (wrong key type after a spec change).
+    match secrets.create(&PostParams::default(), &body).await {
+        Ok(_) => {}
+        Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {
+            secrets
+                .patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&apply_body(&body)),
+                )
+                .await
+                .context(|| format!("replacing Secret {name}"))?;
+        }
+        Err(e) => {
+            return Err(e).context(|| format!("storing the next private key in Secret {name}"));
+        }
+    }
+    Ok(key)
+}
+
+/// A Secret with apiVersion and kind, as server-side apply needs.
+pub fn apply_body(secret: &Secret) -> serde_json::Value {
+    let mut v = serde_json::to_value(secret).unwrap_or_default();
+    v["apiVersion"] = "v1".into();
+    v["kind"] = "Secret".into();
+    v
+}
+
+/// Rewrites `tls.key` in the encoding the spec asks for (same key, no new certificate).
+async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<(), Error> {
+    let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
+        return Ok(());
+    };
+    let encoding = cert
+        .spec
+        .private_key
+        .as_ref()
+        .and_then(|p| p.encoding)
+        .unwrap_or_default();
+    let pem = key.to_pem(encoding).map_err(|source| Error::Pki {
+        context: "re-encoding tls.key".into(),
+        source,
+    })?;
+    let patch = serde_json::json!({"data": {TLS_KEY: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem)}});
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    secrets
+        .patch(
+            &cert.spec.secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .context(|| format!("re-encoding tls.key of Secret {}", cert.spec.secret_name))?;
+    Ok(())
+}
+
+/// How long to wait before the next attempt after failures, or `None` to go now. A spec change
+/// since the last failure (new generation) retries at once.
+fn backoff_remaining(
+    ctx: &Ctx,
+    cert: &Certificate,
+    status: &CertificateStatus,
+    now: Timestamp,
+) -> Option<Duration> {
+    let attempts = status.failed_issuance_attempts.unwrap_or(0);
+    if attempts <= 0 {
+        return None;
+    }
+    let failed_generation =
+        conditions::find(&status.conditions, ISSUING).and_then(|c| c.observed_generation);
+    if failed_generation.is_some() && failed_generation != cert.meta().generation {
+        return None;
+    }
+    let last = status.last_failure_time.as_ref()?.0;
+    let wait = retry_delay(ctx, status, attempts, now);
+    let due = last
+        .checked_add(jiff::SignedDuration::try_from(wait).ok()?)
+        .ok()?;
+    (due > now).then(|| due.duration_since(now).unsigned_abs())
+}
+
+/// The delay after `attempts` failures, capped so a retry comes before the current certificate
+/// expires.
+pub fn retry_delay(
+    ctx: &Ctx,
+    status: &CertificateStatus,
+    attempts: i64,
+    now: Timestamp,
+) -> Duration {
+    let raw = pki::backoff(
+        attempts.clamp(0, i64::from(u32::MAX)) as u32,
+        ctx.settings.backoff_base,
+        ctx.settings.backoff_cap,
+    );
+    pki::cap_backoff_below_expiry(raw, now, status.not_after.as_ref().map(|t| t.0))
+}
+
+/// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.
+async fn fail_permanently(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    reason: &str,
+    message: &str,
+) -> Result<Action, Error> {
+    set_ready(&mut status, cert, false, reason, message);
+    ctx.event(cert, true, reason, "Issue", message.to_string())
+        .await;
+    apply_status(api, cert, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Sets `Ready`, keeping its transition time when the status does not change.
+pub fn set_ready(
+    status: &mut CertificateStatus,
+    cert: &Certificate,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) {
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        ready,
+        reason,
+        message,
+        cert.meta().generation,
+        now(),
+    );
+}
+
+/// Finds the Certificate's issuer; `Ok(Err(..))` is a condition to show, not an error.
+async fn resolve_issuer(
+    ctx: &Ctx,
+    cert: &Certificate,
+) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
+    let r = &cert.spec.issuer_ref;
+    let kind = r.kind.unwrap_or_default();
+    let ns = cert.namespace().unwrap_or_default();
+    let (acme, status, ident) = match kind {
+        IssuerKind::Issuer => {
+            let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), &ns);
+            match api
+                .get_opt(&r.name)
+                .await
+                .context(|| format!("reading Issuer {ns}/{}", r.name))?
+            {
+                None => {
+                    return Ok(Err((
+                        "IssuerNotFound",
+                        format!("Issuer {ns}/{} does not exist", r.name),
+                    )));
+                }
+                Some(i) => (
+                    i.spec.acme,
+                    i.status,
+                    IssuerIdent {
+                        kind: "Issuer",
+                        name: r.name.clone(),
+                        secret_namespace: ns.clone(),
+                    },
+                ),
+            }
+        }
+        IssuerKind::ClusterIssuer => {
+            let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
+            match api
+                .get_opt(&r.name)
+                .await
+                .context(|| format!("reading ClusterIssuer {}", r.name))?
+            {
+                None => {
+                    return Ok(Err((
+                        "IssuerNotFound",
+                        format!("ClusterIssuer {} does not exist", r.name),
+                    )));
+                }
+                Some(i) => (
+                    i.spec.acme,
+                    i.status,
+                    IssuerIdent {
+                        kind: "ClusterIssuer",
+                        name: r.name.clone(),
+                        secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
+                    },
+                ),
+            }
+        }
+    };
+    let status = status.unwrap_or_default();
+    let uri = status.acme.and_then(|a| a.uri);
+    match (conditions::is_true(&status.conditions, READY), uri) {
+        (true, Some(account_uri)) => Ok(Ok(ResolvedIssuer {
+            ident,
+            kind,
+            acme,
+            account_uri,
+        })),
+        _ => {
+            let why = conditions::find(&status.conditions, READY)
+                .map(|c| format!(": {}", c.message))
+                .unwrap_or_default();
+            Ok(Err((
+                "IssuerNotReady",
+                format!("{} {} is not ready{why}", ident.kind, r.name),
+            )))
+        }
+    }
+}
+
+/// Loads the account key of an issuer (for restoring its account client after a restart).
+pub async fn account_key_der(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Vec<u8>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &issuer.ident.secret_namespace);
+    let sref = &issuer.acme.private_key_secret_ref;
+    let data_key = sref.key.as_deref().unwrap_or(ACCOUNT_KEY);
+    let secret = secrets.get(&sref.name).await.context(|| {
+        format!(
+            "reading account key Secret {}/{}",
+            issuer.ident.secret_namespace, sref.name
+        )
+    })?;
+    let pem = data_str(&secret, data_key).ok_or_else(|| {
+        Error::Invalid(format!(
+            "account key Secret {} lacks {data_key:?}",
+            sref.name
+        ))
+    })?;
+    let key = pki::parse_pem(pem).map_err(|source| Error::Pki {
+        context: format!("account key Secret {}", sref.name),
+        source,
+    })?;
+    Ok(key.pkcs8_der().to_vec())
+}
+
+/// The account configuration of an issuer, or an `Invalid` error.
+pub fn issuer_account_config(issuer: &ResolvedIssuer) -> Result<crate::acme::AccountConfig, Error> {
+    account_config(&issuer.acme).map_err(Error::Invalid)
+}
+
+/// The order's URL, for logs.
+pub fn order_url(o: &OrderStatus) -> &str {
+    &o.url
+}

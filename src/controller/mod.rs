@@ -1,0 +1,151 @@
+//! The controller: one reconciler per kind, sharing a [`Context`].
+//!
+//! Reconciles are level-triggered and never wait on the CA: each does the next step of an
+//! issuance, records it in status, and requeues. Status writes carry the resourceVersion the
+//! reconcile read, so a reconcile working from a stale cache is refused (409) instead of acting
+//! twice (for example creating a second order).
+
+pub mod certificate;
+pub mod issuer;
+pub mod order;
+pub mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::acme::Accounts;
+use crate::api::Certificate;
+use crate::error::{Error, KubeContext};
+use crate::metrics::Metrics;
+
+pub use run::{ControllerArgs, run};
+
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "ferrocert";
+
+/// Settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// First retry delay after a failed issuance; doubles per failure.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_cap: Duration,
+    /// Where ClusterIssuers' Secrets live.
+    pub cluster_resource_namespace: String,
+    /// DNS name of the Service reaching the controller's HTTP-01 listener (target of the
+    /// temporary ExternalName Services).
+    pub http01_service: String,
+}
+
+/// Shared state of all reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub accounts: Accounts,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    /// The Certificate cache (also read by the HTTP-01 server).
+    pub certificates: Store<Certificate>,
+    /// When each order's challenges were handed to the CA, to pace polling (in memory only: a
+    /// restart simply polls promptly once).
+    pub polling_since: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Context {
+    /// The order-polling clock, tolerant of a poisoned lock (a panicked task leaves a usable map).
+    pub fn polling_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        self.polling_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes an Event on `obj`. Failures are logged, never fatal: Events are a courtesy.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%err, reason, "publishing an Event failed");
+        }
+    }
+}
+
+/// Writes `status` with server-side apply, on condition that the object is still at the
+/// resourceVersion we read (else 409, see [`Error::is_conflict`]). Returns the updated object.
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let name = obj.name_any();
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": { "name": name, "resourceVersion": obj.resource_version() },
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .context(|| format!("writing status of {} {}", K::kind(&()), describe(obj)))
+}
+
+/// `namespace/name` (or `name` for cluster-scoped objects).
+pub fn describe<K: Resource>(obj: &K) -> String {
+    match obj.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{}", obj.meta().name.as_deref().unwrap_or("")),
+        None => obj.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+/// An owner reference to a Certificate, for the objects made on its behalf.
+pub fn owner_reference(cert: &Certificate) -> Option<OwnerReference> {
+    cert.controller_owner_ref(&()).map(|o| OwnerReference {
+        block_owner_deletion: Some(false),
+        ..o
+    })
+}
+
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The shared context handle reconcilers receive.
+pub type Ctx = Arc<Context>;

@@ -1,0 +1,653 @@
+//! Driving an ACME order one step per reconcile: present challenges, tell the CA, poll, finalize,
+//! store the certificate, clean up. Everything the next step needs is in the Certificate's status.
+
+use std::time::{Duration, Instant};
+
+use instant_acme::{Account, AuthorizationStatus, ChallengeType, NewOrder};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::certificate::{
+    ResolvedIssuer, account_key_der, apply_body, issuer_account_config, requeue_at, retry_delay,
+    set_ready,
+};
+use super::{Ctx, FIELD_MANAGER, apply_status, describe, now, owner_reference};
+use crate::acme::{AcmeError, problem_text};
+use crate::api::conditions::{self, ISSUING};
+use crate::api::{Certificate, CertificateStatus, OrderAuthorization, OrderStatus};
+use crate::error::{Error, KubeContext, is_not_found};
+use crate::labels;
+use crate::pki::{self, Identifier};
+use crate::secret::{self, TLS_KEY, TlsContents, data_str};
+use crate::solver::http01::routing::Route;
+use crate::solver::select::{Target, select};
+
+/// Challenge states we record (the CA's own plus `presented`: our side is ready, the CA not yet told).
+const PRESENTED: &str = "presented";
+const PROCESSING: &str = "processing";
+
+/// The account client for an issuer: the cached one, or restored from its key.
+pub async fn account_for(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Account, Error> {
+    let config = issuer_account_config(issuer)?;
+    let key = issuer.ident.cache_key();
+    if let Some(account) = ctx.accounts.cached(&key, &config, &issuer.account_uri) {
+        return Ok(account);
+    }
+    let der = account_key_der(ctx, issuer).await?;
+    ctx.accounts
+        .get(&key, &config, &issuer.account_uri, &der)
+        .await
+        .map_err(|source| Error::Acme {
+            context: format!("restoring the ACME account of {key}"),
+            source,
+        })
+}
+
+/// Creates the order.
+pub async fn create_order(
+    ctx: &Ctx,
+    account: &Account,
+    identifiers: &[Identifier],
+    profile: Option<&str>,
+) -> Result<OrderStatus, AcmeError> {
+    let ids: Vec<instant_acme::Identifier> = identifiers
+        .iter()
+        .map(|i| match i {
+            Identifier::Dns(name) => instant_acme::Identifier::Dns(name.clone()),
+            Identifier::Ip(ip) => instant_acme::Identifier::Ip(*ip),
+        })
+        .collect();
+    let mut request = NewOrder::new(&ids);
+    if let Some(p) = profile {
+        request = request.profile(p);
+    }
+    let mut order = account.new_order(&request).await?;
+    ctx.metrics.acme_orders_created.inc();
+    let url = order.url().to_string();
+    let state = order.state().status;
+    Ok(OrderStatus {
+        url,
+        state: Some(order_state_str(state).to_string()),
+        authorizations: Vec::new(),
+        error: None,
+    })
+}
+
+fn order_state_str(s: instant_acme::OrderStatus) -> &'static str {
+    match s {
+        instant_acme::OrderStatus::Pending => "pending",
+        instant_acme::OrderStatus::Ready => "ready",
+        instant_acme::OrderStatus::Processing => "processing",
+        instant_acme::OrderStatus::Valid => "valid",
+        instant_acme::OrderStatus::Invalid => "invalid",
+    }
+}
+
+fn authz_state_str(s: AuthorizationStatus) -> &'static str {
+    match s {
+        AuthorizationStatus::Pending => "pending",
+        AuthorizationStatus::Valid => "valid",
+        AuthorizationStatus::Invalid => "invalid",
+        AuthorizationStatus::Revoked => "revoked",
+        AuthorizationStatus::Expired => "expired",
+        AuthorizationStatus::Deactivated => "deactivated",
+    }
+}
+
+/// One step of the order in flight.
+pub async fn drive_order(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    recorded: OrderStatus,
+    issuer: &ResolvedIssuer,
+) -> Result<Action, Error> {
+    let account = account_for(ctx, issuer).await?;
+    let mut order = match account
+        .order(recorded.url.clone())
+        .await
+        .map_err(AcmeError::from)
+    {
+        Ok(order) => order,
+        Err(e) if e.is_not_found() => {
+            // The CA no longer has it (expired, or another CA now): start over.
+            tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
+            cleanup_temporaries(ctx, cert).await?;
+            status.order = None;
+            apply_status(api, cert, &status).await?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        Err(e) => {
+            // Network trouble or a CA hiccup: try again later without counting a failure.
+            tracing::warn!(cert = %describe(cert), error = %e, "fetching the order failed");
+            return Ok(Action::requeue(Duration::from_secs(15)));
+        }
+    };
+    let state = order.state().status;
+    let mut recorded = recorded;
+    recorded.state = Some(order_state_str(state).to_string());
+    match state {
+        instant_acme::OrderStatus::Pending => {
+            present_challenges(
+                ctx, api, cert, status, recorded, issuer, &account, &mut order,
+            )
+            .await
+        }
+        instant_acme::OrderStatus::Ready => {
+            let key = next_key(ctx, cert, &status).await?;
+            let csr = pki::csr_for_spec(&key, &cert.spec).map_err(|source| Error::Pki {
+                context: format!("building the CSR of Certificate {}", describe(cert)),
+                source,
+            })?;
+            if let Err(e) = order.finalize_csr(&csr).await.map_err(AcmeError::from) {
+                let text = e
+                    .problem()
+                    .map(problem_text)
+                    .unwrap_or_else(|| e.to_string());
+                return record_failure(
+                    ctx,
+                    api,
+                    cert,
+                    status,
+                    &format!("finalizing the order failed: {text}"),
+                    e.is_rate_limited(),
+                )
+                .await;
+            }
+            if order.state().status == instant_acme::OrderStatus::Valid {
+                return complete(ctx, api, cert, status, &mut order, issuer, key).await;
+            }
+            recorded.state = Some(order_state_str(order.state().status).to_string());
+            if status.order.as_ref() != Some(&recorded) {
+                status.order = Some(recorded);
+                apply_status(api, cert, &status).await?;
+            }
+            Ok(Action::requeue(Duration::from_millis(500)))
+        }
+        instant_acme::OrderStatus::Processing => Ok(Action::requeue(Duration::from_millis(500))),
+        instant_acme::OrderStatus::Valid => {
+            let key = next_key(ctx, cert, &status).await?;
+            complete(ctx, api, cert, status, &mut order, issuer, key).await
+        }
+        instant_acme::OrderStatus::Invalid => {
+            let mut errors = Vec::new();
+            if let Some(p) = &order.state().error {
+                errors.push(problem_text(p));
+            }
+            let mut authzs = order.authorizations();
+            while let Some(Ok(authz)) = authzs.next().await {
+                for ch in &authz.challenges {
+                    if let Some(p) = &ch.error {
+                        errors.push(format!("{}: {}", authz.identifier(), problem_text(p)));
+                    }
+                }
+            }
+            if errors.is_empty() {
+                errors.push("the CA marked the order invalid without saying why".into());
+            }
+            record_failure(
+                ctx,
+                api,
+                cert,
+                status,
+                &format!("the order failed: {}", errors.join("; ")),
+                false,
+            )
+            .await
+        }
+    }
+}
+
+/// Pending order: make each pending challenge answerable, then (next reconcile, once the status
+/// that the challenge servers read carries the token) tell the CA.
+#[allow(clippy::too_many_arguments)]
+async fn present_challenges(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    mut recorded: OrderStatus,
+    issuer: &ResolvedIssuer,
+    account: &Account,
+    order: &mut instant_acme::Order,
+) -> Result<Action, Error> {
+    let previous = recorded.authorizations.clone();
+    let cert_ns = cert.namespace().unwrap_or_default();
+    let cert_name = cert.name_any();
+    let thumbprint = account.key_thumbprint().to_string();
+    let mut current = Vec::new();
+    let mut told_ca = false;
+    let mut failure: Option<String> = None;
+    let mut authzs = order.authorizations();
+    while let Some(next) = authzs.next().await {
+        let mut authz = match next {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(cert = %describe(cert), error = %e, "fetching an authorization failed");
+                return Ok(Action::requeue(Duration::from_secs(5)));
+            }
+        };
+        let url = authz.url().to_string();
+        let identifier = authz.identifier().to_string();
+        let bare = identifier.trim_start_matches("*.").to_string();
+        let was = previous
+            .iter()
+            .find(|a| a.url.as_deref() == Some(url.as_str()))
+            .cloned();
+        let mut entry = was.clone().unwrap_or(OrderAuthorization {
+            identifier: identifier.clone(),
+            wildcard: authz.wildcard.then_some(true),
+            url: Some(url.clone()),
+            ..OrderAuthorization::default()
+        });
+        match authz.status {
+            AuthorizationStatus::Valid => {
+                entry.state = Some("valid".into());
+            }
+            AuthorizationStatus::Pending => {
+                let target = Target {
+                    name: &bare,
+                    wildcard: authz.wildcard,
+                    is_ip: matches!(
+                        authz.identifier().identifier,
+                        instant_acme::Identifier::Ip(_)
+                    ),
+                };
+                let Some(solver) = select(&issuer.acme.solvers, target, cert.labels()) else {
+                    failure = Some(format!(
+                        "no solver of {} {} can take {identifier}",
+                        issuer.ident.kind, issuer.ident.name
+                    ));
+                    break;
+                };
+                let Some(ingress) = solver.http01.as_ref().and_then(|h| h.ingress.as_ref()) else {
+                    failure = Some(format!(
+                        "the solver chosen for {identifier} is not supported yet (only http01.ingress is)"
+                    ));
+                    break;
+                };
+                let Some(challenge) = authz
+                    .challenges
+                    .iter()
+                    .find(|c| c.r#type == ChallengeType::Http01)
+                else {
+                    failure = Some(format!(
+                        "the CA offered no http-01 challenge for {identifier}"
+                    ));
+                    break;
+                };
+                let token = challenge.token.clone();
+                let challenge_state = challenge.status;
+                entry.challenge_type = Some("http-01".into());
+                entry.challenge_url = Some(challenge.url.clone());
+                entry.key_authorization = Some(format!("{token}.{thumbprint}"));
+                let route = Route {
+                    namespace: &cert_ns,
+                    certificate: &cert_name,
+                    owner: owner_reference(cert)
+                        .ok_or_else(|| Error::Invalid("Certificate has no uid".into()))?,
+                    host: &bare,
+                    token: &token,
+                };
+                entry.token = Some(token.clone());
+                let recorded_state = was.as_ref().and_then(|w| w.state.clone());
+                match (challenge_state, recorded_state.as_deref()) {
+                    (instant_acme::ChallengeStatus::Pending, Some(PRESENTED))
+                        if was.as_ref().and_then(|w| w.token.as_deref())
+                            == Some(token.as_str()) =>
+                    {
+                        apply_route(ctx, &route, ingress).await?;
+                        let Some(mut handle) = authz.challenge(ChallengeType::Http01) else {
+                            break;
+                        };
+                        if let Err(e) = handle.set_ready().await.map_err(AcmeError::from) {
+                            failure = Some(format!(
+                                "telling the CA the challenge for {identifier} is ready failed: {}",
+                                e.problem()
+                                    .map(problem_text)
+                                    .unwrap_or_else(|| e.to_string())
+                            ));
+                            break;
+                        }
+                        told_ca = true;
+                        entry.state = Some(PROCESSING.into());
+                    }
+                    (instant_acme::ChallengeStatus::Pending, _) => {
+                        apply_route(ctx, &route, ingress).await?;
+                        entry.state = Some(PRESENTED.into());
+                    }
+                    (instant_acme::ChallengeStatus::Invalid, _) => {
+                        let why = authz
+                            .challenges
+                            .iter()
+                            .find_map(|c| c.error.as_ref().map(problem_text))
+                            .unwrap_or_else(|| "the challenge is invalid".into());
+                        entry.state = Some("invalid".into());
+                        entry.error = Some(why);
+                    }
+                    (other, _) => entry.state = Some(format!("{other:?}").to_lowercase()),
+                }
+            }
+            other => {
+                entry.state = Some(authz_state_str(other).into());
+                let why = authz
+                    .challenges
+                    .iter()
+                    .find_map(|c| c.error.as_ref().map(problem_text));
+                failure = Some(format!(
+                    "the authorization for {identifier} is {}{}",
+                    authz_state_str(other),
+                    why.map(|w| format!(": {w}")).unwrap_or_default()
+                ));
+            }
+        }
+        current.push(entry);
+    }
+    if let Some(message) = failure {
+        return record_failure(ctx, api, cert, status, &message, false).await;
+    }
+    if told_ca {
+        ctx.polling_lock()
+            .insert(recorded.url.clone(), Instant::now());
+    }
+    recorded.authorizations = current;
+    let all_processing = recorded
+        .authorizations
+        .iter()
+        .all(|a| matches!(a.state.as_deref(), Some(PROCESSING) | Some("valid")));
+    if status.order.as_ref() != Some(&recorded) {
+        status.order = Some(recorded.clone());
+        apply_status(api, cert, &status).await?;
+    }
+    if all_processing {
+        // Waiting for the CA's validation: poll soon after telling it, then less often.
+        let since = ctx
+            .polling_lock()
+            .get(&recorded.url)
+            .copied()
+            .unwrap_or_else(Instant::now);
+        Ok(Action::requeue(poll_delay(since.elapsed())))
+    } else {
+        // The status write just made wakes us up; this is only a fallback.
+        Ok(Action::requeue(Duration::from_secs(2)))
+    }
+}
+
+/// How long to wait before polling an order whose challenges the CA is validating.
+pub fn poll_delay(elapsed: Duration) -> Duration {
+    match elapsed.as_secs() {
+        0..=1 => Duration::from_millis(200),
+        2..=29 => Duration::from_secs(1),
+        30..=299 => Duration::from_secs(5),
+        _ => Duration::from_secs(30),
+    }
+}
+
+/// The key the CSR is made from.
+async fn next_key(
+    ctx: &Ctx,
+    cert: &Certificate,
+    status: &CertificateStatus,
+) -> Result<pki::PrivateKey, Error> {
+    let name = status
+        .next_private_key_secret_name
+        .clone()
+        .unwrap_or_else(|| secret::next_key_secret_name(&cert.name_any()));
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    let secret = secrets
+        .get(&name)
+        .await
+        .context(|| format!("reading the next private key Secret {name}"))?;
+    let pem = data_str(&secret, TLS_KEY)
+        .ok_or_else(|| Error::Invalid(format!("Secret {name} lacks {TLS_KEY}")))?;
+    pki::parse_pem(pem).map_err(|source| Error::Pki {
+        context: format!("Secret {name}"),
+        source,
+    })
+}
+
+/// Valid order: store the certificate, clean up, record success.
+async fn complete(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    order: &mut instant_acme::Order,
+    issuer: &ResolvedIssuer,
+    key: pki::PrivateKey,
+) -> Result<Action, Error> {
+    let chain_pem = match order.certificate().await.map_err(AcmeError::from) {
+        Ok(Some(pem)) => pem,
+        Ok(None) => return Ok(Action::requeue(Duration::from_millis(500))),
+        Err(e) => {
+            tracing::warn!(cert = %describe(cert), error = %e, "downloading the certificate failed");
+            return Ok(Action::requeue(Duration::from_secs(10)));
+        }
+    };
+    let chain = match pki::parse_chain(&chain_pem) {
+        Ok(c) => c,
+        Err(e) => {
+            return record_failure(
+                ctx,
+                api,
+                cert,
+                status,
+                &format!("the CA returned an unusable certificate chain: {e}"),
+                false,
+            )
+            .await;
+        }
+    };
+    if !pki::key_matches_leaf(&key, &chain.leaf) {
+        return record_failure(
+            ctx,
+            api,
+            cert,
+            status,
+            "the CA's certificate is not for the key we sent",
+            false,
+        )
+        .await;
+    }
+    let encoding = cert
+        .spec
+        .private_key
+        .as_ref()
+        .and_then(|p| p.encoding)
+        .unwrap_or_default();
+    let key_pem = key.to_pem(encoding).map_err(|source| Error::Pki {
+        context: "encoding tls.key".into(),
+        source,
+    })?;
+    let ca_pem = chain.root_pem();
+    let renew_request = cert.annotations().get(labels::ANN_RENEW_REQUESTED).cloned();
+    let tls = secret::tls_secret(
+        cert,
+        &TlsContents {
+            chain_pem: &chain.pem,
+            key_pem: &key_pem,
+            ca_pem: ca_pem.as_deref(),
+            issuer_name: &issuer.ident.name,
+            issuer_kind: issuer.kind,
+            renew_handled: renew_request.as_deref(),
+        },
+    );
+    let ns = cert.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    secrets
+        .patch(
+            &cert.spec.secret_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&apply_body(&tls)),
+        )
+        .await
+        .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
+    cleanup_temporaries(ctx, cert).await?;
+
+    let renewal =
+        pki::renewal_time_for_spec(&cert.spec, chain.leaf.not_before, chain.leaf.not_after)
+            .unwrap_or(chain.leaf.not_after);
+    let next_key_name = status.next_private_key_secret_name.take();
+    if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
+        ctx.polling_lock().remove(&url);
+    }
+    status.order = None;
+    status.not_before = Some(Time(chain.leaf.not_before));
+    status.not_after = Some(Time(chain.leaf.not_after));
+    status.renewal_time = Some(Time(renewal));
+    status.revision = Some(status.revision.unwrap_or(0) + 1);
+    status.failed_issuance_attempts = None;
+    status.last_failure_time = None;
+    conditions::remove(&mut status.conditions, ISSUING);
+    set_ready(
+        &mut status,
+        cert,
+        true,
+        "Ready",
+        &format!("The certificate is valid until {}", chain.leaf.not_after),
+    );
+    apply_status(api, cert, &status).await?;
+    if let Some(name) = next_key_name {
+        match secrets.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e).context(|| format!("deleting Secret {name}")),
+        }
+    }
+    tracing::info!(cert = %describe(cert), serial = %chain.leaf.serial_hex, not_after = %chain.leaf.not_after, "certificate issued");
+    ctx.event(
+        cert,
+        false,
+        "Issued",
+        "Issue",
+        format!(
+            "Certificate issued (serial {}, valid until {}), stored in Secret {}; renewal at {renewal}",
+            chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
+        ),
+    )
+    .await;
+    Ok(requeue_at(renewal, Timestamp::now()))
+}
+
+/// A failed attempt: keep the CA's words in status and an Event, clean up, back off.
+pub async fn record_failure(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    message: &str,
+    rate_limited: bool,
+) -> Result<Action, Error> {
+    cleanup_temporaries(ctx, cert).await?;
+    let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
+    let now_ts = Timestamp::now();
+    let mut delay = retry_delay(ctx, &status, attempts, now_ts);
+    if rate_limited {
+        delay = delay.max(Duration::from_secs(300));
+    }
+    if let Some(order) = status.order.as_mut() {
+        order.error = Some(message.to_string());
+        ctx.polling_lock().remove(&order.url);
+    }
+    // Keep the failed order's details visible until the next attempt replaces them: clear only the
+    // URL's effect by marking it done; the next issuance overwrites `order`.
+    status.order = None;
+    status.failed_issuance_attempts = Some(attempts);
+    status.last_failure_time = Some(now());
+    let retry_at = now_ts
+        .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+        .unwrap_or(now_ts);
+    let full = format!("{message} (attempt {attempts}; next try at {retry_at})");
+    conditions::set(
+        &mut status.conditions,
+        ISSUING,
+        false,
+        "Failed",
+        &full,
+        cert.meta().generation,
+        now(),
+    );
+    let still_valid = status.not_after.as_ref().is_some_and(|t| t.0 > now_ts);
+    if !still_valid {
+        set_ready(&mut status, cert, false, "Failed", &full);
+    }
+    ctx.event(cert, true, "Failed", "Issue", full.clone()).await;
+    tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
+    apply_status(api, cert, &status).await?;
+    Ok(Action::requeue(delay))
+}
+
+/// Creates (or keeps) the Ingress and Service for one challenge.
+async fn apply_route(
+    ctx: &Ctx,
+    route: &Route<'_>,
+    solver: &crate::api::issuer::Http01Ingress,
+) -> Result<(), Error> {
+    let name = route.object_name();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), route.namespace);
+    let mut svc =
+        serde_json::to_value(route.service(&ctx.settings.http01_service)).unwrap_or_default();
+    svc["apiVersion"] = "v1".into();
+    svc["kind"] = "Service".into();
+    services
+        .patch(&name, &pp, &Patch::Apply(&svc))
+        .await
+        .context(|| format!("creating Service {}/{name}", route.namespace))?;
+    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), route.namespace);
+    let mut ing = serde_json::to_value(route.ingress(solver)).unwrap_or_default();
+    ing["apiVersion"] = "networking.k8s.io/v1".into();
+    ing["kind"] = "Ingress".into();
+    ingresses
+        .patch(&name, &pp, &Patch::Apply(&ing))
+        .await
+        .context(|| format!("creating Ingress {}/{name}", route.namespace))?;
+    Ok(())
+}
+
+/// Removes every temporary solver object of a Certificate.
+pub async fn cleanup_temporaries(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
+    let ns = cert.namespace().unwrap_or_default();
+    let selector = format!(
+        "{}={},{}",
+        labels::CERTIFICATE_NAME,
+        labels::label_value(&cert.name_any()),
+        labels::SOLVER
+    );
+    let lp = ListParams::default().labels(&selector);
+    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), &ns);
+    for ing in ingresses
+        .list_metadata(&lp)
+        .await
+        .context(|| format!("listing solver Ingresses in {ns}"))?
+    {
+        delete_ignoring_missing(&ingresses, &ing.name_any()).await?;
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    for svc in services
+        .list_metadata(&lp)
+        .await
+        .context(|| format!("listing solver Services in {ns}"))?
+    {
+        delete_ignoring_missing(&services, &svc.name_any()).await?;
+    }
+    Ok(())
+}
+
+async fn delete_ignoring_missing<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e).context(|| format!("deleting {name}")),
+    }
+}

@@ -1,0 +1,301 @@
+//! `ferrocert controller`: wires the reconcilers, the HTTP-01 server and the metrics server, and
+//! shuts all down on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{Context, Ctx, Settings, certificate, issuer};
+use crate::acme::Accounts;
+use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind};
+use crate::error::Error;
+use crate::labels;
+use crate::metrics::Metrics;
+use crate::pki::parse_go_duration;
+
+/// Flags of `ferrocert controller`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Kubeconfig to use outside a cluster (default: in-cluster config, then $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the HTTP-01 challenge server listens.
+    #[arg(long, default_value = "0.0.0.0:8089")]
+    pub http01_listen: SocketAddr,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:9402")]
+    pub metrics_listen: SocketAddr,
+    /// Certificates reconciled at once (bounds the load on the CA and the API server).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+    /// First retry delay after a failed issuance (Go duration); doubles per failure.
+    #[arg(long, default_value = "1h")]
+    pub backoff_base: String,
+    /// Longest retry delay (Go duration).
+    #[arg(long, default_value = "32h")]
+    pub backoff_cap: String,
+    /// Namespace holding ClusterIssuers' Secrets (default: $POD_NAMESPACE, else `ferrocert`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrocert")]
+    pub cluster_resource_namespace: String,
+    /// DNS name of the Service in front of the HTTP-01 listener; the temporary ExternalName
+    /// Services point at it.
+    #[arg(long, default_value = "ferrocert-http01.ferrocert.svc.cluster.local")]
+    pub http01_service: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client=warn")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+async fn client(args: &ControllerArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let settings = Settings {
+        backoff_base: parse_go_duration(&args.backoff_base)?.unsigned_abs(),
+        backoff_cap: parse_go_duration(&args.backoff_cap)?.unsigned_abs(),
+        cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+        http01_service: args.http01_service.clone(),
+    };
+    let client = client(&args).await?;
+    let metrics = Metrics::new();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let certs: Api<Certificate> = Api::all(client.clone());
+    let cert_controller = Controller::new(certs, watcher::Config::default().any_semantic());
+    let store = cert_controller.store();
+
+    let reporter = Reporter {
+        controller: "ferrocert".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx: Ctx = Arc::new(Context {
+        client: client.clone(),
+        accounts: Accounts::new(metrics.clone()),
+        metrics: metrics.clone(),
+        settings,
+        recorder: Recorder::new(client.clone(), reporter),
+        certificates: store.clone(),
+        polling_since: Default::default(),
+    });
+
+    // Listeners first: a port clash fails start-up loudly.
+    let http01 = TcpListener::bind(args.http01_listen).await?;
+    let metrics_listener = TcpListener::bind(args.metrics_listen).await?;
+    tracing::info!(http01 = %http01.local_addr()?, metrics = %metrics_listener.local_addr()?, "listening");
+    let http01_task = tokio::spawn(crate::solver::http01::server::serve(
+        http01,
+        Arc::new(store.clone()),
+        stopped(),
+    ));
+    let ready_store = store.clone();
+    let metrics_for_route = metrics.clone();
+    let metrics_router = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics_for_route.clone();
+                async move { m.encode() }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let s = ready_store.clone();
+                async move {
+                    if s.wait_until_ready().now_or_never().is_some() {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "cache not synced",
+                        )
+                    }
+                }
+            }),
+        );
+    let metrics_task = tokio::spawn(crate::http_server::serve(
+        metrics_listener,
+        metrics_router,
+        stopped(),
+    ));
+
+    // Secrets: only ours (by label), metadata only; map back to their Certificate.
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+    let secret_events = watcher(
+        secrets,
+        watcher::Config::default()
+            .labels(labels::CERTIFICATE_NAME)
+            .any_semantic(),
+    )
+    .touched_objects();
+    let issuer_store = store.clone();
+    let cluster_issuer_store = store.clone();
+    let concurrency = args.concurrency;
+    let cert_task = cert_controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .watches_stream(secret_events, |secret| {
+            let ns = secret.namespace()?;
+            let name = secret
+                .annotations()
+                .get(labels::ANN_CERTIFICATE_NAME)
+                .or_else(|| secret.labels().get(labels::CERTIFICATE_NAME))?
+                .clone();
+            Some(ObjectRef::<Certificate>::new(&name).within(&ns))
+        })
+        .watches(
+            Api::<Issuer>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |issuer| {
+                let ns = issuer.namespace().unwrap_or_default();
+                users_of(
+                    &issuer_store,
+                    IssuerKind::Issuer,
+                    Some(&ns),
+                    &issuer.name_any(),
+                )
+            },
+        )
+        .watches(
+            Api::<ClusterIssuer>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |issuer| {
+                users_of(
+                    &cluster_issuer_store,
+                    IssuerKind::ClusterIssuer,
+                    None,
+                    &issuer.name_any(),
+                )
+            },
+        )
+        .graceful_shutdown_on(stopped())
+        .run(certificate::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let issuer_task = Controller::new(
+        Api::<Issuer>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .graceful_shutdown_on(stopped())
+    .run(issuer::reconcile_issuer, error_policy, ctx.clone())
+    .for_each(|_| async {});
+    let cluster_issuer_task = Controller::new(
+        Api::<ClusterIssuer>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .graceful_shutdown_on(stopped())
+    .run(issuer::reconcile_cluster_issuer, error_policy, ctx.clone())
+    .for_each(|_| async {});
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    tokio::join!(cert_task, issuer_task, cluster_issuer_task);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = http01_task.await;
+        let _ = metrics_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+/// The Certificates that use an issuer.
+fn users_of(
+    store: &kube::runtime::reflector::Store<Certificate>,
+    kind: IssuerKind,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<Certificate>> {
+    store
+        .state()
+        .iter()
+        .filter(|c| {
+            c.spec.issuer_ref.kind.unwrap_or_default() == kind
+                && c.spec.issuer_ref.name == name
+                && namespace.is_none_or(|ns| c.namespace().as_deref() == Some(ns))
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Retry after an error: soon for a stale view (409), otherwise after a pause; never a tight loop.
+fn error_policy<K>(obj: Arc<K>, err: &Error, ctx: Ctx) -> Action
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    ctx.metrics.reconciled(&K::kind(&()), err.metric_label());
+    if err.is_conflict() {
+        tracing::debug!(object = %super::describe(obj.as_ref()), "stale view; retrying");
+        return Action::requeue(Duration::from_secs(1));
+    }
+    tracing::warn!(object = %super::describe(obj.as_ref()), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(30))
+}

@@ -1,0 +1,220 @@
+//! The `kubernetes.io/tls` Secret a Certificate is kept in, and the Secret holding the private key
+//! of an issuance in flight. Reading is tolerant (a missing or garbled field is a reason to
+//! re-issue, not an error); writing always sets the labels that the Secret watch selects on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::{Certificate, IssuerKind};
+use crate::labels;
+
+pub const TLS_CRT: &str = "tls.crt";
+pub const TLS_KEY: &str = "tls.key";
+pub const CA_CRT: &str = "ca.crt";
+
+/// The text of a data key, if present and UTF-8.
+pub fn data_str<'a>(secret: &'a Secret, key: &str) -> Option<&'a str> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    std::str::from_utf8(&bytes.0).ok()
+}
+
+/// What goes into a TLS Secret.
+pub struct TlsContents<'a> {
+    pub chain_pem: &'a str,
+    pub key_pem: &'a str,
+    pub ca_pem: Option<&'a str>,
+    pub issuer_name: &'a str,
+    pub issuer_kind: IssuerKind,
+    /// The renew request this issuance answered, if any.
+    pub renew_handled: Option<&'a str>,
+}
+
+/// The TLS Secret for a Certificate, as a server-side apply body.
+pub fn tls_secret(cert: &Certificate, contents: &TlsContents<'_>) -> Secret {
+    let name = cert.metadata.name.clone().unwrap_or_default();
+    let spec = &cert.spec;
+    let mut labels = BTreeMap::from([
+        (
+            labels::CERTIFICATE_NAME.to_string(),
+            labels::label_value(&name),
+        ),
+        (labels::SECRET_ROLE.to_string(), "tls".to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+    ]);
+    let mut annotations = BTreeMap::from([
+        (labels::ANN_CERTIFICATE_NAME.to_string(), name),
+        (
+            labels::ANN_ISSUER_NAME.to_string(),
+            contents.issuer_name.to_string(),
+        ),
+        (
+            labels::ANN_ISSUER_KIND.to_string(),
+            kind_str(contents.issuer_kind).to_string(),
+        ),
+        (labels::ANN_DNS_NAMES.to_string(), spec.dns_names.join(",")),
+        (
+            labels::ANN_IP_ADDRESSES.to_string(),
+            spec.ip_addresses.join(","),
+        ),
+    ]);
+    if let Some(cn) = &spec.common_name {
+        annotations.insert(labels::ANN_COMMON_NAME.to_string(), cn.clone());
+    }
+    if let Some(id) = contents.renew_handled {
+        annotations.insert(labels::ANN_RENEW_HANDLED.to_string(), id.to_string());
+    }
+    if let Some(template) = &spec.secret_template {
+        // Our own keys win: the template cannot break the watch selector or the issuer record.
+        for (k, v) in &template.labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &template.annotations {
+            annotations.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut data = BTreeMap::from([
+        (
+            TLS_CRT.to_string(),
+            ByteString(contents.chain_pem.as_bytes().to_vec()),
+        ),
+        (
+            TLS_KEY.to_string(),
+            ByteString(contents.key_pem.as_bytes().to_vec()),
+        ),
+    ]);
+    if let Some(ca) = contents.ca_pem {
+        data.insert(CA_CRT.to_string(), ByteString(ca.as_bytes().to_vec()));
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(spec.secret_name.clone()),
+            namespace: cert.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".to_string()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// The Secret holding the private key of the issuance in flight. Written before the order
+/// exists, so a crash never loses the key the CSR will be made from.
+pub fn next_key_secret(cert: &Certificate, secret_name: &str, key_pem: &str) -> Secret {
+    let name = cert.metadata.name.clone().unwrap_or_default();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.to_string()),
+            namespace: cert.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([
+                (
+                    labels::CERTIFICATE_NAME.to_string(),
+                    labels::label_value(&name),
+                ),
+                (labels::SECRET_ROLE.to_string(), "next-key".to_string()),
+                (
+                    labels::MANAGED_BY.to_string(),
+                    labels::MANAGED_BY_VALUE.to_string(),
+                ),
+            ])),
+            owner_references: crate::controller::owner_reference(cert).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_string()),
+        data: Some(BTreeMap::from([(
+            TLS_KEY.to_string(),
+            ByteString(key_pem.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The name of a Certificate's next-key Secret: `<name>-next-key`, hashed when too long.
+pub fn next_key_secret_name(cert_name: &str) -> String {
+    let candidate = format!("{cert_name}-next-key");
+    if candidate.len() <= 253 {
+        candidate
+    } else {
+        format!("ferrocert-next-key-{}", labels::short_hash(cert_name))
+    }
+}
+
+pub fn kind_str(kind: IssuerKind) -> &'static str {
+    match kind {
+        IssuerKind::Issuer => "Issuer",
+        IssuerKind::ClusterIssuer => "ClusterIssuer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, IssuerRef, SecretTemplate};
+
+    fn cert() -> Certificate {
+        let mut c = Certificate::new(
+            "web",
+            CertificateSpec {
+                secret_name: "web-tls".into(),
+                dns_names: vec!["a.test".into(), "b.test".into()],
+                issuer_ref: IssuerRef {
+                    name: "le".into(),
+                    ..Default::default()
+                },
+                secret_template: Some(SecretTemplate {
+                    labels: BTreeMap::from([
+                        ("team".to_string(), "x".to_string()),
+                        (labels::CERTIFICATE_NAME.to_string(), "evil".to_string()),
+                    ]),
+                    annotations: BTreeMap::new(),
+                }),
+                ..Default::default()
+            },
+        );
+        c.metadata.namespace = Some("shop".into());
+        c
+    }
+
+    #[test]
+    fn tls_secret_layout_and_labels() {
+        let s = tls_secret(
+            &cert(),
+            &TlsContents {
+                chain_pem: "CHAIN",
+                key_pem: "KEY",
+                ca_pem: None,
+                issuer_name: "le",
+                issuer_kind: IssuerKind::Issuer,
+                renew_handled: None,
+            },
+        );
+        assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!(s.metadata.name.as_deref(), Some("web-tls"));
+        assert_eq!(data_str(&s, TLS_CRT), Some("CHAIN"));
+        assert_eq!(data_str(&s, TLS_KEY), Some("KEY"));
+        assert!(data_str(&s, CA_CRT).is_none());
+        let l = s.metadata.labels.unwrap();
+        assert_eq!(
+            l[labels::CERTIFICATE_NAME],
+            "web",
+            "template cannot override our label"
+        );
+        assert_eq!(l["team"], "x");
+        let a = s.metadata.annotations.unwrap();
+        assert_eq!(a[labels::ANN_DNS_NAMES], "a.test,b.test");
+        assert_eq!(a[labels::ANN_ISSUER_KIND], "Issuer");
+    }
+
+    #[test]
+    fn next_key_secret_names_fit() {
+        assert_eq!(next_key_secret_name("web"), "web-next-key");
+        assert!(next_key_secret_name(&"x".repeat(250)).len() <= 253);
+    }
+}

@@ -1,0 +1,4 @@
+//! Challenge solvers: HTTP-01 (a server of our own plus temporary routing objects).
+
+pub mod http01;
+pub mod select;

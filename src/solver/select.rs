@@ -1,0 +1,242 @@
+//! Which solver takes which identifier, with cert-manager's precedence: a solver whose
+//! `selector.dnsNames` names the identifier beats one whose `dnsZones` contains it (the longest
+//! zone wins), which beats one selected by `matchLabels` alone (the most labels win), which beats
+//! an empty selector; ties go to the first in the list. A selector's parts all have to match.
+//! HTTP-01 never takes a wildcard, and DNS-01 never takes an IP address.
+
+use std::collections::BTreeMap;
+
+use crate::api::AcmeSolver;
+
+/// One identifier of an order as the solver sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The name without `*.` (or the IP address).
+    pub name: &'a str,
+    pub wildcard: bool,
+    pub is_ip: bool,
+}
+
+/// The best solver for `target`, or `None` when no solver can take it.
+pub fn select<'s>(
+    solvers: &'s [AcmeSolver],
+    target: Target<'_>,
+    cert_labels: &BTreeMap<String, String>,
+) -> Option<&'s AcmeSolver> {
+    let mut best: Option<((bool, usize, usize), &AcmeSolver)> = None;
+    for solver in solvers {
+        if !can_solve(solver, target) {
+            continue;
+        }
+        let Some(score) = score(solver, target, cert_labels) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| score > *b) {
+            best = Some((score, solver));
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
+fn can_solve(solver: &AcmeSolver, target: Target<'_>) -> bool {
+    if solver.http01.is_some() {
+        !target.wildcard
+    } else if solver.dns01.is_some() {
+        !target.is_ip
+    } else {
+        false
+    }
+}
+
+/// `(named exactly, zone length, label count)`, or `None` when the selector excludes the target.
+fn score(
+    solver: &AcmeSolver,
+    target: Target<'_>,
+    cert_labels: &BTreeMap<String, String>,
+) -> Option<(bool, usize, usize)> {
+    let Some(sel) = &solver.selector else {
+        return Some((false, 0, 0));
+    };
+    if !sel
+        .match_labels
+        .iter()
+        .all(|(k, v)| cert_labels.get(k) == Some(v))
+    {
+        return None;
+    }
+    let full = if target.wildcard {
+        format!("*.{}", target.name)
+    } else {
+        target.name.to_string()
+    };
+    let named = sel.dns_names.iter().any(|n| n.eq_ignore_ascii_case(&full));
+    let zone = sel
+        .dns_zones
+        .iter()
+        .map(|z| z.trim_end_matches('.'))
+        .filter(|z| in_zone(target.name, z))
+        .map(str::len)
+        .max();
+    let has_name_rules = !sel.dns_names.is_empty() || !sel.dns_zones.is_empty();
+    if has_name_rules && !named && zone.is_none() {
+        return None;
+    }
+    Some((named, zone.unwrap_or(0), sel.match_labels.len()))
+}
+
+fn in_zone(name: &str, zone: &str) -> bool {
+    let (name, zone) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SolverSelector;
+    use crate::api::issuer::{Dns01Solver, Http01Ingress, Http01Solver, Rfc2136Provider};
+
+    fn http(sel: Option<SolverSelector>) -> AcmeSolver {
+        AcmeSolver {
+            selector: sel,
+            http01: Some(Http01Solver {
+                ingress: Some(Http01Ingress::default()),
+                gateway_http_route: None,
+            }),
+            dns01: None,
+        }
+    }
+    fn dns(sel: Option<SolverSelector>, ns: &str) -> AcmeSolver {
+        AcmeSolver {
+            selector: sel,
+            http01: None,
+            dns01: Some(Dns01Solver {
+                rfc2136: Some(Rfc2136Provider {
+                    nameserver: ns.into(),
+                    ..Default::default()
+                }),
+            }),
+        }
+    }
+    fn zones(z: &[&str]) -> Option<SolverSelector> {
+        Some(SolverSelector {
+            dns_zones: z.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+    fn names(n: &[&str]) -> Option<SolverSelector> {
+        Some(SolverSelector {
+            dns_names: n.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+    fn labels(l: &[(&str, &str)]) -> Option<SolverSelector> {
+        Some(SolverSelector {
+            match_labels: l
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+    }
+    fn dns_target(name: &str) -> Target<'_> {
+        Target {
+            name,
+            wildcard: false,
+            is_ip: false,
+        }
+    }
+    fn which(solvers: &[AcmeSolver], t: Target<'_>, l: &BTreeMap<String, String>) -> Option<usize> {
+        select(solvers, t, l).map(|s| solvers.iter().position(|x| std::ptr::eq(x, s)).unwrap())
+    }
+
+    #[test]
+    fn dns_names_beat_zones_beat_labels_beat_empty() {
+        let l = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        let solvers = vec![
+            http(None),
+            http(labels(&[("team", "a")])),
+            dns(zones(&["example.test"]), "ns1"),
+            dns(names(&["www.example.test"]), "ns2"),
+        ];
+        assert_eq!(which(&solvers, dns_target("www.example.test"), &l), Some(3));
+        assert_eq!(which(&solvers, dns_target("api.example.test"), &l), Some(2));
+        assert_eq!(which(&solvers, dns_target("other.test"), &l), Some(1));
+        assert_eq!(
+            which(&solvers, dns_target("other.test"), &BTreeMap::new()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn longest_zone_wins_and_ties_go_to_the_first() {
+        let solvers = vec![
+            dns(zones(&["example.test"]), "a"),
+            dns(zones(&["sub.example.test"]), "b"),
+            dns(zones(&["sub.example.test"]), "c"),
+        ];
+        assert_eq!(
+            which(&solvers, dns_target("x.sub.example.test"), &BTreeMap::new()),
+            Some(1)
+        );
+        assert_eq!(
+            which(&solvers, dns_target("x.example.test"), &BTreeMap::new()),
+            Some(0)
+        );
+        assert_eq!(
+            which(&solvers, dns_target("example.test"), &BTreeMap::new()),
+            Some(0)
+        );
+        assert_eq!(
+            which(&solvers, dns_target("notexample.test"), &BTreeMap::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn more_labels_win() {
+        let l = BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ]);
+        let solvers = vec![
+            http(labels(&[("a", "1")])),
+            http(labels(&[("a", "1"), ("b", "2")])),
+        ];
+        assert_eq!(which(&solvers, dns_target("x.test"), &l), Some(1));
+    }
+
+    #[test]
+    fn labels_and_zones_must_both_match() {
+        let sel = Some(SolverSelector {
+            dns_zones: vec!["example.test".into()],
+            match_labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            ..Default::default()
+        });
+        let solvers = vec![dns(sel, "a")];
+        assert_eq!(
+            which(&solvers, dns_target("www.example.test"), &BTreeMap::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn http01_never_takes_wildcards_and_dns01_never_takes_ips() {
+        let solvers = vec![http(None)];
+        let wild = Target {
+            name: "example.test",
+            wildcard: true,
+            is_ip: false,
+        };
+        assert_eq!(which(&solvers, wild, &BTreeMap::new()), None);
+        let solvers = vec![dns(None, "a"), http(None)];
+        assert_eq!(which(&solvers, wild, &BTreeMap::new()), Some(0));
+        let ip = Target {
+            name: "192.0.2.1",
+            wildcard: false,
+            is_ip: true,
+        };
+        assert_eq!(which(&solvers, ip, &BTreeMap::new()), Some(1));
+        let exact_wild = vec![http(None), dns(names(&["*.example.test"]), "a")];
+        assert_eq!(which(&exact_wild, wild, &BTreeMap::new()), Some(1));
+    }
+}
