@@ -495,6 +495,11 @@ async fn complete(
         pki::renewal_time_for_spec(&cert.spec, chain.leaf.not_before, chain.leaf.not_after)
             .unwrap_or(chain.leaf.not_after);
     let next_key_name = status.next_private_key_secret_name.take();
+    let order_url = status
+        .order
+        .as_ref()
+        .map(|o| o.url.clone())
+        .unwrap_or_default();
     if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
         ctx.polling_lock().remove(&url);
     }
@@ -528,7 +533,7 @@ async fn complete(
         "Issued",
         "Issue",
         format!(
-            "Certificate issued (serial {}, valid until {}), stored in Secret {}; renewal at {renewal}",
+            "Certificate issued from order {order_url} (serial {}, valid until {}), stored in Secret {}; renewal at {renewal}",
             chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
         ),
     )

@@ -102,3 +102,5 @@ pub fn fresh_namespace(prefix: &str) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+pub mod e2e;

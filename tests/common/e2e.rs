@@ -1,0 +1,322 @@
+//! End-to-end helpers: a controller process against the local API server and Pebble, Issuers
+//! pointing at Pebble, and waiting for conditions.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ferrocert::api::{Certificate, Issuer};
+use kube::Client;
+use kube::api::Api;
+use serde_json::json;
+
+use super::{env_var, install_crds, kubectl_ok};
+
+/// The namespace the controller keeps ClusterIssuer Secrets in, during tests.
+pub const CLUSTER_RESOURCE_NAMESPACE: &str = "ferrocert-e2e";
+
+/// A running controller process.
+pub struct ControllerProcess {
+    pub pid: u32,
+    pub metrics: String,
+    pub log: std::path::PathBuf,
+}
+
+/// Starts `ferrocert controller` on the HTTP-01 port Pebble validates against. The process dies
+/// with the test process (PR_SET_PDEATHSIG, set from a thread that lives as long as the process).
+pub fn start_controller(tag: &str) -> ControllerProcess {
+    install_crds();
+    let _ = super::kubectl(&["create", "namespace", CLUSTER_RESOURCE_NAMESPACE], None);
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::env::temp_dir().join(format!("ferrocert-{tag}-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).unwrap();
+    let http01 = format!("127.0.0.1:{}", env_var("HTTP01_PORT"));
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let args = vec![
+        "controller".to_string(),
+        "--http01-listen".into(),
+        http01,
+        "--metrics-listen".into(),
+        metrics.clone(),
+        "--backoff-base".into(),
+        "2s".into(),
+        "--backoff-cap".into(),
+        "16s".into(),
+        "--cluster-resource-namespace".into(),
+        CLUSTER_RESOURCE_NAMESPACE.into(),
+    ];
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocert"));
+        cmd.args(&args)
+            .env("KUBECONFIG", env_var("KUBECONFIG"))
+            .env("RUST_LOG", "info,ferrocert=debug")
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file));
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child: Child = cmd.spawn().expect("start the controller");
+        tx.send(child.id()).unwrap();
+        // Keep this thread (the child's parent thread) alive for the life of the test process.
+        loop {
+            std::thread::park();
+        }
+    });
+    let pid = rx.recv().unwrap();
+    let started = Instant::now();
+    while ureq_get(&format!("http://{metrics}/healthz")).is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "controller did not start; log: {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ControllerProcess { pid, metrics, log }
+}
+
+/// The shared controller of one test binary.
+pub fn controller() -> &'static ControllerProcess {
+    static C: OnceLock<ControllerProcess> = OnceLock::new();
+    C.get_or_init(|| start_controller("shared"))
+}
+
+/// A minimal HTTP GET over loopback (no client crate needed for /metrics).
+pub fn ureq_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+pub async fn client() -> Client {
+    let _ = env_var("KUBECONFIG");
+    Client::try_default().await.expect("kube client")
+}
+
+pub fn pebble_ca_bundle() -> String {
+    let pem = std::fs::read(env_var("PEBBLE_CA_FILE")).expect("Pebble CA file");
+    base64::engine::general_purpose::STANDARD.encode(pem)
+}
+
+/// An Issuer for the local Pebble with an HTTP-01 solver.
+pub fn pebble_issuer(
+    name: &str,
+    account_secret: &str,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut acme = json!({
+        "server": env_var("PEBBLE_DIRECTORY"),
+        "email": "e2e@example.test",
+        "caBundle": pebble_ca_bundle(),
+        "privateKeySecretRef": {"name": account_secret},
+        "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+    });
+    if let (Some(a), Some(e)) = (acme.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+    json!({
+        "apiVersion": "ferrocert.dev/v1alpha1",
+        "kind": "Issuer",
+        "metadata": {"name": name},
+        "spec": {"acme": acme}
+    })
+}
+
+pub fn apply(ns: &str, doc: &serde_json::Value) {
+    kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(&doc.to_string()));
+}
+
+/// Polls until `check` returns Some, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn condition(
+    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    t: &str,
+) -> Option<(String, String, String)> {
+    conds
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub async fn wait_issuer_ready(api: &Api<Issuer>, name: &str) -> Issuer {
+    wait_for(
+        &format!("Issuer {name} Ready"),
+        Duration::from_secs(30),
+        || async {
+            let i = api.get(name).await.ok()?;
+            let st = i.status.as_ref()?;
+            (condition(&st.conditions, "Ready")?.0 == "True").then_some(i.clone())
+        },
+    )
+    .await
+}
+
+/// Waits until the Certificate is Ready at `revision` or later.
+pub async fn wait_cert_ready(api: &Api<Certificate>, name: &str, revision: i64) -> Certificate {
+    wait_for(
+        &format!("Certificate {name} Ready at revision {revision}"),
+        Duration::from_secs(60),
+        || async {
+            let c = api.get(name).await.ok()?;
+            let st = c.status.as_ref()?;
+            (condition(&st.conditions, "Ready")?.0 == "True"
+                && st.revision.unwrap_or(0) >= revision
+                && st.order.is_none())
+            .then_some(c.clone())
+        },
+    )
+    .await
+}
+
+pub fn ready_condition(c: &Certificate) -> Option<(String, String, String)> {
+    condition(&c.status.as_ref()?.conditions, "Ready")
+}
+
+/// How many times an Event with this reason was recorded on an object. The recorder folds
+/// repeats into one Event with a series count, so this sums the counts.
+pub fn event_count(ns: &str, name: &str, reason: &str) -> usize {
+    let out = kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={name},reason={reason}"),
+            "-o",
+            "jsonpath={range .items[*]}{.series.count}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    out.lines()
+        .map(|l| l.trim().parse::<usize>().unwrap_or(0).max(1))
+        .sum()
+}
+
+/// Verifies `tls.crt` of a Secret with openssl against Pebble's current issuance root; returns
+/// openssl's text dump of the leaf.
+pub fn verify_chain(ns: &str, secret: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let crt = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            ns,
+            secret,
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ],
+        None,
+    );
+    let chain = base64::engine::general_purpose::STANDARD
+        .decode(crt.trim())
+        .unwrap();
+    let chain_path = dir.path().join("chain.pem");
+    std::fs::write(&chain_path, &chain).unwrap();
+    let root = pebble_root();
+    let root_path = dir.path().join("root.pem");
+    std::fs::write(&root_path, root).unwrap();
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&root_path)
+        .arg("-untrusted")
+        .arg(&chain_path)
+        .arg(&chain_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chain does not verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&chain_path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&text.stdout).into_owned()
+}
+
+/// Pebble's issuance root, fetched from its management interface now.
+pub fn pebble_root() -> Vec<u8> {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "--cacert",
+            &env_var("PEBBLE_CA_FILE"),
+            &format!("{}/roots/0", env_var("PEBBLE_MANAGEMENT")),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fetching Pebble's root failed");
+    out.stdout
+}
+
+/// Decoded `tls.key` of a Secret.
+pub fn secret_key(ns: &str, secret: &str) -> String {
+    let key = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            ns,
+            secret,
+            "-o",
+            "jsonpath={.data.tls\\.key}",
+        ],
+        None,
+    );
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .unwrap(),
+    )
+    .unwrap()
+}

@@ -1,0 +1,472 @@
+//! Issuance over ACME HTTP-01, end to end: the controller as a process against the real API
+//! server, Pebble validating on 127.0.0.1 through BIND. Each test has its own namespace.
+
+mod common;
+
+use std::time::Duration;
+
+use common::e2e::{
+    apply, client, controller, event_count, pebble_issuer, ready_condition, secret_key,
+    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+};
+use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
+use ferrocert::api::{Certificate, Issuer};
+use futures::StreamExt;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+fn certificate(name: &str, dns: &[&str], extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({
+        "secretName": format!("{name}-tls"),
+        "dnsNames": dns,
+        "issuerRef": {"name": "pebble"}
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})
+}
+
+/// A namespace with a Ready Pebble Issuer named `pebble`.
+async fn namespace_with_issuer(prefix: &str) -> String {
+    controller();
+    let ns = fresh_namespace(prefix);
+    apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    ns
+}
+
+fn zone() -> String {
+    env_var("TEST_ZONE")
+}
+
+#[tokio::test]
+async fn an_issuer_registers_and_a_second_issuer_with_the_same_key_reuses_the_account() {
+    controller();
+    let ns = fresh_namespace("account");
+    apply(&ns, &pebble_issuer("first", "shared-account", json!({})));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    let first = wait_issuer_ready(&issuers, "first").await;
+    let uri = first.status.unwrap().acme.unwrap().uri.unwrap();
+    assert!(uri.starts_with("https://localhost:"), "account URI {uri}");
+    let key_secret = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "shared-account",
+            "-o",
+            "jsonpath={.data.tls\\.key}",
+        ],
+        None,
+    );
+    assert!(!key_secret.is_empty(), "the account key was stored");
+
+    apply(&ns, &pebble_issuer("second", "shared-account", json!({})));
+    let second = wait_issuer_ready(&issuers, "second").await;
+    assert_eq!(
+        second.status.unwrap().acme.unwrap().uri.unwrap(),
+        uri,
+        "the existing account is reused"
+    );
+    let again = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "shared-account",
+            "-o",
+            "jsonpath={.data.tls\\.key}",
+        ],
+        None,
+    );
+    assert_eq!(again, key_secret, "the key Secret is untouched");
+}
+
+#[tokio::test]
+async fn certificates_with_two_names_and_an_ip_verify_with_the_asked_key_types() {
+    let ns = namespace_with_issuer("keys").await;
+    let z = zone();
+    let cases = [
+        (
+            "p256",
+            json!({}),
+            "id-ecPublicKey",
+            "prime256v1",
+            "-----BEGIN EC PRIVATE KEY-----",
+        ),
+        (
+            "p384",
+            json!({"algorithm": "ECDSA", "size": 384}),
+            "id-ecPublicKey",
+            "secp384r1",
+            "-----BEGIN EC PRIVATE KEY-----",
+        ),
+        (
+            "rsa3072",
+            json!({"algorithm": "RSA", "size": 3072, "encoding": "PKCS8"}),
+            "rsaEncryption",
+            "(3072 bit)",
+            "-----BEGIN PRIVATE KEY-----",
+        ),
+    ];
+    for (name, key, ..) in &cases {
+        let a = format!("{name}-a.{z}");
+        let b = format!("{name}-b.{z}");
+        let mut doc = certificate(name, &[&a, &b], json!({"ipAddresses": ["127.0.0.1"]}));
+        if key.as_object().is_some_and(|k| !k.is_empty()) {
+            doc["spec"]["privateKey"] = key.clone();
+        }
+        apply(&ns, &doc);
+    }
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    for (name, _, alg, param, key_header) in &cases {
+        let cert = wait_cert_ready(&certs, name, 1).await;
+        let status = cert.status.unwrap();
+        assert!(status.not_after.is_some() && status.renewal_time.is_some());
+        let text = verify_chain(&ns, &format!("{name}-tls"));
+        assert!(
+            text.contains(&format!("DNS:{name}-a.{z}"))
+                && text.contains(&format!("DNS:{name}-b.{z}")),
+            "{text}"
+        );
+        assert!(text.contains("IP Address:127.0.0.1"), "{text}");
+        assert_eq!(
+            text.matches("DNS:").count(),
+            2,
+            "exactly the asked DNS names: {text}"
+        );
+        assert!(
+            text.contains(alg) && text.contains(param),
+            "{name}: key type {alg} {param} not in {text}"
+        );
+        let key = secret_key(&ns, &format!("{name}-tls"));
+        assert!(
+            key.starts_with(key_header),
+            "{name}: tls.key is {}",
+            key.lines().next().unwrap_or("")
+        );
+        let labels = kubectl_ok(
+            &[
+                "get",
+                "secret",
+                "-n",
+                &ns,
+                &format!("{name}-tls"),
+                "-o",
+                "jsonpath={.metadata.labels}",
+            ],
+            None,
+        );
+        assert!(
+            labels.contains("ferrocert.dev/certificate-name"),
+            "{labels}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn temporary_ingress_and_service_exist_during_the_order_and_are_gone_after() {
+    let ns = namespace_with_issuer("routing").await;
+    let host = format!("routed.{}", zone());
+    let ingresses: Api<Ingress> = Api::namespaced(client().await, &ns);
+    // Record every Ingress that appears while the order runs.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Ingress>::new()));
+    let sink = seen.clone();
+    let watch = tokio::spawn(async move {
+        let mut stream = watcher(ingresses, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(ing)) = stream.next().await {
+            sink.lock().unwrap().push(ing);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    apply(&ns, &certificate("routed", &[&host], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "routed", 1).await;
+    watch.abort();
+    let seen = seen.lock().unwrap().clone();
+    let ing = seen
+        .first()
+        .unwrap_or_else(|| panic!("no temporary Ingress was made"));
+    let spec = ing.spec.clone().unwrap();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    let rule = &spec.rules.unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some(host.as_str()));
+    let path = &rule.http.as_ref().unwrap().paths[0];
+    assert!(
+        path.path
+            .as_deref()
+            .unwrap()
+            .starts_with("/.well-known/acme-challenge/"),
+        "{path:?}"
+    );
+    let backend = path.backend.service.as_ref().unwrap();
+    let svc = ing.metadata.name.clone().unwrap();
+    assert_eq!(backend.name, svc);
+    assert_eq!(
+        ing.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "Certificate"
+    );
+    // After the order: nothing left.
+    let left = kubectl_ok(
+        &[
+            "get",
+            "ingress,service",
+            "-n",
+            &ns,
+            "-l",
+            "ferrocert.dev/solver",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        left.trim().is_empty(),
+        "temporary objects left behind: {left}"
+    );
+}
+
+#[tokio::test]
+async fn only_real_changes_cause_new_orders() {
+    let ns = namespace_with_issuer("reissue").await;
+    let z = zone();
+    let first = format!("one.{z}");
+    apply(&ns, &certificate("app", &[&first], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "app", 1).await;
+    assert_eq!(event_count(&ns, "app", "OrderCreated"), 1);
+
+    // Unrelated changes: a label on the Certificate, a label on the Secret. No order.
+    kubectl_ok(&["label", "fcert", "-n", &ns, "app", "team=web"], None);
+    kubectl_ok(
+        &["label", "secret", "-n", &ns, "app-tls", "touched=yes"],
+        None,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        event_count(&ns, "app", "OrderCreated"),
+        1,
+        "an unrelated change made an order"
+    );
+
+    // Deleting the Secret re-issues.
+    kubectl_ok(&["delete", "secret", "-n", &ns, "app-tls"], None);
+    wait_cert_ready(&certs, "app", 2).await;
+    assert_eq!(event_count(&ns, "app", "OrderCreated"), 2);
+
+    // Changing dnsNames re-issues with the new SANs.
+    let second = format!("two.{z}");
+    apply(&ns, &certificate("app", &[&first, &second], json!({})));
+    wait_cert_ready(&certs, "app", 3).await;
+    let text = verify_chain(&ns, "app-tls");
+    assert!(text.contains(&format!("DNS:{second}")), "{text}");
+    assert_eq!(event_count(&ns, "app", "OrderCreated"), 3);
+
+    // Garbage in tls.crt re-issues.
+    kubectl_ok(
+        &[
+            "patch",
+            "secret",
+            "-n",
+            &ns,
+            "app-tls",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"tls.crt":"Z2FyYmFnZQ=="}}"#,
+        ],
+        None,
+    );
+    wait_cert_ready(&certs, "app", 4).await;
+    verify_chain(&ns, "app-tls");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        event_count(&ns, "app", "OrderCreated"),
+        4,
+        "exactly one order per change"
+    );
+}
+
+#[tokio::test]
+async fn a_short_lived_certificate_renews_by_itself() {
+    controller();
+    let ns = fresh_namespace("renew");
+    // Pebble's `tenminutes` profile issues 600 s certificates; renewing at 98% of the lifetime
+    // left means about 12 s after issuance.
+    apply(
+        &ns,
+        &pebble_issuer("pebble", "pebble-account", json!({"profile": "tenminutes"})),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    apply(
+        &ns,
+        &certificate(
+            "short",
+            &[&format!("short.{}", zone())],
+            json!({"renewBeforePercentage": 98}),
+        ),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let first = wait_cert_ready(&certs, "short", 1).await.status.unwrap();
+    let (nb, na) = (first.not_before.unwrap().0, first.not_after.unwrap().0);
+    let lifetime = na.duration_since(nb).as_secs();
+    assert!(
+        (590..=610).contains(&lifetime),
+        "profile validity not applied: {lifetime}s"
+    );
+    let renewed = wait_for("the renewal", Duration::from_secs(60), || async {
+        let c = certs.get("short").await.ok()?;
+        let st = c.status?;
+        (st.revision? >= 2 && st.order.is_none()).then_some(st)
+    })
+    .await;
+    assert!(
+        renewed.not_after.unwrap().0 > na,
+        "the renewed certificate expires later"
+    );
+    verify_chain(&ns, "short-tls");
+}
+
+#[tokio::test]
+async fn a_name_that_cannot_validate_fails_clearly_and_backs_off() {
+    let ns = namespace_with_issuer("failing").await;
+    // Outside every zone BIND serves: Pebble cannot resolve it.
+    apply(&ns, &certificate("broken", &["nowhere.invalid"], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let failed = wait_for(
+        "Ready=False with the CA's error",
+        Duration::from_secs(30),
+        || async {
+            let c = certs.get("broken").await.ok()?;
+            let (status, reason, message) = ready_condition(&c)?;
+            (status == "False" && reason == "Failed").then_some((c, message))
+        },
+    )
+    .await;
+    let (cert, message) = failed;
+    assert!(
+        message.contains("urn:ietf:params:acme:error:"),
+        "the CA's problem type is kept: {message}"
+    );
+    assert!(message.contains("nowhere.invalid"), "{message}");
+    assert!(cert.status.as_ref().unwrap().last_failure_time.is_some());
+    assert!(
+        event_count(&ns, "broken", "Failed") > 0,
+        "a Warning Event was recorded"
+    );
+    // Backoff 2 s doubling, capped at 16 s: after 12 s at most 4 attempts, not a tight loop.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let attempts = certs
+        .get("broken")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .failed_issuance_attempts
+        .unwrap();
+    assert!(
+        (2..=4).contains(&attempts),
+        "attempts after 12 s: {attempts}"
+    );
+    let orders = event_count(&ns, "broken", "OrderCreated") as i64;
+    assert!(
+        orders <= attempts + 1,
+        "orders {orders} vs attempts {attempts}"
+    );
+    let left = kubectl_ok(
+        &[
+            "get",
+            "ingress,service",
+            "-n",
+            &ns,
+            "-l",
+            "ferrocert.dev/solver",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        left.trim().is_empty() || attempts < 4,
+        "temporary objects kept after failure: {left}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_issuer_gives_a_clear_condition() {
+    controller();
+    let ns = fresh_namespace("noissuer");
+    apply(
+        &ns,
+        &certificate(
+            "orphan",
+            &[&format!("orphan.{}", zone())],
+            json!({"issuerRef": {"name": "absent"}}),
+        ),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let (_, reason, message) = wait_for("IssuerNotFound", Duration::from_secs(20), || async {
+        let c = certs.get("orphan").await.ok()?;
+        ready_condition(&c).filter(|(s, _, _)| s == "False")
+    })
+    .await;
+    assert_eq!(reason, "IssuerNotFound");
+    assert!(message.contains("absent"), "{message}");
+}
+
+#[tokio::test]
+async fn eab_registration_uses_the_key_from_a_secret() {
+    controller();
+    let ns = fresh_namespace("eab");
+    let eab = json!({
+        "server": env_var("PEBBLE_EAB_DIRECTORY"),
+        "externalAccountBinding": {"keyID": env_var("PEBBLE_EAB_KID"), "keySecretRef": {"name": "eab", "key": "secret"}}
+    });
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "eab",
+            "-n",
+            &ns,
+            &format!("--from-literal=secret={}", env_var("PEBBLE_EAB_HMAC")),
+        ],
+        None,
+    );
+    apply(&ns, &pebble_issuer("with-eab", "eab-account", eab));
+    // Without the binding the CA refuses, and says why.
+    apply(
+        &ns,
+        &pebble_issuer(
+            "without-eab",
+            "plain-account",
+            json!({"server": env_var("PEBBLE_EAB_DIRECTORY")}),
+        ),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    let ready = wait_issuer_ready(&issuers, "with-eab").await;
+    assert!(ready.status.unwrap().acme.unwrap().uri.is_some());
+    let message = wait_for("the EAB refusal", Duration::from_secs(30), || async {
+        let i = issuers.get("without-eab").await.ok()?;
+        let c = i
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.status == "False").then_some(c.message)
+    })
+    .await;
+    assert!(message.contains("externalAccountRequired"), "{message}");
+    let _ = kubectl(&["delete", "ns", &ns, "--wait=false"], None);
+}
