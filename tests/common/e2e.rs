@@ -67,9 +67,11 @@ pub fn start_controller(tag: &str) -> ControllerProcess {
                 Ok(())
             });
         }
-        let child: Child = cmd.spawn().expect("start the controller");
+        let mut child: Child = cmd.spawn().expect("start the controller");
         tx.send(child.id()).unwrap();
-        // Keep this thread (the child's parent thread) alive for the life of the test process.
+        // Reap the child when it ends, then keep this thread (the child's parent thread, whose
+        // exit would fire PDEATHSIG) alive for the life of the test process.
+        let _ = child.wait();
         loop {
             std::thread::park();
         }
