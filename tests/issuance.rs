@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, event_count, pebble_issuer, ready_condition, secret_key,
-    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    apply, client, controller, event_count, pebble_issuer, pebble_root, ready_condition,
+    secret_key, subject_cn, verify_chain, verify_chain_to, wait_cert_ready, wait_for,
+    wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -399,6 +400,57 @@ async fn a_name_that_cannot_validate_fails_clearly_and_backs_off() {
     assert!(
         left.trim().is_empty() || attempts < 4,
         "temporary objects kept after failure: {left}"
+    );
+}
+
+#[tokio::test]
+async fn preferred_chain_picks_the_alternate_root() {
+    controller();
+    let ns = fresh_namespace("chain");
+    let cn = subject_cn(&pebble_root(1));
+    apply(
+        &ns,
+        &pebble_issuer("pebble", "pebble-account", json!({"preferredChain": cn})),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    apply(
+        &ns,
+        &certificate("alt", &[&format!("alt.{}", zone())], json!({})),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "alt", 1).await;
+    verify_chain_to(&ns, "alt-tls", 1);
+    let crt = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "alt-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ],
+        None,
+    );
+    let pem =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, crt.trim()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.pem");
+    std::fs::write(&chain, &pem).unwrap();
+    let default_root = dir.path().join("root0.pem");
+    std::fs::write(&default_root, pebble_root(0)).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&default_root)
+        .arg("-untrusted")
+        .arg(&chain)
+        .arg(&chain)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the stored chain should lead to the alternate root, not the default one"
     );
 }
 

@@ -21,7 +21,7 @@ pub struct AccountConfig {
 }
 
 impl AccountConfig {
-    fn trust(&self) -> Trust<'_> {
+    pub fn trust(&self) -> Trust<'_> {
         match (&self.ca_bundle, self.skip_tls_verify) {
             (_, true) => Trust::Insecure,
             (Some(pem), false) => Trust::Bundle(pem),

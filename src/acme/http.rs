@@ -47,33 +47,45 @@ pub struct AcmeHttpClient {
     metrics: Metrics,
 }
 
+/// The rustls client configuration for a trust choice.
+pub fn tls_config(trust: Trust<'_>) -> Result<rustls::ClientConfig, HttpClientError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpClientError::SystemRoots(e.to_string()))?;
+    let config = match trust {
+        Trust::System => {
+            let mut roots = RootCertStore::empty();
+            let loaded = rustls_native_roots()?;
+            roots.add_parsable_certificates(loaded);
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Bundle(pem) => builder
+            .with_root_certificates(roots_from_pem(pem)?)
+            .with_no_client_auth(),
+        Trust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+/// An HTTPS connector over a trust choice (HTTP/1 and HTTP/2).
+pub fn connector(
+    trust: Trust<'_>,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, HttpClientError> {
+    Ok(HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(trust)?)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build())
+}
+
 impl AcmeHttpClient {
     pub fn new(trust: Trust<'_>, metrics: Metrics) -> Result<Self, HttpClientError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HttpClientError::SystemRoots(e.to_string()))?;
-        let config = match trust {
-            Trust::System => {
-                let mut roots = RootCertStore::empty();
-                let loaded = rustls_native_roots()?;
-                roots.add_parsable_certificates(loaded);
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            Trust::Bundle(pem) => builder
-                .with_root_certificates(roots_from_pem(pem)?)
-                .with_no_client_auth(),
-            Trust::Insecure => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-                .with_no_client_auth(),
-        };
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .build();
+        let connector = connector(trust)?;
         Ok(Self {
             inner: HyperClient::builder(TokioExecutor::new()).build(connector),
             metrics,

@@ -1,6 +1,7 @@
 //! Talking to ACME servers: the HTTP client with custom roots and metrics, accounts, errors.
 
 pub mod account;
+pub mod alternates;
 pub mod error;
 pub mod http;
 

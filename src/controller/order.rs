@@ -431,6 +431,18 @@ async fn complete(
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
+    let chain_pem = match issuer.acme.preferred_chain.as_deref() {
+        None => chain_pem,
+        Some(preferred) => match preferred_chain(ctx, order, issuer, preferred).await {
+            Ok(Some(pem)) => pem,
+            Ok(None) => chain_pem,
+            Err(e) => {
+                // The default chain is still a valid certificate: keep it, say why.
+                tracing::warn!(cert = %describe(cert), error = %e, "fetching alternate chains failed; using the default chain");
+                chain_pem
+            }
+        },
+    };
     let chain = match pki::parse_chain(&chain_pem) {
         Ok(c) => c,
         Err(e) => {
@@ -539,6 +551,31 @@ async fn complete(
     )
     .await;
     Ok(requeue_at(renewal, Timestamp::now()))
+}
+
+/// The chain matching `preferredChain` among the default and alternate chains, if any matches.
+async fn preferred_chain(
+    ctx: &Ctx,
+    order: &mut instant_acme::Order,
+    issuer: &ResolvedIssuer,
+    preferred: &str,
+) -> Result<Option<String>, Error> {
+    let Some(cert_url) = order.state().certificate.clone() else {
+        return Ok(None);
+    };
+    let config = issuer_account_config(issuer)?;
+    let key = account_key_der(ctx, issuer).await?;
+    let chains = crate::acme::alternates::fetch_chains(
+        config.trust(),
+        &config.server,
+        &issuer.account_uri,
+        &key,
+        &cert_url,
+    )
+    .await
+    .map_err(|e| Error::Invalid(format!("fetching alternate chains: {e}")))?;
+    let index = pki::choose_preferred_chain(&chains, Some(preferred));
+    Ok(chains.into_iter().nth(index))
 }
 
 /// A failed attempt: keep the CA's words in status and an Event, clean up, back off.

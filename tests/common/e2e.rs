@@ -243,6 +243,11 @@ pub fn event_count(ns: &str, name: &str, reason: &str) -> usize {
 /// Verifies `tls.crt` of a Secret with openssl against Pebble's current issuance root; returns
 /// openssl's text dump of the leaf.
 pub fn verify_chain(ns: &str, secret: &str) -> String {
+    verify_chain_to(ns, secret, 0)
+}
+
+/// Like [`verify_chain`], against Pebble's root number `root`.
+pub fn verify_chain_to(ns: &str, secret: &str, root: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
     let crt = kubectl_ok(
         &[
@@ -261,7 +266,7 @@ pub fn verify_chain(ns: &str, secret: &str) -> String {
         .unwrap();
     let chain_path = dir.path().join("chain.pem");
     std::fs::write(&chain_path, &chain).unwrap();
-    let root = pebble_root();
+    let root = pebble_root(root);
     let root_path = dir.path().join("root.pem");
     std::fs::write(&root_path, root).unwrap();
     let out = Command::new("openssl")
@@ -287,18 +292,38 @@ pub fn verify_chain(ns: &str, secret: &str) -> String {
 }
 
 /// Pebble's issuance root, fetched from its management interface now.
-pub fn pebble_root() -> Vec<u8> {
+pub fn pebble_root(index: usize) -> Vec<u8> {
     let out = Command::new("curl")
         .args([
             "-sf",
             "--cacert",
             &env_var("PEBBLE_CA_FILE"),
-            &format!("{}/roots/0", env_var("PEBBLE_MANAGEMENT")),
+            &format!("{}/roots/{index}", env_var("PEBBLE_MANAGEMENT")),
         ])
         .output()
         .unwrap();
     assert!(out.status.success(), "fetching Pebble's root failed");
     out.stdout
+}
+
+/// The subject common name of a PEM certificate.
+pub fn subject_cn(pem: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.pem");
+    std::fs::write(&path, pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "multiline", "-in"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("commonName")
+                .map(|v| v.trim().trim_start_matches('=').trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no CN in {text}"))
 }
 
 /// Decoded `tls.key` of a Secret.

@@ -176,6 +176,8 @@ JSON
 pebble_config pebble/config.json "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" false
 pebble_config pebble/config-eab.json "$PEBBLE_EAB_PORT" "$PEBBLE_EAB_MGMT_PORT" true
 export PEBBLE_VA_NOSLEEP=${PEBBLE_VA_NOSLEEP:-1}
+# One alternate chain (to a second root), for preferredChain tests.
+export PEBBLE_ALTERNATE_ROOTS=${PEBBLE_ALTERNATE_ROOTS:-1}
 start pebble bin/pebble -config pebble/config.json -dnsserver "127.0.0.1:$DNS_PORT"
 start pebble-eab bin/pebble -config pebble/config-eab.json -dnsserver "127.0.0.1:$DNS_PORT"
 

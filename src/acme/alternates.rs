@@ -1,0 +1,228 @@
+//! Alternate certificate chains (RFC 8555 §7.4.2): the CA links them from the certificate
+//! download with `Link: <url>;rel="alternate"`. instant-acme downloads only the default chain and
+//! does not expose those headers, so for `preferredChain` the chains are fetched here with
+//! POST-as-GET requests signed by the account key (ES256 JWS, `kid` = account URL).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::http::{HttpClientError, Trust, connector};
+
+/// Why the chains could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainFetchError {
+    #[error(transparent)]
+    Client(#[from] HttpClientError),
+    #[error("{0}")]
+    Request(String),
+    #[error("the account key cannot sign: {0}")]
+    Key(String),
+}
+
+fn req_err(e: impl std::fmt::Display) -> ChainFetchError {
+    ChainFetchError::Request(e.to_string())
+}
+
+/// Every chain the CA offers for a certificate: the default first, then the alternates.
+pub async fn fetch_chains(
+    trust: Trust<'_>,
+    directory_url: &str,
+    account_url: &str,
+    account_key_pkcs8: &[u8],
+    certificate_url: &str,
+) -> Result<Vec<String>, ChainFetchError> {
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(trust)?);
+    let signer = Signer::new(account_key_pkcs8, account_url)?;
+
+    let (status, _, body) = send(&client, Method::GET, directory_url, None).await?;
+    let directory: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        req_err(format!(
+            "the directory at {directory_url} (HTTP {status}) is not JSON: {e}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    })?;
+    let new_nonce = directory
+        .get("newNonce")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            req_err(format!(
+                "the directory at {directory_url} (HTTP {status}) has no newNonce: {directory}"
+            ))
+        })?;
+    let (_, headers, _) = send(&client, Method::HEAD, new_nonce, None).await?;
+    let mut nonce = replay_nonce(&headers)?;
+
+    let mut chains = Vec::new();
+    let mut queue = vec![certificate_url.to_string()];
+    let mut index = 0;
+    while index < queue.len() && index < 8 {
+        let url = queue[index].clone();
+        let body = signer.post_as_get(&nonce, &url)?;
+        let (status, headers, bytes) = send(&client, Method::POST, &url, Some(body)).await?;
+        nonce = replay_nonce(&headers)?;
+        if !status.is_success() {
+            return Err(req_err(format!(
+                "downloading {url}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        if index == 0 {
+            queue.extend(alternate_links(&headers));
+        }
+        chains.push(String::from_utf8(bytes.to_vec()).map_err(req_err)?);
+        index += 1;
+    }
+    Ok(chains)
+}
+
+async fn send<C>(
+    client: &Client<C, Full<Bytes>>,
+    method: Method,
+    url: &str,
+    body: Option<String>,
+) -> Result<(http::StatusCode, HeaderMap, Bytes), ChainFetchError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    // RFC 8555 §6.1: every request carries a User-Agent.
+    let mut req = Request::builder().method(method).uri(url).header(
+        header::USER_AGENT,
+        concat!("ferrocert/", env!("CARGO_PKG_VERSION")),
+    );
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/jose+json");
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(req_err)?;
+    let rsp = client.request(req).await.map_err(req_err)?;
+    let (parts, body) = rsp.into_parts();
+    let bytes = body.collect().await.map_err(req_err)?.to_bytes();
+    Ok((parts.status, parts.headers, bytes))
+}
+
+fn replay_nonce(headers: &HeaderMap) -> Result<String, ChainFetchError> {
+    headers
+        .get("replay-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| req_err("the CA sent no Replay-Nonce"))
+}
+
+/// URLs of `Link: <url>;rel="alternate"` headers.
+pub fn alternate_links(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|link| {
+            let (target, params) = link.trim().split_once(';')?;
+            let is_alternate = params.split(';').any(|p| {
+                p.trim()
+                    .replace(' ', "")
+                    .eq_ignore_ascii_case("rel=\"alternate\"")
+            });
+            let url = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            is_alternate.then(|| url.to_string())
+        })
+        .collect()
+}
+
+/// Signs POST-as-GET requests with the account key.
+struct Signer {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    kid: String,
+}
+
+impl Signer {
+    fn new(pkcs8: &[u8], kid: &str) -> Result<Self, ChainFetchError> {
+        let key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+        )
+        .map_err(|e| ChainFetchError::Key(e.to_string()))?;
+        Ok(Self {
+            key,
+            kid: kid.to_string(),
+        })
+    }
+
+    fn post_as_get(&self, nonce: &str, url: &str) -> Result<String, ChainFetchError> {
+        let protected =
+            serde_json::json!({"alg": "ES256", "kid": self.kid, "nonce": nonce, "url": url});
+        let protected = URL_SAFE_NO_PAD.encode(protected.to_string());
+        let signing_input = format!("{protected}.");
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self
+            .key
+            .sign(&rng, signing_input.as_bytes())
+            .map_err(|e| ChainFetchError::Key(e.to_string()))?;
+        Ok(serde_json::json!({
+            "protected": protected,
+            "payload": "",
+            "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
+        })
+        .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternate_links_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::LINK,
+            "<https://ca/cert/1/alt/1>;rel=\"alternate\""
+                .parse()
+                .unwrap(),
+        );
+        h.append(
+            header::LINK,
+            "<https://ca/dir>;rel=\"index\", <https://ca/cert/1/alt/2>; rel=\"alternate\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            alternate_links(&h),
+            vec!["https://ca/cert/1/alt/1", "https://ca/cert/1/alt/2"]
+        );
+    }
+
+    #[test]
+    fn post_as_get_is_a_verifiable_es256_jws() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, KeyPair, UnparsedPublicKey};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let signer = Signer::new(pkcs8.as_ref(), "https://ca/acct/1").unwrap();
+        let jws: serde_json::Value =
+            serde_json::from_str(&signer.post_as_get("n1", "https://ca/cert/1").unwrap()).unwrap();
+        assert_eq!(jws["payload"], "");
+        let protected = jws["protected"].as_str().unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected).unwrap()).unwrap();
+        assert_eq!(header["kid"], "https://ca/acct/1");
+        assert_eq!(header["nonce"], "n1");
+        assert_eq!(header["url"], "https://ca/cert/1");
+        let sig = URL_SAFE_NO_PAD
+            .decode(jws["signature"].as_str().unwrap())
+            .unwrap();
+        let public = signer.key.public_key().as_ref().to_vec();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public)
+            .verify(format!("{protected}.").as_bytes(), &sig)
+            .unwrap();
+    }
+}
