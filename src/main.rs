@@ -20,7 +20,7 @@ enum Command {
         out_dir: Option<PathBuf>,
     },
     /// Run the controller.
-    Controller(ferrocert::controller::ControllerArgs),
+    Controller(Box<ferrocert::controller::ControllerArgs>),
     /// Print the version.
     Version,
 }
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(ferrocert::controller::run(args))),
+            .and_then(|rt| rt.block_on(ferrocert::controller::run(*args))),
         other => run(other),
     };
     match result {

@@ -7,6 +7,7 @@
 
 pub mod certificate;
 pub mod issuer;
+pub mod leader;
 pub mod order;
 pub mod run;
 

@@ -13,12 +13,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::leader::{self, LeaseSettings};
 use super::{Context, Ctx, Settings, certificate, issuer};
 use crate::acme::Accounts;
 use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind};
@@ -58,6 +59,20 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Elect a leader on a Lease: only the holder reconciles; every replica serves HTTP-01 tokens
+    /// and metrics.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "ferrocert")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the cluster resource namespace).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// How long a leader keeps the lease without renewing it (Go duration); renewals happen every
+    /// third of it, and a follower takes over after it.
+    #[arg(long, default_value = "15s")]
+    pub lease_duration: String,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,20 +131,39 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         http01_service: args.http01_service.clone(),
     };
+    let lease_duration = parse_go_duration(&args.lease_duration)?.unsigned_abs();
     let client = client(&args).await?;
     let metrics = Metrics::new();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
+    let stopped = {
+        let stop_rx = stop_rx.clone();
+        move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
         }
     };
 
-    let certs: Api<Certificate> = Api::all(client.clone());
-    let cert_controller = Controller::new(certs, watcher::Config::default().any_semantic());
-    let store = cert_controller.store();
+    // Every replica keeps a Certificate cache: the HTTP-01 server answers from it.
+    let (store, writer) = reflector::store::<Certificate>();
+    let cert_cache = reflector(
+        writer,
+        watcher(
+            Api::<Certificate>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        ),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let cache_stop = stopped_once(stop_rx.clone());
+    let cache_task = tokio::spawn(async move {
+        tokio::select! {
+            () = cert_cache => {},
+            () = cache_stop => {},
+        }
+    });
 
     let reporter = Reporter {
         controller: "ferrocert".into(),
@@ -154,13 +188,92 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         Arc::new(store.clone()),
         stopped(),
     ));
-    let ready_store = store.clone();
-    let metrics_for_route = metrics.clone();
-    let metrics_router = Router::new()
+    let metrics_task = tokio::spawn(crate::http_server::serve(
+        metrics_listener,
+        metrics_router(metrics.clone(), store.clone()),
+        stopped(),
+    ));
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    if args.leader_elect {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+        let lease = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| args.cluster_resource_namespace.clone()),
+            identity,
+            duration: lease_duration,
+        };
+        let (leader_tx, mut leader_rx) = watch::channel(false);
+        let election = tokio::spawn(leader::run(
+            client.clone(),
+            lease,
+            leader_tx,
+            stop_rx.clone(),
+        ));
+        let mut stop = stop_rx.clone();
+        loop {
+            tokio::select! {
+                _ = leader_rx.wait_for(|l| *l) => {},
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            tracing::info!("leading: starting the reconcilers");
+            let (lead_stop_tx, lead_stop_rx) = watch::channel(false);
+            let mut reconcilers =
+                tokio::spawn(run_controllers(ctx.clone(), args.concurrency, lead_stop_rx));
+            tokio::select! {
+                _ = leader_rx.wait_for(|l| !*l) => {
+                    // Lost the lease: stop writing at once.
+                    reconcilers.abort();
+                    tracing::warn!("lost the lease: reconcilers stopped");
+                }
+                _ = stop.wait_for(|s| *s) => {
+                    let _ = lead_stop_tx.send(true);
+                    let _ = (&mut reconcilers).await;
+                    break;
+                }
+                _ = &mut reconcilers => {}
+            }
+        }
+        let _ = election.await;
+    } else {
+        run_controllers(ctx.clone(), args.concurrency, stop_rx.clone()).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = http01_task.await;
+        let _ = metrics_task.await;
+        let _ = cache_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+async fn stopped_once(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "ferrocert".into())
+}
+
+/// /metrics, /healthz, and /readyz (ready once the Certificate cache has synced, so a replica
+/// only takes HTTP-01 traffic when it can answer).
+fn metrics_router(metrics: Metrics, store: Store<Certificate>) -> Router {
+    Router::new()
         .route(
             "/metrics",
             get(move || {
-                let m = metrics_for_route.clone();
+                let m = metrics.clone();
                 async move { m.encode() }
             }),
         )
@@ -168,7 +281,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .route(
             "/readyz",
             get(move || {
-                let s = ready_store.clone();
+                let s = store.clone();
                 async move {
                     if s.wait_until_ready().now_or_never().is_some() {
                         (axum::http::StatusCode::OK, "ok")
@@ -180,13 +293,18 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                     }
                 }
             }),
-        );
-    let metrics_task = tokio::spawn(crate::http_server::serve(
-        metrics_listener,
-        metrics_router,
-        stopped(),
-    ));
+        )
+}
 
+/// The three reconcilers, until `stop` turns true.
+async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>) {
+    let client = ctx.client.clone();
+    let stopped = move || stopped_once(stop.clone());
+    let store = ctx.certificates.clone();
+    let cert_controller = Controller::new(
+        Api::<Certificate>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
     // Secrets: only ours (by label), metadata only; map back to their Certificate.
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
     let secret_events = watcher(
@@ -198,7 +316,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     .touched_objects();
     let issuer_store = store.clone();
     let cluster_issuer_store = store.clone();
-    let concurrency = args.concurrency;
     let cert_task = cert_controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches_stream(secret_events, |secret| {
@@ -252,24 +369,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     .graceful_shutdown_on(stopped())
     .run(issuer::reconcile_cluster_issuer, error_policy, ctx.clone())
     .for_each(|_| async {});
-
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
     tokio::join!(cert_task, issuer_task, cluster_issuer_task);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = http01_task.await;
-        let _ = metrics_task.await;
-    })
-    .await;
-    Ok(())
 }
 
 /// The Certificates that use an issuer.
 fn users_of(
-    store: &kube::runtime::reflector::Store<Certificate>,
+    store: &Store<Certificate>,
     kind: IssuerKind,
     namespace: Option<&str>,
     name: &str,

@@ -28,6 +28,19 @@ pub struct ControllerProcess {
 /// Starts `ferrocert controller` on the HTTP-01 port Pebble validates against. The process dies
 /// with the test process (PR_SET_PDEATHSIG, set from a thread that lives as long as the process).
 pub fn start_controller(tag: &str) -> ControllerProcess {
+    let port: u16 = env_var("HTTP01_PORT")
+        .parse()
+        .expect("HTTP01_PORT is a port");
+    start_controller_with(tag, port, &[], &[])
+}
+
+/// Starts a controller with its HTTP-01 listener on `http01_port`, extra flags and environment.
+pub fn start_controller_with(
+    tag: &str,
+    http01_port: u16,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> ControllerProcess {
     install_crds();
     let _ = super::kubectl(&["create", "namespace", CLUSTER_RESOURCE_NAMESPACE], None);
     let metrics_port = TcpListener::bind("127.0.0.1:0")
@@ -37,10 +50,14 @@ pub fn start_controller(tag: &str) -> ControllerProcess {
         .port();
     let log = std::env::temp_dir().join(format!("ferrocert-{tag}-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();
-    let http01 = format!("127.0.0.1:{}", env_var("HTTP01_PORT"));
+    let http01 = format!("127.0.0.1:{http01_port}");
     let metrics = format!("127.0.0.1:{metrics_port}");
     let (tx, rx) = std::sync::mpsc::channel();
-    let args = vec![
+    let env: Vec<(String, String)> = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut args = vec![
         "controller".to_string(),
         "--http01-listen".into(),
         http01,
@@ -53,11 +70,13 @@ pub fn start_controller(tag: &str) -> ControllerProcess {
         "--cluster-resource-namespace".into(),
         CLUSTER_RESOURCE_NAMESPACE.into(),
     ];
+    args.extend(extra_args.iter().map(|a| a.to_string()));
     std::thread::spawn(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocert"));
         cmd.args(&args)
             .env("KUBECONFIG", env_var("KUBECONFIG"))
             .env("RUST_LOG", "info,ferrocert=debug")
+            .envs(env)
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
             .stderr(Stdio::from(log_file));
         // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
@@ -93,6 +112,15 @@ pub fn start_controller(tag: &str) -> ControllerProcess {
 pub fn controller() -> &'static ControllerProcess {
     static C: OnceLock<ControllerProcess> = OnceLock::new();
     C.get_or_init(|| start_controller("shared"))
+}
+
+/// A counter's value from a controller's /metrics (0 when absent).
+pub fn metric(c: &ControllerProcess, name: &str) -> f64 {
+    let text = ureq_get(&format!("http://{}/metrics", c.metrics)).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A minimal HTTP GET over loopback (no client crate needed for /metrics).

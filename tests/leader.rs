@@ -1,0 +1,117 @@
+//! Leader election: two controller processes, one Lease. Only the holder reconciles (the other
+//! still answers HTTP-01 tokens); SIGKILL the holder and the other takes over within the lease
+//! duration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::e2e::{
+    CLUSTER_RESOURCE_NAMESPACE, apply, client, event_count, metric, pebble_issuer,
+    start_controller_with, verify_chain, wait_cert_ready, wait_issuer_ready,
+};
+use common::{env_var, fresh_namespace, kubectl};
+use ferrocert::api::{Certificate, Issuer};
+use kube::api::Api;
+use serde_json::json;
+
+fn holder(lease: &str) -> String {
+    let out = kubectl(
+        &[
+            "get",
+            "lease",
+            "-n",
+            CLUSTER_RESOURCE_NAMESPACE,
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn wait_holder(lease: &str, who: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while holder(lease) != who {
+        assert!(
+            started.elapsed() < within,
+            "{who} did not hold {lease} within {within:?} (holder: {:?})",
+            holder(lease)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
+fn cert(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name},
+        "spec": {"secretName": format!("{name}-tls"), "dnsNames": [format!("{name}.{}", env_var("TEST_ZONE"))], "issuerRef": {"name": "pebble"}}
+    })
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
+    let lease = format!("ferrocert-e2e-{}", std::process::id());
+    let pebble_port: u16 = env_var("HTTP01_PORT").parse().unwrap();
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let flags = [
+        "--leader-elect",
+        "--lease-name",
+        &lease,
+        "--lease-duration",
+        "4s",
+    ];
+    // `a` leads; `b` follows but owns the port Pebble validates on: followers answer tokens too.
+    let a = start_controller_with("leader-a", other_port, &flags, &[("POD_NAME", "replica-a")]);
+    wait_holder(&lease, "replica-a", Duration::from_secs(10));
+    let b = start_controller_with(
+        "leader-b",
+        pebble_port,
+        &flags,
+        &[("POD_NAME", "replica-b")],
+    );
+
+    let ns = fresh_namespace("leader");
+    apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    apply(&ns, &cert("first"));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "first", 1).await;
+    verify_chain(&ns, "first-tls");
+    // Other tests' Certificates exist in the cluster too, so the leader may have made more.
+    assert!(
+        metric(&a, "ferrocert_acme_orders_created_total") >= 1.0,
+        "the leader made the order"
+    );
+    assert_eq!(event_count(&ns, "first", "OrderCreated"), 1);
+    assert_eq!(
+        metric(&b, "ferrocert_acme_orders_created_total"),
+        0.0,
+        "the follower made an order"
+    );
+    assert_eq!(
+        metric(&b, "ferrocert_acme_requests_total"),
+        0.0,
+        "the follower talked to the CA"
+    );
+    assert_eq!(holder(&lease), "replica-a");
+
+    // SAFETY: kill(2) on our child.
+    assert_eq!(unsafe { libc::kill(a.pid as i32, libc::SIGKILL) }, 0);
+    let took = wait_holder(&lease, "replica-b", Duration::from_secs(12));
+    eprintln!("follower took over {took:?} after the leader died (lease duration 4s)");
+    apply(&ns, &cert("second"));
+    wait_cert_ready(&certs, "second", 1).await;
+    verify_chain(&ns, "second-tls");
+    assert!(
+        metric(&b, "ferrocert_acme_orders_created_total") >= 1.0,
+        "the new leader made the order"
+    );
+}
