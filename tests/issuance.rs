@@ -260,9 +260,15 @@ async fn only_real_changes_cause_new_orders() {
         "an unrelated change made an order"
     );
 
-    // Deleting the Secret re-issues.
+    // Deleting the Secret re-issues, with a new key (rotationPolicy defaults to Always).
+    let first_key = secret_key(&ns, "app-tls");
     kubectl_ok(&["delete", "secret", "-n", &ns, "app-tls"], None);
     wait_cert_ready(&certs, "app", 2).await;
+    assert_ne!(
+        secret_key(&ns, "app-tls"),
+        first_key,
+        "the key was not rotated"
+    );
     assert_eq!(event_count(&ns, "app", "OrderCreated"), 2);
 
     // Changing dnsNames re-issues with the new SANs.
@@ -295,6 +301,48 @@ async fn only_real_changes_cause_new_orders() {
         4,
         "exactly one order per change"
     );
+}
+
+#[tokio::test]
+async fn rotation_policy_never_keeps_the_key_across_a_requested_renewal() {
+    let ns = namespace_with_issuer("rotation").await;
+    apply(
+        &ns,
+        &certificate(
+            "kept",
+            &[&format!("kept.{}", zone())],
+            json!({"privateKey": {"rotationPolicy": "Never"}}),
+        ),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "kept", 1).await;
+    let key = secret_key(&ns, "kept-tls");
+    let serial = verify_chain(&ns, "kept-tls");
+    kubectl_ok(
+        &[
+            "annotate",
+            "fcert",
+            "-n",
+            &ns,
+            "kept",
+            "ferrocert.dev/renew-requested=r1",
+        ],
+        None,
+    );
+    wait_cert_ready(&certs, "kept", 2).await;
+    assert_eq!(
+        secret_key(&ns, "kept-tls"),
+        key,
+        "rotationPolicy Never changed the key"
+    );
+    assert_ne!(
+        verify_chain(&ns, "kept-tls"),
+        serial,
+        "no new certificate was issued"
+    );
+    // The request is handled once: no further orders.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(event_count(&ns, "kept", "OrderCreated"), 2);
 }
 
 #[tokio::test]

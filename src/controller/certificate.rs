@@ -18,11 +18,11 @@ use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::AcmeIssuer;
 use crate::api::{
-    Certificate, CertificateStatus, ClusterIssuer, Issuer, IssuerKind, OrderStatus, RotationPolicy,
+    Certificate, CertificateStatus, ClusterIssuer, Issuer, IssuerKind, RotationPolicy,
 };
 use crate::error::{Error, KubeContext};
 use crate::labels;
-use crate::pki::{self, KeySpec, Mismatch, PrivateKey};
+use crate::pki::{self, KeySpec, Mismatch};
 use crate::secret::{self, TLS_CRT, TLS_KEY, data_str};
 
 /// The issuer a Certificate uses, resolved and ready.
@@ -261,8 +261,16 @@ async fn start_issuance(
     let ns = cert.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let next_name = secret::next_key_secret_name(&cert.name_any());
-    let key = ensure_next_key(&secrets, cert, &next_name, key_spec, current.as_ref()).await?;
-    drop(key);
+    let resuming = status.next_private_key_secret_name.as_deref() == Some(next_name.as_str());
+    ensure_next_key(
+        &secrets,
+        cert,
+        &next_name,
+        key_spec,
+        current.as_ref(),
+        resuming,
+    )
+    .await?;
 
     // 2. Claim the issuance in status (fails with 409 if our view of the Certificate is stale, so
     //    two reconciles never create two orders).
@@ -320,23 +328,28 @@ async fn start_issuance(
     Ok(Action::requeue(Duration::from_secs(1)))
 }
 
-/// The next key: reused from a previous attempt if its Secret exists and fits; with
-/// `rotationPolicy: Never`, the current Secret's key; otherwise freshly generated.
+/// The next key: the one of an attempt this status still claims (a failed or interrupted order),
+/// if it fits the spec; with `rotationPolicy: Never`, the current Secret's key; otherwise freshly
+/// generated. A next-key Secret that status does not claim is a leftover of a finished issuance
+/// (its key is the current certificate's) and is replaced, so `Always` really rotates.
 async fn ensure_next_key(
     secrets: &Api<Secret>,
     cert: &Certificate,
     name: &str,
     spec: KeySpec,
     current: Option<&Secret>,
-) -> Result<PrivateKey, Error> {
-    if let Some(existing) = secrets
-        .get_opt(name)
-        .await
-        .context(|| format!("reading Secret {name}"))?
-        && let Some(key) = data_str(&existing, TLS_KEY).and_then(|p| pki::parse_pem(p).ok())
-        && key.spec() == spec
+    resuming: bool,
+) -> Result<(), Error> {
+    if resuming
+        && let Some(existing) = secrets
+            .get_opt(name)
+            .await
+            .context(|| format!("reading Secret {name}"))?
+        && data_str(&existing, TLS_KEY)
+            .and_then(|p| pki::parse_pem(p).ok())
+            .is_some_and(|key| key.spec() == spec)
     {
-        return Ok(key);
+        return Ok(());
     }
     let policy = cert
         .spec
@@ -383,7 +396,7 @@ async fn ensure_next_key(
             return Err(e).context(|| format!("storing the next private key in Secret {name}"));
         }
     }
-    Ok(key)
+    Ok(())
 }
 
 /// A Secret with apiVersion and kind, as server-side apply needs.
@@ -605,9 +618,4 @@ pub async fn account_key_der(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Vec<u
 /// The account configuration of an issuer, or an `Invalid` error.
 pub fn issuer_account_config(issuer: &ResolvedIssuer) -> Result<crate::acme::AccountConfig, Error> {
     account_config(&issuer.acme).map_err(Error::Invalid)
-}
-
-/// The order's URL, for logs.
-pub fn order_url(o: &OrderStatus) -> &str {
-    &o.url
 }
