@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::api::{Certificate, IssuerKind};
 use crate::labels;
+use crate::pki::{PkiError, PrivateKey};
 
 pub const TLS_CRT: &str = "tls.crt";
 pub const TLS_KEY: &str = "tls.key";
@@ -144,6 +145,17 @@ pub fn next_key_secret_name(cert_name: &str) -> String {
     } else {
         format!("ferrocert-next-key-{}", labels::short_hash(cert_name))
     }
+}
+
+/// `tls.key` as PEM in the encoding the Certificate asks for.
+pub fn encode_key(cert: &Certificate, key: &PrivateKey) -> Result<String, PkiError> {
+    let encoding = cert
+        .spec
+        .private_key
+        .as_ref()
+        .and_then(|p| p.encoding)
+        .unwrap_or_default();
+    key.to_pem(encoding)
 }
 
 pub fn kind_str(kind: IssuerKind) -> &'static str {

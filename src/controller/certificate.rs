@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
 use super::order::{self, drive_order};
-use super::{Ctx, FIELD_MANAGER, apply_status, describe, now};
+use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now};
 use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::AcmeIssuer;
@@ -399,26 +399,12 @@ async fn ensure_next_key(
     Ok(())
 }
 
-/// A Secret with apiVersion and kind, as server-side apply needs.
-pub fn apply_body(secret: &Secret) -> serde_json::Value {
-    let mut v = serde_json::to_value(secret).unwrap_or_default();
-    v["apiVersion"] = "v1".into();
-    v["kind"] = "Secret".into();
-    v
-}
-
 /// Rewrites `tls.key` in the encoding the spec asks for (same key, no new certificate).
 async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<(), Error> {
     let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
         return Ok(());
     };
-    let encoding = cert
-        .spec
-        .private_key
-        .as_ref()
-        .and_then(|p| p.encoding)
-        .unwrap_or_default();
-    let pem = key.to_pem(encoding).map_err(|source| Error::Pki {
+    let pem = secret::encode_key(cert, &key).map_err(|source| Error::Pki {
         context: "re-encoding tls.key".into(),
         source,
     })?;

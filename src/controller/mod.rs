@@ -117,6 +117,14 @@ where
     .context(|| format!("writing status of {} {}", K::kind(&()), describe(obj)))
 }
 
+/// An object as a server-side apply body (which needs `apiVersion` and `kind`).
+pub fn apply_body<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_json::Value {
+    let mut v = serde_json::to_value(obj).unwrap_or_default();
+    v["apiVersion"] = K::api_version(&()).into();
+    v["kind"] = K::kind(&()).into();
+    v
+}
+
 /// `namespace/name` (or `name` for cluster-scoped objects).
 pub fn describe<K: Resource>(obj: &K) -> String {
     match obj.meta().namespace.as_deref() {

@@ -13,10 +13,9 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::certificate::{
-    ResolvedIssuer, account_key_der, apply_body, issuer_account_config, requeue_at, retry_delay,
-    set_ready,
+    ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, retry_delay, set_ready,
 };
-use super::{Ctx, FIELD_MANAGER, apply_status, describe, now, owner_reference};
+use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, owner_reference};
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{Certificate, CertificateStatus, OrderAuthorization, OrderStatus};
@@ -468,13 +467,7 @@ async fn complete(
         )
         .await;
     }
-    let encoding = cert
-        .spec
-        .private_key
-        .as_ref()
-        .and_then(|p| p.encoding)
-        .unwrap_or_default();
-    let key_pem = key.to_pem(encoding).map_err(|source| Error::Pki {
+    let key_pem = secret::encode_key(cert, &key).map_err(|source| Error::Pki {
         context: "encoding tls.key".into(),
         source,
     })?;
@@ -635,18 +628,13 @@ async fn apply_route(
     let name = route.object_name();
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), route.namespace);
-    let mut svc =
-        serde_json::to_value(route.service(&ctx.settings.http01_service)).unwrap_or_default();
-    svc["apiVersion"] = "v1".into();
-    svc["kind"] = "Service".into();
+    let svc = apply_body(&route.service(&ctx.settings.http01_service));
     services
         .patch(&name, &pp, &Patch::Apply(&svc))
         .await
         .context(|| format!("creating Service {}/{name}", route.namespace))?;
     let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), route.namespace);
-    let mut ing = serde_json::to_value(route.ingress(solver)).unwrap_or_default();
-    ing["apiVersion"] = "networking.k8s.io/v1".into();
-    ing["kind"] = "Ingress".into();
+    let ing = apply_body(&route.ingress(solver));
     ingresses
         .patch(&name, &pp, &Patch::Apply(&ing))
         .await
