@@ -51,6 +51,12 @@ pub fn start_controller_with(
     let log = std::env::temp_dir().join(format!("ferrocert-{tag}-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();
     let http01 = format!("127.0.0.1:{http01_port}");
+    // The controller of the previous test binary dies with it, a moment after: wait for its port.
+    let freed = Instant::now();
+    while TcpListener::bind(&http01).is_err() {
+        assert!(freed.elapsed() < Duration::from_secs(15), "{http01} stays busy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let metrics = format!("127.0.0.1:{metrics_port}");
     let (tx, rx) = std::sync::mpsc::channel();
     let env: Vec<(String, String)> = extra_env
