@@ -295,8 +295,8 @@ async fn start_issuance(
             context: format!("creating an order for Certificate {}", describe(cert)),
             source,
         });
-    let order_status = match created {
-        Ok(order_status) => order_status,
+    let (order_status, mut order) = match created {
+        Ok(created) => created,
         Err(Error::Acme { source, .. }) => {
             let text = source
                 .problem()
@@ -323,9 +323,21 @@ async fn start_issuance(
         format!("Created order {} ({})", order_status.url, reason.message()),
     )
     .await;
-    status.order = Some(order_status);
-    apply_status(api, &claimed, &status).await?;
-    Ok(Action::requeue(Duration::from_secs(1)))
+    status.order = Some(order_status.clone());
+    let recorded = apply_status(api, &claimed, &status).await?;
+    // The URL is stored: present the challenges now, from the order just created, instead of
+    // fetching it again in the next reconcile.
+    order::present_challenges(
+        ctx,
+        api,
+        &recorded,
+        status,
+        order_status,
+        issuer,
+        &account,
+        &mut order,
+    )
+    .await
 }
 
 /// The next key: the one of an attempt this status still claims (a failed or interrupted order),

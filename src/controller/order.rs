@@ -53,7 +53,7 @@ pub async fn create_order(
     account: &Account,
     identifiers: &[Identifier],
     profile: Option<&str>,
-) -> Result<OrderStatus, AcmeError> {
+) -> Result<(OrderStatus, instant_acme::Order), AcmeError> {
     let ids: Vec<instant_acme::Identifier> = identifiers
         .iter()
         .map(|i| match i {
@@ -69,12 +69,13 @@ pub async fn create_order(
     ctx.metrics.acme_orders_created.inc();
     let url = order.url().to_string();
     let state = order.state().status;
-    Ok(OrderStatus {
+    let recorded = OrderStatus {
         url,
         state: Some(order_state_str(state).to_string()),
         authorizations: Vec::new(),
         error: None,
-    })
+    };
+    Ok((recorded, order))
 }
 
 fn order_state_str(s: instant_acme::OrderStatus) -> &'static str {
@@ -206,7 +207,7 @@ pub async fn drive_order(
 /// Pending order: make each pending challenge answerable, then (next reconcile, once the status
 /// that the challenge servers read carries the token) tell the CA.
 #[allow(clippy::too_many_arguments)]
-async fn present_challenges(
+pub async fn present_challenges(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,

@@ -54,7 +54,10 @@ pub fn start_controller_with(
     // The controller of the previous test binary dies with it, a moment after: wait for its port.
     let freed = Instant::now();
     while TcpListener::bind(&http01).is_err() {
-        assert!(freed.elapsed() < Duration::from_secs(15), "{http01} stays busy");
+        assert!(
+            freed.elapsed() < Duration::from_secs(15),
+            "{http01} stays busy"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let metrics = format!("127.0.0.1:{metrics_port}");
