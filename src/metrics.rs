@@ -3,11 +3,18 @@
 
 use std::sync::Arc;
 
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::api::Certificate;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AcmeRequestLabels {
@@ -33,13 +40,18 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The registry; with a Certificate cache, per-Certificate gauges are read from it at scrape
+    /// time (nothing to keep in sync, nothing left behind when a Certificate goes).
+    pub fn new(certificates: Option<Store<Certificate>>) -> Self {
         let mut registry = Registry::with_prefix("ferrocert");
+        if let Some(store) = certificates {
+            registry.register_collector(Box::new(CertificateCollector { store }));
+        }
         let acme_requests = Family::<AcmeRequestLabels, Counter>::default();
         registry.register(
             "acme_requests",
@@ -91,5 +103,156 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+}
+
+/// Per-Certificate gauges, computed from the cache at scrape time.
+#[derive(Debug)]
+struct CertificateCollector {
+    store: Store<Certificate>,
+}
+
+type CertLabels = [(&'static str, String); 4];
+
+fn cert_labels(cert: &Certificate) -> CertLabels {
+    let kind = cert.spec.issuer_ref.kind.unwrap_or_default();
+    [
+        ("namespace", cert.namespace().unwrap_or_default()),
+        ("name", cert.name_any()),
+        ("issuer_name", cert.spec.issuer_ref.name.clone()),
+        ("issuer_kind", crate::secret::kind_str(kind).to_string()),
+    ]
+}
+
+impl Collector for CertificateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let certs = self.store.state();
+        type Pick = fn(&crate::api::CertificateStatus) -> Option<i64>;
+        let times: [(&str, &str, Pick); 3] = [
+            (
+                "certificate_expiration_timestamp_seconds",
+                "notAfter of the current certificate",
+                |s| s.not_after.as_ref().map(|t| t.0.as_second()),
+            ),
+            (
+                "certificate_not_before_timestamp_seconds",
+                "notBefore of the current certificate",
+                |s| s.not_before.as_ref().map(|t| t.0.as_second()),
+            ),
+            (
+                "certificate_renewal_timestamp_seconds",
+                "When the controller will renew",
+                |s| s.renewal_time.as_ref().map(|t| t.0.as_second()),
+            ),
+        ];
+        for (name, help, pick) in times {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                ConstGauge::<i64>::new(0).metric_type(),
+            )?;
+            for cert in &certs {
+                if let Some(v) = cert.status.as_ref().and_then(pick) {
+                    let labels = cert_labels(cert);
+                    ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut ready = encoder.encode_descriptor(
+            "certificate_ready_status",
+            "1 for the Ready condition's current status (True, False or Unknown)",
+            None,
+            ConstGauge::<i64>::new(0).metric_type(),
+        )?;
+        for cert in &certs {
+            let current = cert
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    crate::api::conditions::find(&s.conditions, crate::api::conditions::READY)
+                })
+                .map(|c| c.status.clone())
+                .unwrap_or_else(|| "Unknown".into());
+            let [ns, name, issuer, kind] = cert_labels(cert);
+            for condition in ["True", "False", "Unknown"] {
+                let labels = [
+                    ns.clone(),
+                    name.clone(),
+                    issuer.clone(),
+                    kind.clone(),
+                    ("condition", condition.to_string()),
+                ];
+                ConstGauge::new(i64::from(current == condition))
+                    .encode(ready.encode_family(&labels)?)?;
+            }
+        }
+        let mut challenges = encoder.encode_descriptor(
+            "challenges",
+            "Challenges of orders in flight, by type and state",
+            None,
+            ConstGauge::<i64>::new(0).metric_type(),
+        )?;
+        let mut counts = std::collections::BTreeMap::<(String, String), i64>::new();
+        for cert in &certs {
+            for authz in cert
+                .status
+                .as_ref()
+                .and_then(|s| s.order.as_ref())
+                .map(|o| o.authorizations.as_slice())
+                .unwrap_or_default()
+            {
+                let key = (
+                    authz
+                        .challenge_type
+                        .clone()
+                        .unwrap_or_else(|| "none".into()),
+                    authz.state.clone().unwrap_or_else(|| "unknown".into()),
+                );
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        for ((kind, state), n) in counts {
+            let labels = [("type", kind), ("state", state)];
+            ConstGauge::new(n).encode(challenges.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, CertificateStatus, IssuerRef};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher::Event;
+
+    #[test]
+    fn certificate_gauges_come_from_the_cache() {
+        let (reader, mut writer) = store::<Certificate>();
+        let mut cert = Certificate::new(
+            "web",
+            CertificateSpec {
+                secret_name: "web-tls".into(),
+                issuer_ref: IssuerRef {
+                    name: "le".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        cert.metadata.namespace = Some("shop".into());
+        cert.status = Some(CertificateStatus {
+            not_after: Some(Time(jiff::Timestamp::from_second(2_000_000_000).unwrap())),
+            ..Default::default()
+        });
+        writer.apply_watcher_event(&Event::Apply(cert));
+        let text = Metrics::new(Some(reader)).encode();
+        assert!(
+            text.contains(r#"ferrocert_certificate_expiration_timestamp_seconds{namespace="shop",name="web",issuer_name="le",issuer_kind="Issuer"} 2000000000"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"ferrocert_certificate_ready_status{namespace="shop",name="web",issuer_name="le",issuer_kind="Issuer",condition="Unknown"} 1"#), "{text}");
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, event_count, pebble_issuer, pebble_root, ready_condition,
+    apply, client, controller, event_count, metric, pebble_issuer, pebble_root, ready_condition,
     secret_key, subject_cn, verify_chain, verify_chain_to, wait_cert_ready, wait_for,
     wait_issuer_ready,
 };
@@ -153,6 +153,17 @@ async fn certificates_with_two_names_and_an_ip_verify_with_the_asked_key_types()
             key.starts_with(key_header),
             "{name}: tls.key is {}",
             key.lines().next().unwrap_or("")
+        );
+        let expiry = metric(
+            controller(),
+            &format!(
+                "ferrocert_certificate_expiration_timestamp_seconds{{namespace=\"{ns}\",name=\"{name}\""
+            ),
+        );
+        assert_eq!(
+            expiry as i64,
+            status.not_after.as_ref().unwrap().0.as_second(),
+            "expiry gauge of {name}"
         );
         let labels = kubectl_ok(
             &[

@@ -133,7 +133,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let lease_duration = parse_go_duration(&args.lease_duration)?.unsigned_abs();
     let client = client(&args).await?;
-    let metrics = Metrics::new();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
@@ -148,6 +147,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
     // Every replica keeps a Certificate cache: the HTTP-01 server answers from it.
     let (store, writer) = reflector::store::<Certificate>();
+    let metrics = Metrics::new(Some(store.clone()));
     let cert_cache = reflector(
         writer,
         watcher(
