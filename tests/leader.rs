@@ -103,15 +103,65 @@ async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
     );
     assert_eq!(holder(&lease), "replica-a");
 
+    // A batch, and the leader dies in the middle of it.
+    let batch: Vec<String> = (1..=6).map(|i| format!("batch-{i}")).collect();
+    for name in &batch {
+        apply(&ns, &cert(name));
+    }
+    let started = Instant::now();
+    loop {
+        let any_order = certs
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|c| c.status.as_ref().is_some_and(|s| s.order.is_some()));
+        if any_order {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no order started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // SAFETY: kill(2) on our child.
     assert_eq!(unsafe { libc::kill(a.pid as i32, libc::SIGKILL) }, 0);
     let took = wait_holder(&lease, "replica-b", Duration::from_secs(12));
     eprintln!("follower took over {took:?} after the leader died (lease duration 4s)");
-    apply(&ns, &cert("second"));
-    wait_cert_ready(&certs, "second", 1).await;
-    verify_chain(&ns, "second-tls");
     assert!(
-        metric(&b, "ferrocert_acme_orders_created_total") >= 1.0,
-        "the new leader made the order"
+        took <= Duration::from_millis(4500),
+        "takeover took {took:?}, longer than the 4 s lease"
+    );
+    for name in &batch {
+        wait_cert_ready(&certs, name, 1).await;
+        verify_chain(&ns, &format!("{name}-tls"));
+        assert_eq!(
+            event_count(&ns, name, "OrderCreated"),
+            1,
+            "{name} got a duplicate order"
+        );
+    }
+    assert!(
+        metric(&b, "ferrocert_acme_requests_total") > 0.0,
+        "the new leader did the work"
+    );
+    let left = common::kubectl_ok(
+        &[
+            "get",
+            "ingress,service",
+            "-n",
+            &ns,
+            "-l",
+            "ferrocert.dev/solver",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        left.trim().is_empty(),
+        "temporary objects left behind: {left}"
     );
 }

@@ -48,6 +48,31 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp, duration: Dura
     }
 }
 
+/// How long a follower should wait before its next round: until the holder's lease would expire
+/// (so a dead leader is replaced within the lease duration), but at most `every`.
+pub fn follow_wait(
+    spec: &LeaseSpec,
+    now: Timestamp,
+    duration: Duration,
+    every: Duration,
+) -> Duration {
+    let lease_for = spec
+        .lease_duration_seconds
+        .map(|s| Duration::from_secs(s.max(1) as u64))
+        .unwrap_or(duration);
+    let Some(renewed) = spec.renew_time.as_ref().map(|t| t.0) else {
+        return every;
+    };
+    let expires = renewed
+        .checked_add(jiff::SignedDuration::try_from(lease_for).unwrap_or_default())
+        .unwrap_or(renewed);
+    let until = expires.duration_since(now);
+    if until.is_negative() {
+        return Duration::from_millis(100);
+    }
+    (until.unsigned_abs() + Duration::from_millis(50)).min(every)
+}
+
 /// Lease settings.
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
@@ -69,12 +94,16 @@ pub async fn run(
     let renew_every = settings.duration / 3;
     let mut last_renewed: Option<std::time::Instant> = None;
     loop {
+        let mut wait = renew_every;
         let held = match round(&api, &settings).await {
-            Ok(true) => {
+            Ok(Outcome::Held) => {
                 last_renewed = Some(std::time::Instant::now());
                 true
             }
-            Ok(false) => false,
+            Ok(Outcome::Following(until_expiry)) => {
+                wait = until_expiry;
+                false
+            }
             Err(err) => {
                 tracing::warn!(%err, lease = %settings.name, "lease round failed");
                 // Keep leading only while our last renewal is still within the lease.
@@ -89,7 +118,7 @@ pub async fn run(
             let _ = leader.send(held);
         }
         tokio::select! {
-            () = tokio::time::sleep(renew_every) => {},
+            () = tokio::time::sleep(wait) => {},
             _ = stop.wait_for(|s| *s) => break,
         }
     }
@@ -101,8 +130,16 @@ pub async fn run(
     }
 }
 
-/// One round: true when we hold the lease afterwards.
-async fn round(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error> {
+/// The result of one round.
+enum Outcome {
+    Held,
+    /// Someone else holds it; try again after this long.
+    Following(Duration),
+}
+
+/// One round: read the Lease and renew, take or follow it.
+async fn round(api: &Api<Lease>, s: &LeaseSettings) -> Result<Outcome, kube::Error> {
+    let every = s.duration / 3;
     let now = Timestamp::now();
     let current = api.get_opt(&s.name).await?;
     let decision = decide(
@@ -113,7 +150,12 @@ async fn round(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error>
     );
     let micro = MicroTime(now);
     match (decision, current) {
-        (Round::Follow, _) => Ok(false),
+        (Round::Follow, current) => Ok(Outcome::Following(
+            current
+                .as_ref()
+                .and_then(|l| l.spec.as_ref())
+                .map_or(every, |spec| follow_wait(spec, now, s.duration, every)),
+        )),
         (Round::Acquire | Round::Renew, None) => {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -130,8 +172,8 @@ async fn round(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error>
                 }),
             };
             match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Ok(_) => Ok(Outcome::Held),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Outcome::Following(every)),
                 Err(e) => Err(e),
             }
         }
@@ -146,8 +188,8 @@ async fn round(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error>
             spec.renew_time = Some(micro);
             // replace carries the resourceVersion we read: a concurrent writer makes this 409.
             match api.replace(&s.name, &PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Ok(_) => Ok(Outcome::Held),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Outcome::Following(every)),
                 Err(e) => Err(e),
             }
         }
@@ -191,6 +233,21 @@ mod tests {
         let mut s = spec("a", 0, 15);
         s.holder_identity = None;
         assert_eq!(decide(Some(&s), "b", now(), D), Round::Acquire);
+    }
+
+    #[test]
+    fn a_follower_wakes_when_the_lease_would_expire() {
+        let every = Duration::from_secs(5);
+        // Renewed 13 s ago for 15 s: expires in 2 s.
+        let wait = follow_wait(&spec("a", 13, 15), now(), D, every);
+        assert_eq!(wait, Duration::from_millis(2050));
+        // Fresh lease: capped at the round interval.
+        assert_eq!(follow_wait(&spec("a", 0, 15), now(), D, every), every);
+        // Already expired: soon.
+        assert_eq!(
+            follow_wait(&spec("a", 20, 15), now(), D, every),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
