@@ -4,6 +4,7 @@
 
 pub mod acme;
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod crds;
 pub mod error;

@@ -1,9 +1,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ferrocert::cli;
 
 /// ferrocert: TLS certificates from ACME CAs, kept in Kubernetes Secrets.
+///
+/// Also a kubectl plugin: installed (or symlinked) as `kubectl-ferrocert` on PATH, it runs as
+/// `kubectl ferrocert ...` with the same commands.
 #[derive(Parser)]
 #[command(name = "ferrocert", version, about)]
 struct Cli {
@@ -13,6 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show a Certificate, its Secret, the order in flight, its challenges and recent Events.
+    Status(cli::StatusArgs),
+    /// Ask the controller to re-issue a Certificate now (through an annotation).
+    Renew(cli::RenewArgs),
+    /// Decode objects: `inspect secret NAME` shows a TLS Secret's certificates and key type.
+    Inspect(cli::InspectArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `<plural>.ferrocert.dev.yaml` files into this directory instead of printing.
@@ -27,14 +37,24 @@ enum Command {
 
 fn main() -> ExitCode {
     ferrocert::tls::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let result = match cli.command {
         Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(ferrocert::controller::run(*args))),
-        other => run(other),
+        Command::Status(args) => cli::block_on(cli::status::run(args)),
+        Command::Renew(args) => cli::block_on(cli::renew::run(args)),
+        Command::Inspect(args) => cli::block_on(cli::inspect::run(args)),
+        Command::Crds { out_dir } => crds(out_dir),
+        Command::Version => {
+            println!("ferrocert {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,17 +65,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Crds { out_dir: None } => print!("{}", ferrocert::crds::all_yaml()?),
-        Command::Crds { out_dir: Some(dir) } => {
+/// Parses the command line. Run as `kubectl-ferrocert` (kubectl's plugin name), help and usage
+/// say `kubectl ferrocert`; the commands are the same.
+fn parse_args() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if std::env::args_os()
+        .next()
+        .is_some_and(|argv0| cli::invoked_as_kubectl_plugin(&argv0))
+    {
+        command = command
+            .name(cli::KUBECTL_PLUGIN_NAME)
+            .bin_name("kubectl ferrocert")
+            .display_name("kubectl ferrocert");
+    }
+    Cli::from_arg_matches(&command.try_get_matches()?)
+}
+
+fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    match out_dir {
+        None => print!("{}", ferrocert::crds::all_yaml()?),
+        Some(dir) => {
             std::fs::create_dir_all(&dir)?;
             for (file, crd) in ferrocert::crds::all() {
                 std::fs::write(dir.join(file), ferrocert::crds::to_yaml(&crd)?)?;
             }
         }
-        Command::Version => println!("ferrocert {}", env!("CARGO_PKG_VERSION")),
-        Command::Controller(_) => unreachable!("handled in main"),
     }
     Ok(())
 }
