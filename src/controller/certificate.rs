@@ -319,7 +319,7 @@ async fn start_issuance(
         cert,
         false,
         "OrderCreated",
-        "Issue",
+        &super::attempt_action(&status),
         format!("Created order {} ({})", order_status.url, reason.message()),
     )
     .await;

@@ -117,6 +117,17 @@ where
     .context(|| format!("writing status of {} {}", K::kind(&()), describe(obj)))
 }
 
+/// The Event `action` of one issuance attempt. The event recorder folds Events with the same
+/// reason and action into one series and keeps the first message, so each attempt gets its own
+/// action: `kubectl describe` then shows every order, issuance and failure with its own text.
+pub fn attempt_action(status: &crate::api::CertificateStatus) -> String {
+    format!(
+        "IssueRevision{}Attempt{}",
+        status.revision.unwrap_or(0) + 1,
+        status.failed_issuance_attempts.unwrap_or(0) + 1
+    )
+}
+
 /// An object as a server-side apply body (which needs `apiVersion` and `kind`).
 pub fn apply_body<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_json::Value {
     let mut v = serde_json::to_value(obj).unwrap_or_default();

@@ -537,7 +537,7 @@ async fn complete(
         cert,
         false,
         "Issued",
-        "Issue",
+        &format!("IssueRevision{}", status.revision.unwrap_or(0)),
         format!(
             "Certificate issued from order {order_url} (serial {}, valid until {}), stored in Secret {}; renewal at {renewal}",
             chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
@@ -582,6 +582,7 @@ pub async fn record_failure(
     rate_limited: bool,
 ) -> Result<Action, Error> {
     cleanup_temporaries(ctx, cert).await?;
+    let action = super::attempt_action(&status);
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();
     let mut delay = retry_delay(ctx, &status, attempts, now_ts);
@@ -614,7 +615,7 @@ pub async fn record_failure(
     if !still_valid {
         set_ready(&mut status, cert, false, "Failed", &full);
     }
-    ctx.event(cert, true, "Failed", "Issue", full.clone()).await;
+    ctx.event(cert, true, "Failed", &action, full.clone()).await;
     tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
     apply_status(api, cert, &status).await?;
     Ok(Action::requeue(delay))
