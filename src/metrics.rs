@@ -18,8 +18,22 @@ use crate::api::Certificate;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AcmeRequestLabels {
+    /// What the request was for (see [`acme_endpoint`]).
+    pub endpoint: String,
     pub method: String,
     pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabels {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,6 +50,8 @@ pub struct Metrics {
     pub acme_request_seconds: Family<AcmeRequestLabels, Histogram>,
     pub acme_orders_created: Counter,
     pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_seconds: Family<KindLabels, Histogram>,
+    pub issuer_ready: Family<IssuerLabels, prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Default for Metrics {
@@ -79,8 +95,25 @@ impl Metrics {
             "Reconciles by resource kind and outcome",
             reconciles.clone(),
         );
+        let reconcile_seconds = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long reconciles take, by resource kind",
+            reconcile_seconds.clone(),
+        );
+        let issuer_ready =
+            Family::<IssuerLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "issuer_ready_status",
+            "1 when the Issuer or ClusterIssuer is Ready, 0 when not (set by the leader's reconciles)",
+            issuer_ready.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            reconcile_seconds,
+            issuer_ready,
             acme_requests,
             acme_request_seconds,
             acme_orders_created,
@@ -96,6 +129,14 @@ impl Metrics {
         out
     }
 
+    /// Records one reconcile's outcome and duration.
+    pub fn observe_reconcile(&self, kind: &str, outcome: &str, seconds: f64) {
+        self.reconciled(kind, outcome);
+        self.reconcile_seconds
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .observe(seconds);
+    }
+
     pub fn reconciled(&self, kind: &str, outcome: &str) {
         self.reconciles
             .get_or_create(&ReconcileLabels {
@@ -103,6 +144,41 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+}
+
+/// What an ACME request was for, from its method and URL path. ACME URLs are the CA's own, so
+/// this reads the words CAs use in them (Let's Encrypt `/acme/new-order`, `/acme/order/`,
+/// `/acme/authz/`, `/acme/chall/`, `/acme/finalize/`, `/acme/cert/`; Pebble `order-plz`, `authZ`,
+/// `chalZ`, `finalize-order`, `certZ`); anything else is `other`.
+pub fn acme_endpoint(method: &str, path: &str) -> &'static str {
+    let p = path.to_ascii_lowercase();
+    if method == "HEAD" || p.contains("nonce") {
+        "newNonce"
+    } else if method == "GET" && (p.ends_with("/directory") || p.ends_with("/dir")) {
+        "directory"
+    } else if p.contains("renewalinfo") || p.contains("renewal-info") {
+        "renewalInfo"
+    } else if p.contains("finalize") {
+        "finalize"
+    } else if p.contains("new-order") || p.contains("neworder") || p.contains("order-plz") {
+        "newOrder"
+    } else if p.contains("authz") {
+        "authorization"
+    } else if p.contains("chal") {
+        "challenge"
+    } else if p.contains("revoke") {
+        "revokeCert"
+    } else if p.contains("cert") {
+        "certificate"
+    } else if p.contains("order") {
+        "order"
+    } else if p.contains("new-acct") || p.contains("newaccount") || p.contains("sign-me-up") {
+        "newAccount"
+    } else if p.contains("acct") || p.contains("account") {
+        "account"
+    } else {
+        "other"
     }
 }
 
@@ -227,6 +303,34 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::runtime::reflector::store;
     use kube::runtime::watcher::Event;
+
+    #[test]
+    fn acme_endpoints_of_lets_encrypt_and_pebble() {
+        for (method, path, want) in [
+            ("HEAD", "/acme/new-nonce", "newNonce"),
+            ("GET", "/directory", "directory"),
+            ("GET", "/dir", "directory"),
+            ("POST", "/acme/new-order", "newOrder"),
+            ("POST", "/order-plz", "newOrder"),
+            ("POST", "/acme/order/1/2", "order"),
+            ("POST", "/my-order/abc", "order"),
+            ("POST", "/acme/authz/1/2", "authorization"),
+            ("POST", "/authZ/abc", "authorization"),
+            ("POST", "/acme/chall/1/2/x", "challenge"),
+            ("POST", "/chalZ/abc", "challenge"),
+            ("POST", "/acme/finalize/1/2", "finalize"),
+            ("POST", "/finalize-order/abc", "finalize"),
+            ("POST", "/acme/cert/abc", "certificate"),
+            ("POST", "/certZ/abc", "certificate"),
+            ("POST", "/acme/new-acct", "newAccount"),
+            ("POST", "/sign-me-up", "newAccount"),
+            ("POST", "/my-account/1", "account"),
+            ("POST", "/acme/revoke-cert", "revokeCert"),
+            ("POST", "/whatever", "other"),
+        ] {
+            assert_eq!(acme_endpoint(method, path), want, "{method} {path}");
+        }
+    }
 
     #[test]
     fn certificate_gauges_come_from_the_cache() {

@@ -182,6 +182,38 @@ async fn certificates_with_two_names_and_an_ip_verify_with_the_asked_key_types()
             "{labels}"
         );
     }
+    // The other metric families, with values for this namespace.
+    let c = controller();
+    let issuer_ready = format!(
+        "ferrocert_issuer_ready_status{{kind=\"Issuer\",namespace=\"{ns}\",name=\"pebble\"}}"
+    );
+    assert_eq!(metric(c, &issuer_ready), 1.0, "issuer ready gauge");
+    let ready = format!(
+        "ferrocert_certificate_ready_status{{namespace=\"{ns}\",name=\"p256\",issuer_name=\"pebble\",issuer_kind=\"Issuer\",condition=\"True\"}}"
+    );
+    assert_eq!(metric(c, &ready), 1.0, "certificate ready gauge");
+    assert!(
+        metric(c, "ferrocert_acme_requests_total{endpoint=\"newOrder\"") >= 3.0,
+        "newOrder requests counted"
+    );
+    assert!(
+        metric(c, "ferrocert_acme_requests_total{endpoint=\"finalize\"") >= 3.0,
+        "finalize requests counted"
+    );
+    assert!(
+        metric(
+            c,
+            "ferrocert_reconcile_duration_seconds_count{kind=\"Certificate\"}"
+        ) > 0.0,
+        "reconcile durations"
+    );
+    assert!(
+        metric(
+            c,
+            "ferrocert_reconciles_total{kind=\"Certificate\",outcome=\"ok\"}"
+        ) > 0.0,
+        "reconcile counts"
+    );
 }
 
 #[tokio::test]

@@ -99,6 +99,7 @@ impl HttpClient for AcmeHttpClient {
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let method = req.method().to_string();
+        let endpoint = crate::metrics::acme_endpoint(&method, req.uri().path()).to_string();
         let fut = self.inner.request(req);
         let metrics = self.metrics.clone();
         Box::pin(async move {
@@ -108,7 +109,11 @@ impl HttpClient for AcmeHttpClient {
                 Ok(rsp) => rsp.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
-            let labels = AcmeRequestLabels { method, status };
+            let labels = AcmeRequestLabels {
+                endpoint,
+                method,
+                status,
+            };
             metrics.acme_requests.get_or_create(&labels).inc();
             metrics
                 .acme_request_seconds

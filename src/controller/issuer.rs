@@ -106,6 +106,7 @@ where
         && registered_uri.is_some();
     if up_to_date {
         // Steady state: no CA traffic. A changed spec bumps the generation and lands below.
+        record_ready(ctx, obj, ident, true);
         return Ok(Action::await_change());
     }
 
@@ -163,9 +164,22 @@ where
         generation,
         now(),
     );
+    record_ready(ctx, obj, ident, ready);
     apply_status(api, obj, &status).await?;
     tracing::info!(issuer = %describe(obj), ready, reason, "issuer reconciled");
     Ok(retry.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Sets the issuer's ready gauge.
+fn record_ready<K: Resource>(ctx: &Ctx, obj: &K, ident: &IssuerIdent, ready: bool) {
+    ctx.metrics
+        .issuer_ready
+        .get_or_create(&crate::metrics::IssuerLabels {
+            kind: ident.kind.to_string(),
+            namespace: obj.meta().namespace.clone().unwrap_or_default(),
+            name: ident.name.clone(),
+        })
+        .set(i64::from(ready));
 }
 
 /// Finds or registers the account; returns its URL.

@@ -353,21 +353,39 @@ async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>
             },
         )
         .graceful_shutdown_on(stopped())
-        .run(certificate::reconcile, error_policy, ctx.clone())
+        .run(
+            |c, ctx| timed("Certificate", certificate::reconcile(c, ctx.clone()), ctx),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     let issuer_task = Controller::new(
         Api::<Issuer>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .graceful_shutdown_on(stopped())
-    .run(issuer::reconcile_issuer, error_policy, ctx.clone())
+    .run(
+        |i, ctx| timed("Issuer", issuer::reconcile_issuer(i, ctx.clone()), ctx),
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(|_| async {});
     let cluster_issuer_task = Controller::new(
         Api::<ClusterIssuer>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .graceful_shutdown_on(stopped())
-    .run(issuer::reconcile_cluster_issuer, error_policy, ctx.clone())
+    .run(
+        |i, ctx| {
+            timed(
+                "ClusterIssuer",
+                issuer::reconcile_cluster_issuer(i, ctx.clone()),
+                ctx,
+            )
+        },
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(|_| async {});
     tokio::join!(cert_task, issuer_task, cluster_issuer_task);
 }
@@ -391,12 +409,28 @@ fn users_of(
         .collect()
 }
 
+/// Runs a reconcile and records its outcome and duration.
+async fn timed(
+    kind: &'static str,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    ctx: Ctx,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.metric_label(),
+    };
+    ctx.metrics
+        .observe_reconcile(kind, outcome, started.elapsed().as_secs_f64());
+    result
+}
+
 /// Retry after an error: soon for a stale view (409), otherwise after a pause; never a tight loop.
-fn error_policy<K>(obj: Arc<K>, err: &Error, ctx: Ctx) -> Action
+fn error_policy<K>(obj: Arc<K>, err: &Error, _ctx: Ctx) -> Action
 where
     K: kube::Resource<DynamicType = ()>,
 {
-    ctx.metrics.reconciled(&K::kind(&()), err.metric_label());
     if err.is_conflict() {
         tracing::debug!(object = %super::describe(obj.as_ref()), "stale view; retrying");
         return Action::requeue(Duration::from_secs(1));
