@@ -279,6 +279,15 @@ pub struct OrderAuthorization {
     /// `pending`, `presented` (our side is ready), `processing`, `valid` or `invalid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// DNS-01: the name the TXT record was written at (after following CNAMEs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_name: Option<String>,
+    /// DNS-01: the TXT value written (public: it is published in DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_value: Option<String>,
+    /// DNS-01: propagation checks made so far without the record being visible everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation_checks: Option<i32>,
     /// The CA's error for this challenge (problem type and detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

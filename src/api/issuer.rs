@@ -294,9 +294,23 @@ pub struct ParentReference {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = v::exactly_one_rule(&["rfc2136"], "dns01"))]
 pub struct Dns01Solver {
+    /// `Follow`: when `_acme-challenge.<name>` is a CNAME (delegation to another zone), write the
+    /// TXT record at its target. `None` (default): write at `_acme-challenge.<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cname_strategy: Option<CnameStrategy>,
     /// RFC 2136 dynamic updates signed with TSIG (BIND, PowerDNS, Knot, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rfc2136: Option<Rfc2136Provider>,
+}
+
+/// Whether to follow `_acme-challenge` CNAMEs (cert-manager's `cnameStrategy`).
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum CnameStrategy {
+    #[default]
+    None,
+    Follow,
 }
 
 /// RFC 2136 dynamic DNS updates.

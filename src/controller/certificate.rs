@@ -305,6 +305,7 @@ async fn start_issuance(
             return order::record_failure(
                 ctx,
                 api,
+                issuer,
                 &claimed,
                 status,
                 &format!("the CA refused the order: {text}"),

@@ -6,6 +6,7 @@
 //! twice (for example creating a second order).
 
 pub mod certificate;
+pub mod dns01;
 pub mod issuer;
 pub mod leader;
 pub mod order;
@@ -44,6 +45,9 @@ pub struct Settings {
     /// DNS name of the Service reaching the controller's HTTP-01 listener (target of the
     /// temporary ExternalName Services).
     pub http01_service: String,
+    /// DNS-01 propagation: check the TXT record at these servers instead of the zone's
+    /// authoritative nameservers (split-horizon DNS). Empty: the authoritative ones.
+    pub dns01_check_nameservers: Vec<String>,
 }
 
 /// Shared state of all reconcilers.

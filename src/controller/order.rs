@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use super::certificate::{
     ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, retry_delay, set_ready,
 };
-use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, owner_reference};
+use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference};
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{Certificate, CertificateStatus, OrderAuthorization, OrderStatus};
@@ -23,6 +23,7 @@ use crate::error::{Error, KubeContext, is_not_found};
 use crate::labels;
 use crate::pki::{self, Identifier};
 use crate::secret::{self, TLS_KEY, TlsContents, data_str};
+use crate::solver::dns01::{DnsProvider, txt_value as dns01_txt_value};
 use crate::solver::http01::routing::Route;
 use crate::solver::select::{Target, select};
 
@@ -119,6 +120,7 @@ pub async fn drive_order(
             // The CA no longer has it (expired, or another CA now): start over.
             tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
             cleanup_temporaries(ctx, cert).await?;
+            dns01::cleanup(ctx, issuer, cert.labels(), &recorded).await;
             status.order = None;
             apply_status(api, cert, &status).await?;
             return Ok(Action::requeue(Duration::from_secs(1)));
@@ -153,6 +155,7 @@ pub async fn drive_order(
                 return record_failure(
                     ctx,
                     api,
+                    issuer,
                     cert,
                     status,
                     &format!("finalizing the order failed: {text}"),
@@ -194,6 +197,7 @@ pub async fn drive_order(
             record_failure(
                 ctx,
                 api,
+                issuer,
                 cert,
                 status,
                 &format!("the order failed: {}", errors.join("; ")),
@@ -266,6 +270,140 @@ pub async fn present_challenges(
                     ));
                     break;
                 };
+                if let Some(dns01) = &solver.dns01 {
+                    let Some(rfc2136) = dns01.rfc2136.as_ref() else {
+                        failure = Some(format!(
+                            "the DNS-01 solver chosen for {identifier} has no provider"
+                        ));
+                        break;
+                    };
+                    let Some(challenge) = authz
+                        .challenges
+                        .iter()
+                        .find(|c| c.r#type == ChallengeType::Dns01)
+                    else {
+                        failure = Some(format!(
+                            "the CA offered no dns-01 challenge for {identifier}"
+                        ));
+                        break;
+                    };
+                    let token = challenge.token.clone();
+                    let challenge_state = challenge.status;
+                    let value = dns01_txt_value(&format!("{token}.{thumbprint}"));
+                    entry.challenge_type = Some("dns-01".into());
+                    entry.challenge_url = Some(challenge.url.clone());
+                    let same_token =
+                        was.as_ref().and_then(|w| w.token.as_deref()) == Some(token.as_str());
+                    entry.token = Some(token);
+                    let recorded_state = was.as_ref().and_then(|w| w.state.clone());
+                    match (challenge_state, recorded_state.as_deref()) {
+                        (instant_acme::ChallengeStatus::Pending, Some(PRESENTED)) if same_token => {
+                            let name = entry.record_name.clone().unwrap_or_default();
+                            let report = match dns01::checker(ctx, rfc2136) {
+                                Ok(checker) => checker
+                                    .check(&name, &value)
+                                    .await
+                                    .map_err(|e| e.to_string()),
+                                Err(e) => Err(e),
+                            };
+                            match report {
+                                Ok(r) if r.all_visible() => {
+                                    let Some(mut handle) = authz.challenge(ChallengeType::Dns01)
+                                    else {
+                                        break;
+                                    };
+                                    if let Err(e) =
+                                        handle.set_ready().await.map_err(AcmeError::from)
+                                    {
+                                        failure = Some(format!(
+                                            "telling the CA the challenge for {identifier} is ready failed: {}",
+                                            e.problem()
+                                                .map(problem_text)
+                                                .unwrap_or_else(|| e.to_string())
+                                        ));
+                                        break;
+                                    }
+                                    told_ca = true;
+                                    entry.error = None;
+                                    entry.state = Some(PROCESSING.into());
+                                }
+                                other => {
+                                    let checks = entry.propagation_checks.unwrap_or(0) + 1;
+                                    entry.propagation_checks = Some(checks);
+                                    let why = match other {
+                                        Ok(r) => r.summary(),
+                                        Err(e) => e,
+                                    };
+                                    if checks >= dns01::MAX_PROPAGATION_CHECKS {
+                                        failure = Some(format!(
+                                            "the TXT record for {identifier} at {name} did not become visible after {checks} checks: {why}"
+                                        ));
+                                        break;
+                                    }
+                                    entry.error = Some(format!(
+                                        "waiting for DNS propagation (check {checks}): {why}"
+                                    ));
+                                }
+                            }
+                        }
+                        (instant_acme::ChallengeStatus::Pending, _) => {
+                            let provider = match dns01::provider(ctx, issuer, rfc2136).await {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    failure =
+                                        Some(format!("the DNS-01 solver for {identifier}: {e}"));
+                                    break;
+                                }
+                            };
+                            let mut name = crate::solver::dns01::challenge_name(&bare);
+                            if dns01.cname_strategy
+                                == Some(crate::api::issuer::CnameStrategy::Follow)
+                            {
+                                match dns01::checker(ctx, rfc2136) {
+                                    Ok(checker) => {
+                                        match checker.resolve_challenge_name(&name).await {
+                                            Ok(target) => name = target,
+                                            Err(e) => {
+                                                failure = Some(format!(
+                                                    "following the CNAME at {name}: {e}"
+                                                ));
+                                                break;
+                                            }
+                                        }
+                                    }
+                                    Err(e) => {
+                                        failure = Some(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            // Record first, so a crash right after still cleans the record up.
+                            entry.record_name = Some(name.clone());
+                            entry.record_value = Some(value.clone());
+                            if let Err(e) = provider.present(&name, &value).await {
+                                current.push(entry);
+                                failure = Some(format!(
+                                    "writing the TXT record for {identifier} at {name}: {e}"
+                                ));
+                                break;
+                            }
+                            entry.propagation_checks = Some(0);
+                            entry.state = Some(PRESENTED.into());
+                        }
+                        (instant_acme::ChallengeStatus::Invalid, _) => {
+                            let why = authz
+                                .challenges
+                                .iter()
+                                .find_map(|c| c.error.as_ref().map(problem_text))
+                                .unwrap_or_else(|| "the challenge is invalid".into());
+                            entry.state = Some("invalid".into());
+                            entry.error = Some(why);
+                        }
+                        (other, _) => entry.state = Some(format!("{other:?}").to_lowercase()),
+                    }
+                    current.push(entry);
+                    continue;
+                }
                 let Some(ingress) = solver.http01.as_ref().and_then(|h| h.ingress.as_ref()) else {
                     failure = Some(format!(
                         "the solver chosen for {identifier} is not supported yet (only http01.ingress is)"
@@ -350,7 +488,15 @@ pub async fn present_challenges(
         current.push(entry);
     }
     if let Some(message) = failure {
-        return record_failure(ctx, api, cert, status, &message, false).await;
+        // Keep what this round wrote (DNS records) so the failure path removes it too.
+        for p in previous {
+            if !current.iter().any(|a| a.url == p.url) {
+                current.push(p);
+            }
+        }
+        recorded.authorizations = current;
+        status.order = Some(recorded);
+        return record_failure(ctx, api, issuer, cert, status, &message, false).await;
     }
     if told_ca {
         ctx.polling_lock()
@@ -449,6 +595,7 @@ async fn complete(
             return record_failure(
                 ctx,
                 api,
+                issuer,
                 cert,
                 status,
                 &format!("the CA returned an unusable certificate chain: {e}"),
@@ -461,6 +608,7 @@ async fn complete(
         return record_failure(
             ctx,
             api,
+            issuer,
             cert,
             status,
             "the CA's certificate is not for the key we sent",
@@ -496,6 +644,13 @@ async fn complete(
         .await
         .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
     cleanup_temporaries(ctx, cert).await?;
+    if let Some(order) = status.order.as_ref() {
+        let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
+        if !problems.is_empty() {
+            ctx.event(cert, true, "CleanupFailed", "Cleanup", problems.join("; "))
+                .await;
+        }
+    }
 
     let renewal =
         pki::renewal_time_for_spec(&cert.spec, chain.leaf.not_before, chain.leaf.not_after)
@@ -576,12 +731,16 @@ async fn preferred_chain(
 pub async fn record_failure(
     ctx: &Ctx,
     api: &Api<Certificate>,
+    issuer: &ResolvedIssuer,
     cert: &Certificate,
     mut status: CertificateStatus,
     message: &str,
     rate_limited: bool,
 ) -> Result<Action, Error> {
     cleanup_temporaries(ctx, cert).await?;
+    if let Some(order) = status.order.as_ref() {
+        dns01::cleanup(ctx, issuer, cert.labels(), order).await;
+    }
     let action = super::attempt_action(&status);
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();

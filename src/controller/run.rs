@@ -59,6 +59,10 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// DNS-01: check propagation at these nameservers (`host[:port]`, comma-separated) instead of
+    /// the zone's authoritative ones, e.g. for split-horizon DNS.
+    #[arg(long, value_delimiter = ',')]
+    pub dns01_check_nameservers: Vec<String>,
     /// Elect a leader on a Lease: only the holder reconciles; every replica serves HTTP-01 tokens
     /// and metrics.
     #[arg(long)]
@@ -130,6 +134,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         backoff_cap: parse_go_duration(&args.backoff_cap)?.unsigned_abs(),
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         http01_service: args.http01_service.clone(),
+        dns01_check_nameservers: args.dns01_check_nameservers.clone(),
     };
     let lease_duration = parse_go_duration(&args.lease_duration)?.unsigned_abs();
     let client = client(&args).await?;

@@ -110,6 +110,7 @@ mod tests {
             selector: sel,
             http01: None,
             dns01: Some(Dns01Solver {
+                cname_strategy: None,
                 rfc2136: Some(Rfc2136Provider {
                     nameserver: ns.into(),
                     ..Default::default()

@@ -78,6 +78,9 @@ pub fn start_controller_with(
         "16s".into(),
         "--cluster-resource-namespace".into(),
         CLUSTER_RESOURCE_NAMESPACE.into(),
+        // The test zones' NS records say port 53; BIND listens elsewhere: check there.
+        "--dns01-check-nameservers".into(),
+        env_var("DNS_SERVER"),
     ];
     args.extend(extra_args.iter().map(|a| a.to_string()));
     std::thread::spawn(move || {

@@ -120,6 +120,11 @@ ns  IN A   127.0.0.1
 ZONE
     rm -f "$bind/$zone.jnl"
   done
+  cat > "$bind/root.zone" <<ZONE
+\$TTL 5
+@   IN SOA ns.$TEST_ZONE. hostmaster.$TEST_ZONE. (1 60 30 600 5)
+@   IN NS  ns.$TEST_ZONE.
+ZONE
   cat > "$bind/named.conf" <<CONF
 include "$bind/tsig.key";
 include "$bind/tsig-other.key";
@@ -130,11 +135,16 @@ options {
   managed-keys-directory "$bind";
   listen-on port $DNS_PORT { 127.0.0.1; };
   listen-on-v6 { none; };
-  recursion no;
+  # Pebble resolves through this server like a CA through its recursive resolver: recursion
+  # lets BIND follow an _acme-challenge CNAME into the other local zone. The local root zone
+  # below answers every other name NXDOMAIN at once (there is no network to recurse into).
+  recursion yes;
+  allow-recursion { 127.0.0.1; };
   dnssec-validation no;
   notify no;
 };
 controls { };
+zone "." { type primary; file "$bind/root.zone"; };
 zone "$TEST_ZONE" {
   type primary; file "$bind/$TEST_ZONE.zone"; journal "$bind/$TEST_ZONE.jnl";
   update-policy { grant ferrocert-test zonesub TXT; grant ferrocert-test zonesub CNAME; grant ferrocert-test zonesub A; };
