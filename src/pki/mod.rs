@@ -18,6 +18,7 @@ pub mod matches;
 pub mod renewal;
 
 #[cfg(test)]
+#[cfg(test)]
 pub(crate) mod test_support;
 
 pub use chain::{
