@@ -308,19 +308,10 @@ pub async fn present_challenges(
                             };
                             match report {
                                 Ok(r) if r.all_visible() => {
-                                    let Some(mut handle) = authz.challenge(ChallengeType::Dns01)
-                                    else {
-                                        break;
-                                    };
                                     if let Err(e) =
-                                        handle.set_ready().await.map_err(AcmeError::from)
+                                        tell_ca(&mut authz, ChallengeType::Dns01, &identifier).await
                                     {
-                                        failure = Some(format!(
-                                            "telling the CA the challenge for {identifier} is ready failed: {}",
-                                            e.problem()
-                                                .map(problem_text)
-                                                .unwrap_or_else(|| e.to_string())
-                                        ));
+                                        failure = Some(e);
                                         break;
                                     }
                                     told_ca = true;
@@ -391,11 +382,7 @@ pub async fn present_challenges(
                             entry.state = Some(PRESENTED.into());
                         }
                         (instant_acme::ChallengeStatus::Invalid, _) => {
-                            let why = authz
-                                .challenges
-                                .iter()
-                                .find_map(|c| c.error.as_ref().map(problem_text))
-                                .unwrap_or_else(|| "the challenge is invalid".into());
+                            let why = challenge_error(&authz.challenges);
                             entry.state = Some("invalid".into());
                             entry.error = Some(why);
                         }
@@ -441,16 +428,10 @@ pub async fn present_challenges(
                             == Some(token.as_str()) =>
                     {
                         apply_route(ctx, &route, ingress).await?;
-                        let Some(mut handle) = authz.challenge(ChallengeType::Http01) else {
-                            break;
-                        };
-                        if let Err(e) = handle.set_ready().await.map_err(AcmeError::from) {
-                            failure = Some(format!(
-                                "telling the CA the challenge for {identifier} is ready failed: {}",
-                                e.problem()
-                                    .map(problem_text)
-                                    .unwrap_or_else(|| e.to_string())
-                            ));
+                        if let Err(e) =
+                            tell_ca(&mut authz, ChallengeType::Http01, &identifier).await
+                        {
+                            failure = Some(e);
                             break;
                         }
                         told_ca = true;
@@ -461,11 +442,7 @@ pub async fn present_challenges(
                         entry.state = Some(PRESENTED.into());
                     }
                     (instant_acme::ChallengeStatus::Invalid, _) => {
-                        let why = authz
-                            .challenges
-                            .iter()
-                            .find_map(|c| c.error.as_ref().map(problem_text))
-                            .unwrap_or_else(|| "the challenge is invalid".into());
+                        let why = challenge_error(&authz.challenges);
                         entry.state = Some("invalid".into());
                         entry.error = Some(why);
                     }
@@ -523,6 +500,39 @@ pub async fn present_challenges(
         // The status write just made wakes us up; this is only a fallback.
         Ok(Action::requeue(Duration::from_secs(2)))
     }
+}
+
+/// The CA's error text of an invalid challenge.
+fn challenge_error(challenges: &[instant_acme::Challenge]) -> String {
+    challenges
+        .iter()
+        .find_map(|c| c.error.as_ref().map(problem_text))
+        .unwrap_or_else(|| "the challenge is invalid".into())
+}
+
+/// Tells the CA a challenge is ready to be validated; the error is the message to record.
+async fn tell_ca<'a>(
+    authz: &'a mut instant_acme::AuthorizationHandle<'a>,
+    kind: ChallengeType,
+    identifier: &str,
+) -> Result<(), String> {
+    let Some(mut handle) = authz.challenge(kind) else {
+        return Err(format!(
+            "the CA's authorization for {identifier} lost its challenge"
+        ));
+    };
+    handle
+        .set_ready()
+        .await
+        .map_err(AcmeError::from)
+        .map_err(|e| {
+            format!(
+                "telling the CA the challenge for {identifier} is ready failed: {}",
+                e.problem()
+                    .map(problem_text)
+                    .unwrap_or_else(|| e.to_string())
+            )
+        })
 }
 
 /// How long to wait before polling an order whose challenges the CA is validating.
