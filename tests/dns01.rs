@@ -220,3 +220,49 @@ async fn a_wrong_tsig_key_gives_the_servers_refusal() {
     .await;
     assert!(message.contains("NOTAUTH"), "{message}");
 }
+
+#[tokio::test]
+async fn deleting_a_certificate_mid_order_removes_its_records() {
+    let ns = namespace(
+        "dnsdelete",
+        &env_var("TSIG_SECRET"),
+        json!([rfc2136_solver(Value::Null, false)]),
+    )
+    .await;
+    let name = format!("del{}.{}", label(), env_var("TEST_ZONE"));
+    apply(&ns, &certificate("gone", std::slice::from_ref(&name)));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let started = std::time::Instant::now();
+    loop {
+        let c = certs.get("gone").await.unwrap();
+        if c.status.and_then(|s| s.order).is_some() {
+            kubectl_ok(
+                &["delete", "fcert", "-n", &ns, "gone", "--wait=false"],
+                None,
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no order started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_for(
+        "the Certificate to be deleted",
+        Duration::from_secs(20),
+        || async {
+            certs
+                .get_opt("gone")
+                .await
+                .ok()
+                .and_then(|c| c.is_none().then_some(()))
+        },
+    )
+    .await;
+    assert_eq!(
+        txt_records(&format!("_acme-challenge.{name}")),
+        "",
+        "TXT record left behind"
+    );
+}

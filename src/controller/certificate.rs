@@ -157,7 +157,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     let ns = cert.namespace().unwrap_or_default();
     let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &ns);
     if cert.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+        return clean_up_deleted(&ctx, &api, &cert).await;
     }
     let mut status = cert.status.clone().unwrap_or_default();
 
@@ -222,6 +222,39 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     }
 }
 
+/// A Certificate deleted while an order was in flight: remove the temporary objects and DNS
+/// records the order made, then let the deletion finish.
+async fn clean_up_deleted(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+) -> Result<Action, Error> {
+    if !cert
+        .finalizers()
+        .iter()
+        .any(|f| f == super::ORDER_FINALIZER)
+    {
+        return Ok(Action::await_change());
+    }
+    order::cleanup_temporaries(ctx, cert).await?;
+    if let Some(order) = cert.status.as_ref().and_then(|s| s.order.as_ref()) {
+        match resolve_issuer(ctx, cert).await {
+            Ok(Ok(issuer)) => {
+                let problems = super::dns01::cleanup(ctx, &issuer, cert.labels(), order).await;
+                if !problems.is_empty() {
+                    tracing::warn!(cert = %describe(cert), "DNS clean-up incomplete: {}", problems.join("; "));
+                }
+            }
+            _ => {
+                tracing::warn!(cert = %describe(cert), "issuer gone: DNS records of the order cannot be removed")
+            }
+        }
+    }
+    super::set_order_finalizer(api, cert, false).await?;
+    tracing::info!(cert = %describe(cert), "cleaned up the order of a deleted Certificate");
+    Ok(Action::await_change())
+}
+
 /// Requeue exactly when something is due (at least one second from now).
 pub fn requeue_at(at: Timestamp, now: Timestamp) -> Action {
     let wait = at.duration_since(now).unsigned_abs();
@@ -284,6 +317,7 @@ async fn start_issuance(
         cert.meta().generation,
         now(),
     );
+    let cert = &super::set_order_finalizer(api, cert, true).await?;
     let claimed = apply_status(api, cert, &status).await?;
 
     // 3. The order, recorded before any challenge is presented.

@@ -140,6 +140,40 @@ pub fn apply_body<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_j
     v
 }
 
+/// Held by a Certificate while an order is in flight, so that deleting it mid-order still removes
+/// the temporary objects and DNS records first. Removed when the order ends, so an uninstalled
+/// controller never leaves Certificates stuck.
+pub const ORDER_FINALIZER: &str = "ferrocert.dev/order-cleanup";
+
+/// Adds or removes [`ORDER_FINALIZER`] (a merge patch of the whole list, guarded by the
+/// resourceVersion read); returns the updated Certificate. No write when nothing changes.
+pub async fn set_order_finalizer(
+    api: &Api<crate::api::Certificate>,
+    cert: &crate::api::Certificate,
+    present: bool,
+) -> Result<crate::api::Certificate, Error> {
+    let mut finalizers = cert.finalizers().to_vec();
+    let has = finalizers.iter().any(|f| f == ORDER_FINALIZER);
+    if has == present {
+        return Ok(cert.clone());
+    }
+    if present {
+        finalizers.push(ORDER_FINALIZER.to_string());
+    } else {
+        finalizers.retain(|f| f != ORDER_FINALIZER);
+    }
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": cert.resource_version(), "finalizers": finalizers }
+    });
+    api.patch(
+        &cert.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .context(|| format!("updating the finalizers of Certificate {}", describe(cert)))
+}
+
 /// `namespace/name` (or `name` for cluster-scoped objects).
 pub fn describe<K: Resource>(obj: &K) -> String {
     match obj.meta().namespace.as_deref() {

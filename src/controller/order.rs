@@ -689,7 +689,8 @@ async fn complete(
         "Ready",
         &format!("The certificate is valid until {}", chain.leaf.not_after),
     );
-    apply_status(api, cert, &status).await?;
+    let updated = apply_status(api, cert, &status).await?;
+    super::set_order_finalizer(api, &updated, false).await?;
     if let Some(name) = next_key_name {
         match secrets.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
@@ -786,7 +787,8 @@ pub async fn record_failure(
     }
     ctx.event(cert, true, "Failed", &action, full.clone()).await;
     tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
-    apply_status(api, cert, &status).await?;
+    let updated = apply_status(api, cert, &status).await?;
+    super::set_order_finalizer(api, &updated, false).await?;
     Ok(Action::requeue(delay))
 }
 
