@@ -22,6 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
 
+pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
 mod wire;
@@ -116,6 +117,16 @@ pub enum Dns01Error {
         server: String,
         detail: String,
     },
+    /// A DNS provider's HTTP API refused a request (non-2xx status or an error in the body).
+    /// `detail` carries the HTTP status and the provider's own error codes and messages.
+    #[error("{provider} API: {op}: {detail}")]
+    Api {
+        provider: String,
+        op: String,
+        /// The HTTP status, when an answer came back.
+        status: Option<u16>,
+        detail: String,
+    },
     /// A server's answer could not be used (unparseable, bad TSIG signature, ...).
     #[error("unusable answer from DNS server {server} ({op}): {detail}")]
     Protocol {
@@ -136,6 +147,9 @@ impl Dns01Error {
             Dns01Error::QueryFailed { rcode, .. } | Dns01Error::UpdateRejected { rcode, .. } => {
                 rcode == "SERVFAIL"
             }
+            Dns01Error::Api { status, .. } => {
+                status.is_none_or(|s| s == 408 || s == 429 || s >= 500)
+            }
             Dns01Error::InvalidName { .. }
             | Dns01Error::Config(_)
             | Dns01Error::UnsupportedAlgorithm { .. }
@@ -154,6 +168,7 @@ impl Dns01Error {
             Dns01Error::QueryFailed { .. } => "query_failed",
             Dns01Error::ZoneNotFound { .. } => "zone_not_found",
             Dns01Error::Protocol { .. } => "protocol",
+            Dns01Error::Api { .. } => "api",
         }
     }
 }
