@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
+pub mod route53;
 mod wire;
 
 /// How long one DNS exchange (one query or one update, including a TCP retry) may take.
@@ -127,6 +128,25 @@ pub enum Dns01Error {
         status: Option<u16>,
         detail: String,
     },
+    /// A DNS provider's HTTP API answered with an error (status, and the API's own error code
+    /// and message).
+    #[error("{provider} API at {endpoint} rejected {op}: HTTP {status}: {code}: {message}")]
+    ApiRejected {
+        provider: &'static str,
+        endpoint: String,
+        op: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A DNS provider's HTTP API could not be reached or its answer could not be read.
+    #[error("{provider} API at {endpoint}: {op}: {detail}")]
+    ApiUnreachable {
+        provider: &'static str,
+        endpoint: String,
+        op: String,
+        detail: String,
+    },
     /// A server's answer could not be used (unparseable, bad TSIG signature, ...).
     #[error("unusable answer from DNS server {server} ({op}): {detail}")]
     Protocol {
@@ -141,8 +161,17 @@ impl Dns01Error {
     /// as opposed to a configuration or authorization problem that needs a change first.
     pub fn is_transient(&self) -> bool {
         match self {
-            Dns01Error::Io { .. } | Dns01Error::Timeout { .. } | Dns01Error::Protocol { .. } => {
-                true
+            Dns01Error::Io { .. }
+            | Dns01Error::Timeout { .. }
+            | Dns01Error::Protocol { .. }
+            | Dns01Error::ApiUnreachable { .. } => true,
+            Dns01Error::ApiRejected { status, code, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || matches!(
+                        code.as_str(),
+                        "Throttling" | "ThrottlingException" | "PriorRequestNotComplete"
+                    )
             }
             Dns01Error::QueryFailed { rcode, .. } | Dns01Error::UpdateRejected { rcode, .. } => {
                 rcode == "SERVFAIL"
@@ -169,6 +198,8 @@ impl Dns01Error {
             Dns01Error::ZoneNotFound { .. } => "zone_not_found",
             Dns01Error::Protocol { .. } => "protocol",
             Dns01Error::Api { .. } => "api",
+            Dns01Error::ApiRejected { .. } => "api_rejected",
+            Dns01Error::ApiUnreachable { .. } => "api_unreachable",
         }
     }
 }
