@@ -50,6 +50,8 @@ pub struct Registered {
 /// Shared ACME account clients, keyed by issuer.
 pub struct Accounts {
     metrics: Metrics,
+    /// `Retry-After` values the CAs sent, for the failure backoff.
+    pub retry_after: super::http::RetryAfterLog,
     cache: Mutex<HashMap<String, (AccountConfig, String, Account)>>,
 }
 
@@ -58,11 +60,16 @@ impl Accounts {
         Self {
             metrics,
             cache: Mutex::new(HashMap::new()),
+            retry_after: Default::default(),
         }
     }
 
     fn builder(&self, config: &AccountConfig) -> Result<instant_acme::AccountBuilder, AcmeError> {
-        let http = AcmeHttpClient::new(config.trust(), self.metrics.clone())?;
+        let http = AcmeHttpClient::new(
+            config.trust(),
+            self.metrics.clone(),
+            self.retry_after.clone(),
+        )?;
         Ok(Account::builder_with_http(Box::new(http)))
     }
 

@@ -45,6 +45,40 @@ pub enum Trust<'a> {
 pub struct AcmeHttpClient {
     inner: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
     metrics: Metrics,
+    retry_after: RetryAfterLog,
+}
+
+/// The latest `Retry-After` each ACME server sent with an error, by host: instant-acme does not
+/// expose response headers, so the HTTP layer records them for the failure backoff to honour.
+#[derive(Clone, Default, Debug)]
+pub struct RetryAfterLog(Arc<std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>>);
+
+impl RetryAfterLog {
+    fn record(&self, host: &str, until: jiff::Timestamp) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(host.to_string(), until);
+    }
+
+    /// How long the server at `url` asked us to wait, if that time is still ahead.
+    pub fn remaining(&self, url: &str, now: jiff::Timestamp) -> Option<std::time::Duration> {
+        let host = url.parse::<http::Uri>().ok()?.authority()?.to_string();
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *map.get(&host)?;
+        (until > now).then(|| until.duration_since(now).unsigned_abs())
+    }
+}
+
+/// Parses a `Retry-After` value: delta-seconds or an HTTP-date.
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return now
+            .checked_add(jiff::SignedDuration::from_secs(
+                seconds.min(7 * 24 * 3600) as i64
+            ))
+            .ok();
+    }
+    jiff::fmt::rfc2822::parse(value).ok().map(|z| z.timestamp())
 }
 
 /// The rustls client configuration for a trust choice.
@@ -84,11 +118,16 @@ pub fn connector(
 }
 
 impl AcmeHttpClient {
-    pub fn new(trust: Trust<'_>, metrics: Metrics) -> Result<Self, HttpClientError> {
+    pub fn new(
+        trust: Trust<'_>,
+        metrics: Metrics,
+        retry_after: RetryAfterLog,
+    ) -> Result<Self, HttpClientError> {
         let connector = connector(trust)?;
         Ok(Self {
             inner: HyperClient::builder(TokioExecutor::new()).build(connector),
             metrics,
+            retry_after,
         })
     }
 }
@@ -100,13 +139,30 @@ impl HttpClient for AcmeHttpClient {
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let method = req.method().to_string();
         let endpoint = crate::metrics::acme_endpoint(&method, req.uri().path()).to_string();
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let fut = self.inner.request(req);
         let metrics = self.metrics.clone();
+        let retry_after = self.retry_after.clone();
         Box::pin(async move {
             let started = Instant::now();
             let result = fut.await;
             let status = match &result {
-                Ok(rsp) => rsp.status().as_u16().to_string(),
+                Ok(rsp) => {
+                    if !rsp.status().is_success()
+                        && let Some(until) = rsp
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()))
+                    {
+                        retry_after.record(&host, until);
+                    }
+                    rsp.status().as_u16().to_string()
+                }
                 Err(_) => "error".to_string(),
             };
             let labels = AcmeRequestLabels {
@@ -226,6 +282,35 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        let now = jiff::Timestamp::from_second(1_000_000).unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(jiff::Timestamp::from_second(1_000_120).unwrap())
+        );
+        let date = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now).unwrap();
+        assert_eq!(date, jiff::Timestamp::from_second(784111777).unwrap());
+        assert_eq!(parse_retry_after("soon", now), None);
+        let log = RetryAfterLog::default();
+        log.record(
+            "ca.test:443",
+            jiff::Timestamp::from_second(1_000_060).unwrap(),
+        );
+        assert_eq!(
+            log.remaining("https://ca.test:443/acme/new-order", now),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(log.remaining("https://other.test/x", now), None);
+        assert_eq!(
+            log.remaining(
+                "https://ca.test:443/x",
+                jiff::Timestamp::from_second(1_000_061).unwrap()
+            ),
+            None
+        );
+    }
 
     #[test]
     fn an_empty_bundle_is_refused() {

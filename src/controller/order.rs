@@ -756,8 +756,15 @@ pub async fn record_failure(
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();
     let mut delay = retry_delay(ctx, &status, attempts, now_ts);
-    if rate_limited {
-        delay = delay.max(Duration::from_secs(300));
+    // The CA's Retry-After wins over our schedule; a rate limit without one waits at least 5 min.
+    match ctx
+        .accounts
+        .retry_after
+        .remaining(&issuer.acme.server, now_ts)
+    {
+        Some(wait) => delay = delay.max(wait),
+        None if rate_limited => delay = delay.max(Duration::from_secs(300)),
+        None => {}
     }
     if let Some(order) = status.order.as_mut() {
         order.error = Some(message.to_string());
