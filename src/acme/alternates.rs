@@ -63,9 +63,19 @@ pub async fn fetch_chains(
     let mut index = 0;
     while index < queue.len() && index < 8 {
         let url = queue[index].clone();
-        let body = signer.post_as_get(&nonce, &url)?;
-        let (status, headers, bytes) = send(&client, Method::POST, &url, Some(body)).await?;
-        nonce = replay_nonce(&headers)?;
+        // A CA may reject a nonce (RFC 8555 §6.5, badNonce; Pebble does it to 5% on purpose): retry
+        // with the fresh nonce it sent along, a few times.
+        let mut attempts = 0;
+        let (status, headers, bytes) = loop {
+            let body = signer.post_as_get(&nonce, &url)?;
+            let (status, headers, bytes) = send(&client, Method::POST, &url, Some(body)).await?;
+            nonce = replay_nonce(&headers)?;
+            attempts += 1;
+            if attempts < 4 && is_bad_nonce(status, &bytes) {
+                continue;
+            }
+            break (status, headers, bytes);
+        };
         if !status.is_success() {
             return Err(req_err(format!(
                 "downloading {url}: HTTP {status}: {}",
@@ -105,6 +115,19 @@ where
     let (parts, body) = rsp.into_parts();
     let bytes = body.collect().await.map_err(req_err)?.to_bytes();
     Ok((parts.status, parts.headers, bytes))
+}
+
+/// Whether the answer is a `badNonce` problem.
+fn is_bad_nonce(status: http::StatusCode, body: &[u8]) -> bool {
+    status == http::StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("type")
+                    .and_then(|t| t.as_str())
+                    .map(|t| t.ends_with(":badNonce"))
+            })
+            .unwrap_or(false)
 }
 
 fn replay_nonce(headers: &HeaderMap) -> Result<String, ChainFetchError> {
@@ -176,6 +199,17 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_nonce_problems_are_recognised() {
+        let body = br#"{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce"}"#;
+        assert!(is_bad_nonce(http::StatusCode::BAD_REQUEST, body));
+        assert!(!is_bad_nonce(
+            http::StatusCode::BAD_REQUEST,
+            br#"{"type":"urn:ietf:params:acme:error:malformed"}"#
+        ));
+        assert!(!is_bad_nonce(http::StatusCode::OK, body));
+    }
 
     #[test]
     fn alternate_links_are_parsed() {
