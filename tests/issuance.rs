@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::e2e::{
     apply, client, controller, event_count, metric, pebble_issuer, pebble_root, ready_condition,
-    secret_key, subject_cn, verify_chain, verify_chain_to, wait_cert_ready, wait_for,
-    wait_issuer_ready,
+    secret_key, solver_objects, subject_cn, verify_chain, verify_chain_to, wait_cert_ready,
+    wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -261,19 +261,7 @@ async fn temporary_ingress_and_service_exist_during_the_order_and_are_gone_after
         "Certificate"
     );
     // After the order: nothing left.
-    let left = kubectl_ok(
-        &[
-            "get",
-            "ingress,service",
-            "-n",
-            &ns,
-            "-l",
-            "ferrocert.dev/solver",
-            "-o",
-            "name",
-        ],
-        None,
-    );
+    let left = solver_objects(&ns);
     assert!(
         left.trim().is_empty(),
         "temporary objects left behind: {left}"
@@ -475,19 +463,7 @@ async fn a_name_that_cannot_validate_fails_clearly_and_backs_off() {
         orders <= attempts + 1,
         "orders {orders} vs attempts {attempts}"
     );
-    let left = kubectl_ok(
-        &[
-            "get",
-            "ingress,service",
-            "-n",
-            &ns,
-            "-l",
-            "ferrocert.dev/solver",
-            "-o",
-            "name",
-        ],
-        None,
-    );
+    let left = solver_objects(&ns);
     assert!(
         left.trim().is_empty() || attempts < 4,
         "temporary objects kept after failure: {left}"

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    CLUSTER_RESOURCE_NAMESPACE, apply, client, event_count, metric, pebble_issuer,
+    CLUSTER_RESOURCE_NAMESPACE, apply, client, event_count, metric, pebble_issuer, solver_objects,
     start_controller_with, verify_chain, wait_cert_ready, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl};
@@ -147,19 +147,7 @@ async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
         metric(&b, "ferrocert_acme_requests_total") > 0.0,
         "the new leader did the work"
     );
-    let left = common::kubectl_ok(
-        &[
-            "get",
-            "ingress,service",
-            "-n",
-            &ns,
-            "-l",
-            "ferrocert.dev/solver",
-            "-o",
-            "name",
-        ],
-        None,
-    );
+    let left = solver_objects(&ns);
     assert!(
         left.trim().is_empty(),
         "temporary objects left behind: {left}"

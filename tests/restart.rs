@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    apply, client, event_count, pebble_issuer, start_controller, verify_chain, wait_cert_ready,
-    wait_issuer_ready,
+    apply, client, event_count, pebble_issuer, solver_objects, start_controller, verify_chain,
+    wait_cert_ready, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -86,19 +86,7 @@ async fn a_killed_controller_resumes_the_same_order() {
         issued.contains(&order_url),
         "issued from another order than {order_url}: {issued}"
     );
-    let left = kubectl_ok(
-        &[
-            "get",
-            "ingress,service,secret",
-            "-n",
-            &ns,
-            "-l",
-            "ferrocert.dev/solver",
-            "-o",
-            "name",
-        ],
-        None,
-    );
+    let left = solver_objects(&ns);
     assert!(
         left.trim().is_empty(),
         "temporary objects left behind: {left}"

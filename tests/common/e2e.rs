@@ -346,6 +346,24 @@ pub fn pebble_root(index: usize) -> Vec<u8> {
     out.stdout
 }
 
+/// The temporary solver objects (Ingress, Service, Secret labelled `ferrocert.dev/solver`) left in
+/// a namespace, by name; empty when the controller cleaned up.
+pub fn solver_objects(ns: &str) -> String {
+    kubectl_ok(
+        &[
+            "get",
+            "ingress,service,secret",
+            "-n",
+            ns,
+            "-l",
+            "ferrocert.dev/solver",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+}
+
 /// The subject common name of a PEM certificate.
 pub fn subject_cn(pem: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
