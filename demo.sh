@@ -32,6 +32,8 @@ spec:
     caBundle: $(base64 -w0 "$PEBBLE_CA_FILE")
     privateKeySecretRef:
       name: pebble-account
+    # Pebble picks a random profile when none is named (one is ten minutes long).
+    profile: default
     solvers:
       - http01:
           ingress:

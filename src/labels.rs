@@ -21,6 +21,11 @@ pub const ANN_COMMON_NAME: &str = "ferrocert.dev/common-name";
 /// Set on a Certificate (by `ferrocert renew` or by hand) to ask for re-issuance now; the value is
 /// an opaque request id, handled once.
 pub const ANN_RENEW_REQUESTED: &str = "ferrocert.dev/renew-requested";
+/// Set on a Certificate (by `ferrocert revoke` or by hand) to revoke its current certificate and
+/// issue a new one; the value is an opaque request id, answered once (see status.revocation).
+pub const ANN_REVOKE_REQUESTED: &str = "ferrocert.dev/revoke-requested";
+/// The RFC 5280 reason for [`ANN_REVOKE_REQUESTED`] (`keyCompromise`, `superseded`, ...).
+pub const ANN_REVOKE_REASON: &str = "ferrocert.dev/revoke-reason";
 /// On the TLS Secret: the renew request id that issuance satisfied.
 pub const ANN_RENEW_HANDLED: &str = "ferrocert.dev/renew-handled";
 

@@ -21,6 +21,8 @@ enum Command {
     Status(cli::StatusArgs),
     /// Ask the controller to re-issue a Certificate now (through an annotation).
     Renew(cli::RenewArgs),
+    /// Ask the controller to revoke a Certificate's current certificate and issue a new one.
+    Revoke(cli::RevokeArgs),
     /// Decode objects: `inspect secret NAME` shows a TLS Secret's certificates and key type.
     Inspect(cli::InspectArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(ferrocert::controller::run(*args))),
         Command::Status(args) => cli::block_on(cli::status::run(args)),
         Command::Renew(args) => cli::block_on(cli::renew::run(args)),
+        Command::Revoke(args) => cli::block_on(cli::revoke::run(args)),
         Command::Inspect(args) => cli::block_on(cli::inspect::run(args)),
         Command::Crds { out_dir } => crds(out_dir),
         Command::Version => {

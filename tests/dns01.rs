@@ -42,6 +42,7 @@ fn issuer(solvers: Value) -> Value {
             "server": env_var("PEBBLE_DIRECTORY"),
             "caBundle": pebble_ca_bundle(),
             "privateKeySecretRef": {"name": "pebble-account"},
+            "profile": "default",
             "solvers": solvers
         }}
     })

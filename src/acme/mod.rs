@@ -4,6 +4,7 @@ pub mod account;
 pub mod alternates;
 pub mod error;
 pub mod http;
+pub mod lifecycle;
 
 pub use account::{AccountConfig, Accounts, Eab, Registered, key_fingerprint};
 pub use error::{AcmeError, problem_text};

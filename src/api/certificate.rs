@@ -111,9 +111,17 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
 
-    /// Revoke the current certificate at the CA when this Certificate is deleted.
+    /// Revoke the current certificate at the CA when this Certificate is deleted (with reason
+    /// `cessationOfOperation`). Off by default: the Secret outlives the Certificate and may
+    /// still be serving traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_on_delete: Option<bool>,
+
+    /// The ACME profile to ask for (e.g. `tlsserver`, `shortlived`); overrides the issuer's
+    /// `acme.profile`. Must be one the CA's directory advertises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub profile: Option<String>,
 }
 
 /// The private key to generate for the certificate.
@@ -233,6 +241,67 @@ pub struct CertificateStatus {
     /// The ACME order in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<OrderStatus>,
+    /// The ACME profile the current certificate was issued under, as the CA's order said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The CA's renewal window for the current certificate (ACME Renewal Information).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_info: Option<RenewalInfoStatus>,
+    /// The last revocation of a certificate of this Certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationStatus>,
+}
+
+/// ACME Renewal Information (RFC 9773) for the current certificate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalInfoStatus {
+    /// The ARI identifier (`base64url(AKI).base64url(serial)`) of the certificate the window is for.
+    pub certificate_id: String,
+    /// Start of the CA's suggested renewal window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<Time>,
+    /// End of the CA's suggested renewal window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<Time>,
+    /// The CA's explanation of the window, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "explanationURL")]
+    pub explanation_url: Option<String>,
+    /// When the window was last fetched (or the fetch failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<Time>,
+    /// When the window will be fetched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check: Option<Time>,
+    /// Why the last fetch failed; renewal then uses the spec's time (`renewBefore` etc.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A revocation: requested with `ferrocert revoke`, or on deletion with `revokeOnDelete`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationStatus {
+    /// Serial number (hex) of the certificate revoked (or being revoked).
+    pub serial: String,
+    /// RFC 5280 reason, e.g. `keyCompromise`.
+    pub reason: String,
+    /// When the CA accepted the revocation; absent while it has not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Time>,
+    /// The `ferrocert.dev/revoke-requested` annotation value this revocation answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Failed attempts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<i32>,
+    /// When the last attempt failed; the next waits out a backoff from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// The CA's (or the network's) error of the last failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An ACME order, as last seen.
@@ -250,6 +319,12 @@ pub struct OrderStatus {
     /// The CA's error for the order, if any (problem type and detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The profile of the order, as the CA reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The ARI identifier of the certificate this order replaces, as the CA reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// One authorization of an order and the challenge chosen for it.

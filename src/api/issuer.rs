@@ -138,10 +138,17 @@ pub struct AcmeIssuer {
     #[schemars(length(max = 64))]
     pub preferred_chain: Option<String>,
 
-    /// The ACME certificate profile to request (e.g. `tlsserver`, `shortlived`).
+    /// The ACME certificate profile to request (e.g. `tlsserver`, `shortlived`). Must be one the
+    /// CA's directory advertises; a Certificate's own `profile` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub profile: Option<String>,
+
+    /// Turn off ACME Renewal Information (RFC 9773). By default, when the CA's directory offers
+    /// `renewalInfo`, certificates renew at a random instant inside the CA's suggested window
+    /// and new orders name the certificate they replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_renewal_info: Option<bool>,
 
     /// How to prove control of each name; the most specific matching solver wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

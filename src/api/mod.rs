@@ -11,8 +11,8 @@ pub mod validation;
 
 pub use certificate::{
     Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, OrderAuthorization,
-    OrderStatus, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RotationPolicy,
-    SecretTemplate,
+    OrderStatus, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus,
+    RevocationStatus, RotationPolicy, SecretTemplate,
 };
 pub use issuer::{
     AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,

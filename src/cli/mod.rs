@@ -1,4 +1,4 @@
-//! The user-facing CLI: `ferrocert status|renew|inspect`, also run as the kubectl plugin
+//! The user-facing CLI: `ferrocert status|renew|revoke|inspect`, also run as the kubectl plugin
 //! `kubectl ferrocert ...` when the binary is invoked as `kubectl-ferrocert`.
 //!
 //! Every command has the same shape: read objects from the API server (the edge, [`connect`] and
@@ -12,6 +12,7 @@
 
 pub mod inspect;
 pub mod renew;
+pub mod revoke;
 pub mod status;
 
 use std::ffi::OsStr;
@@ -22,6 +23,7 @@ use kube::Client;
 
 pub use inspect::InspectArgs;
 pub use renew::RenewArgs;
+pub use revoke::RevokeArgs;
 pub use status::StatusArgs;
 
 /// The name kubectl looks for on `PATH` to run `kubectl ferrocert ...`.

@@ -39,7 +39,8 @@ pub struct RenewArgs {
 }
 
 pub async fn run(args: RenewArgs) -> Result<(), CliError> {
-    let timeout = parse_timeout(&args.timeout)?;
+    // Refuse a bad --timeout before changing anything.
+    parse_timeout(&args.timeout)?;
     let (client, namespace) = connect(&args.kube).await?;
     let name = &args.certificate;
     let api = Api::<Certificate>::namespaced(client.clone(), &namespace);
@@ -73,7 +74,21 @@ pub async fn run(args: RenewArgs) -> Result<(), CliError> {
     if !args.wait {
         return Ok(());
     }
+    wait_reissued(client, &namespace, name, revision_before, &args.timeout).await
+}
 
+/// Follows a Certificate until its revision has grown past `revision_before` and it is Ready,
+/// printing progress lines; an error after `timeout_text`.
+pub async fn wait_reissued(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    revision_before: i64,
+    timeout_text: &str,
+) -> Result<(), CliError> {
+    let timeout = parse_timeout(timeout_text)?;
+    let api = Api::<Certificate>::namespaced(client.clone(), namespace);
+    let namespace = namespace.to_string();
     let started = tokio::time::Instant::now();
     let mut last_line = String::new();
     loop {
@@ -110,8 +125,8 @@ pub async fn run(args: RenewArgs) -> Result<(), CliError> {
         if elapsed >= timeout {
             return Err(CliError::Timeout {
                 namespace,
-                name: name.clone(),
-                timeout: args.timeout.clone(),
+                name: name.to_string(),
+                timeout: timeout_text.to_string(),
                 last: last_line,
             });
         }
@@ -139,7 +154,7 @@ pub fn request_id(now: Timestamp) -> String {
     )
 }
 
-fn revision(cert: &Certificate) -> i64 {
+pub fn revision(cert: &Certificate) -> i64 {
     cert.status.as_ref().and_then(|s| s.revision).unwrap_or(0)
 }
 
@@ -357,6 +372,8 @@ mod tests {
             failed_issuance_attempts: Some(1),
             order: Some(OrderStatus {
                 url: "https://ca/order/1".into(),
+                profile: None,
+                replaces: None,
                 state: Some("pending".into()),
                 authorizations: vec![
                     OrderAuthorization {

@@ -755,6 +755,8 @@ Events:
             next_private_key_secret_name: Some("web-next-key".into()),
             order: Some(OrderStatus {
                 url: "https://ca.example/order/1".into(),
+                profile: None,
+                replaces: None,
                 state: Some("invalid".into()),
                 authorizations: vec![
                     OrderAuthorization {

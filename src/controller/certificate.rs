@@ -13,7 +13,10 @@ use kube::{Resource, ResourceExt};
 
 use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
 use super::order::{self, drive_order};
-use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now};
+use super::{
+    Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
+};
+use crate::acme::lifecycle;
 use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::AcmeIssuer;
@@ -40,7 +43,11 @@ pub enum IssueReason {
     Mismatch(Mismatch),
     IssuerChanged(String),
     Renewal(Timestamp),
+    /// The instant picked inside the CA's ARI window has come (or the window is in the past).
+    RenewalWindow(Timestamp),
     RenewRequested(String),
+    /// The current certificate was revoked (serial).
+    Revoked(String),
 }
 
 impl IssueReason {
@@ -51,6 +58,8 @@ impl IssueReason {
             IssueReason::IssuerChanged(_) => "IncorrectIssuer",
             IssueReason::Renewal(_) => "Renewing",
             IssueReason::RenewRequested(_) => "ManuallyTriggered",
+            IssueReason::RenewalWindow(_) => "RenewalWindow",
+            IssueReason::Revoked(_) => "Revoked",
         }
     }
 
@@ -61,6 +70,12 @@ impl IssueReason {
             IssueReason::IssuerChanged(m) => m.clone(),
             IssueReason::Renewal(at) => format!("renewal time {at} has passed"),
             IssueReason::RenewRequested(id) => format!("re-issuance requested ({id})"),
+            IssueReason::RenewalWindow(at) => {
+                format!("the renewal time {at} picked in the CA's renewal window (ARI) has come")
+            }
+            IssueReason::Revoked(serial) => {
+                format!("the certificate (serial {serial}) was revoked")
+            }
         }
     }
 }
@@ -68,12 +83,15 @@ impl IssueReason {
 /// What the current Secret means for the Certificate.
 #[derive(Debug)]
 pub enum Verdict {
-    /// The Secret satisfies the spec; renew at `renewal`.
+    /// The Secret satisfies the spec; its renewal time (from the spec alone) may have passed.
     UpToDate {
         not_before: Timestamp,
         not_after: Timestamp,
+        /// The renewal time from the spec alone (ARI may move it).
         renewal: Timestamp,
         key_encoding_only: Option<Mismatch>,
+        /// The leaf's DER, for ARI.
+        leaf_der: Vec<u8>,
     },
     Issue(IssueReason),
 }
@@ -140,16 +158,20 @@ pub fn evaluate(
     {
         return Verdict::Issue(IssueReason::RenewRequested(id.clone()));
     }
+    if let Some(status) = cert.status.as_ref()
+        && revocation::is_revoked(status, &chain.leaf.serial_hex)
+    {
+        return Verdict::Issue(IssueReason::Revoked(chain.leaf.serial_hex));
+    }
+    // Whether the renewal time has come is decided by the caller: the CA's ARI window may move it.
     let renewal = pki::renewal_time_for_spec(spec, chain.leaf.not_before, chain.leaf.not_after)
         .unwrap_or(chain.leaf.not_after);
-    if now >= renewal {
-        return Verdict::Issue(IssueReason::Renewal(renewal));
-    }
     Verdict::UpToDate {
         not_before: chain.leaf.not_before,
         not_after: chain.leaf.not_after,
         renewal,
         key_encoding_only,
+        leaf_der: chain.certs_der.into_iter().next().unwrap_or_default(),
     }
 }
 
@@ -159,6 +181,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     if cert.meta().deletion_timestamp.is_some() {
         return clean_up_deleted(&ctx, &api, &cert).await;
     }
+    let cert = revocation::sync_finalizer(&api, &cert).await?;
     let mut status = cert.status.clone().unwrap_or_default();
 
     let issuer = match resolve_issuer(&ctx, &cert).await? {
@@ -166,9 +189,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         Err((reason, message)) => {
             set_ready(&mut status, &cert, false, reason, &message);
             if status != cert.status.clone().unwrap_or_default() {
-                ctx.event(cert.as_ref(), true, reason, "Issue", message.clone())
+                ctx.event(&cert, true, reason, "Issue", message.clone())
                     .await;
-                apply_status(&api, cert.as_ref(), &status).await?;
+                apply_status(&api, &cert, &status).await?;
             }
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
@@ -183,14 +206,51 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         .get_opt(&cert.spec.secret_name)
         .await
         .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
+    if let Some(request) = revocation::pending_request(&cert) {
+        return revocation::answer_request(
+            &ctx,
+            &api,
+            &cert,
+            status,
+            &issuer,
+            secret.as_ref(),
+            request,
+        )
+        .await;
+    }
     let now_ts = Timestamp::now();
     match evaluate(&cert, issuer.kind, secret.as_ref(), now_ts) {
         Verdict::UpToDate {
             not_before,
             not_after,
-            renewal,
+            renewal: spec_renewal,
             key_encoding_only,
+            leaf_der,
         } => {
+            let current = renewal_info::Current {
+                leaf_der: &leaf_der,
+                not_before,
+                not_after,
+                spec_renewal,
+                spec_is_explicit: cert.spec.renew_before.is_some()
+                    || cert.spec.renew_before_percentage.is_some(),
+            };
+            let schedule =
+                renewal_info::schedule(&ctx, &cert, &issuer, &mut status, &current, now_ts).await;
+            let renewal = schedule.renewal;
+            if now_ts >= renewal {
+                // Keep what was learnt about the window, then renew.
+                let reason = if status
+                    .renewal_info
+                    .as_ref()
+                    .is_some_and(|i| i.window_start.is_some())
+                {
+                    IssueReason::RenewalWindow(renewal)
+                } else {
+                    IssueReason::Renewal(renewal)
+                };
+                return start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await;
+            }
             if let (Some(_), Some(secret)) = (key_encoding_only, secret.as_ref()) {
                 reencode_key(&ctx, &cert, secret).await?;
             }
@@ -212,9 +272,12 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             );
             conditions::remove(&mut status.conditions, ISSUING);
             if Some(&status) != cert.status.as_ref() {
-                apply_status(&api, cert.as_ref(), &status).await?;
+                apply_status(&api, &cert, &status).await?;
             }
-            Ok(requeue_at(renewal, now_ts))
+            let wake = schedule
+                .next_check
+                .map_or(renewal, |check| check.min(renewal));
+            Ok(requeue_at(wake, now_ts))
         }
         Verdict::Issue(reason) => {
             start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await
@@ -222,36 +285,37 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     }
 }
 
-/// A Certificate deleted while an order was in flight: remove the temporary objects and DNS
-/// records the order made, then let the deletion finish.
+/// A Certificate being deleted: remove the temporary objects and DNS records of an order in
+/// flight, then revoke its certificate if `revokeOnDelete` asked for it; each step releases its
+/// finalizer so the deletion can finish.
 async fn clean_up_deleted(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
 ) -> Result<Action, Error> {
-    if !cert
-        .finalizers()
-        .iter()
-        .any(|f| f == super::ORDER_FINALIZER)
-    {
-        return Ok(Action::await_change());
-    }
-    order::cleanup_temporaries(ctx, cert).await?;
-    if let Some(order) = cert.status.as_ref().and_then(|s| s.order.as_ref()) {
-        match resolve_issuer(ctx, cert).await {
-            Ok(Ok(issuer)) => {
-                let problems = super::dns01::cleanup(ctx, &issuer, cert.labels(), order).await;
-                if !problems.is_empty() {
-                    tracing::warn!(cert = %describe(cert), "DNS clean-up incomplete: {}", problems.join("; "));
+    let has = |c: &Certificate, f: &str| c.finalizers().iter().any(|x| x == f);
+    let mut cert = cert.clone();
+    if has(&cert, super::ORDER_FINALIZER) {
+        order::cleanup_temporaries(ctx, &cert).await?;
+        if let Some(order) = cert.status.as_ref().and_then(|s| s.order.as_ref()) {
+            match resolve_issuer(ctx, &cert).await {
+                Ok(Ok(issuer)) => {
+                    let problems = super::dns01::cleanup(ctx, &issuer, cert.labels(), order).await;
+                    if !problems.is_empty() {
+                        tracing::warn!(cert = %describe(&cert), "DNS clean-up incomplete: {}", problems.join("; "));
+                    }
+                }
+                _ => {
+                    tracing::warn!(cert = %describe(&cert), "issuer gone: DNS records of the order cannot be removed")
                 }
             }
-            _ => {
-                tracing::warn!(cert = %describe(cert), "issuer gone: DNS records of the order cannot be removed")
-            }
         }
+        cert = super::set_order_finalizer(api, &cert, false).await?;
+        tracing::info!(cert = %describe(&cert), "cleaned up the order of a deleted Certificate");
     }
-    super::set_order_finalizer(api, cert, false).await?;
-    tracing::info!(cert = %describe(cert), "cleaned up the order of a deleted Certificate");
+    if has(&cert, revocation::REVOKE_FINALIZER) {
+        return revocation::on_delete(ctx, api, &cert).await;
+    }
     Ok(Action::await_change())
 }
 
@@ -275,7 +339,26 @@ async fn start_issuance(
     let now_ts = Timestamp::now();
     if let Some(wait) = backoff_remaining(ctx, cert, &status, now_ts) {
         tracing::debug!(cert = %describe(cert), ?wait, "issuance backing off");
+        if Some(&status) != cert.status.as_ref() {
+            // E.g. a renewal window fetched meanwhile: keep it, so it is not fetched again.
+            apply_status(api, cert, &status).await?;
+        }
         return Ok(Action::requeue(wait));
+    }
+    let account = order::account_for(ctx, issuer).await?;
+    let profile = cert
+        .spec
+        .profile
+        .clone()
+        .or_else(|| issuer.acme.profile.clone());
+    if let Some(wanted) = profile.as_deref()
+        && let Err(message) = lifecycle::check_profile(
+            wanted,
+            account.profiles().map(|p| p.name),
+            &issuer.acme.server,
+        )
+    {
+        return fail_permanently(ctx, api, cert, status, "UnknownProfile", &message).await;
     }
     let key_spec = match KeySpec::from_spec(cert.spec.private_key.as_ref()) {
         Ok(k) => k,
@@ -295,12 +378,13 @@ async fn start_issuance(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let next_name = secret::next_key_secret_name(&cert.name_any());
     let resuming = status.next_private_key_secret_name.as_deref() == Some(next_name.as_str());
+    let may_reuse_key = !revocation::key_compromised(&status);
     ensure_next_key(
         &secrets,
         cert,
         &next_name,
         key_spec,
-        current.as_ref(),
+        current.as_ref().filter(|_| may_reuse_key),
         resuming,
     )
     .await?;
@@ -321,14 +405,29 @@ async fn start_issuance(
     let claimed = apply_status(api, cert, &status).await?;
 
     // 3. The order, recorded before any challenge is presented.
-    let account = order::account_for(ctx, issuer).await?;
-    let profile = issuer.acme.profile.clone();
-    let created = order::create_order(ctx, &account, &identifiers, profile.as_deref())
-        .await
-        .map_err(|source| Error::Acme {
-            context: format!("creating an order for Certificate {}", describe(cert)),
-            source,
-        });
+    let replaces = replaces_id(issuer, &status, current.as_ref());
+    let mut created = order::create_order(
+        ctx,
+        &account,
+        &identifiers,
+        profile.as_deref(),
+        replaces.as_deref(),
+    )
+    .await;
+    if replaces.is_some()
+        && let Err(e) = &created
+        && e.problem().is_some()
+        && !e.is_rate_limited()
+    {
+        // E.g. `alreadyReplaced` after an earlier replacement order: the renewal matters more
+        // than the hint, so order again without it.
+        tracing::info!(cert = %describe(cert), error = %e, "the CA refused the order naming the replaced certificate; ordering without `replaces`");
+        created = order::create_order(ctx, &account, &identifiers, profile.as_deref(), None).await;
+    }
+    let created = created.map_err(|source| Error::Acme {
+        context: format!("creating an order for Certificate {}", describe(cert)),
+        source,
+    });
     let (order_status, mut order) = match created {
         Ok(created) => created,
         Err(Error::Acme { source, .. }) => {
@@ -373,6 +472,25 @@ async fn start_issuance(
         &mut order,
     )
     .await
+}
+
+/// The ARI identifier to send as `replaces`: the current certificate's, when it came from this
+/// issuer and the CA has answered ARI for it (so the CA knows ARI and the certificate).
+fn replaces_id(
+    issuer: &ResolvedIssuer,
+    status: &CertificateStatus,
+    current: Option<&Secret>,
+) -> Option<String> {
+    if !renewal_info::enabled(issuer) {
+        return None;
+    }
+    let known = status
+        .renewal_info
+        .as_ref()
+        .filter(|i| i.window_start.is_some())?;
+    let leaf = revocation::revocable(current, &issuer.ident.name, issuer.kind).ok()?;
+    let id = lifecycle::certificate_id(&leaf.leaf_der).ok()?;
+    (id == known.certificate_id).then_some(id)
 }
 
 /// The next key: the one of an attempt this status still claims (a failed or interrupted order),
@@ -546,7 +664,7 @@ pub fn set_ready(
 }
 
 /// Finds the Certificate's issuer; `Ok(Err(..))` is a condition to show, not an error.
-async fn resolve_issuer(
+pub(super) async fn resolve_issuer(
     ctx: &Ctx,
     cert: &Certificate,
 ) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {

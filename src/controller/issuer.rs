@@ -257,6 +257,18 @@ async fn register(
         )
         .await?;
     }
+    // After the key is stored: a bad profile must not cost the account.
+    if let Some(wanted) = acme.profile.as_deref() {
+        crate::acme::lifecycle::check_profile(
+            wanted,
+            registered.account.profiles().map(|p| p.name),
+            &acme.server,
+        )
+        .map_err(|message| NotReady {
+            reason: "UnknownProfile",
+            message,
+        })?;
+    }
     Ok(registered.uri)
 }
 

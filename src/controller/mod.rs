@@ -10,6 +10,8 @@ pub mod dns01;
 pub mod issuer;
 pub mod leader;
 pub mod order;
+pub mod renewal_info;
+pub mod revocation;
 pub mod run;
 
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct Settings {
     /// DNS-01 propagation: check the TXT record at these servers instead of the zone's
     /// authoritative nameservers (split-horizon DNS). Empty: the authoritative ones.
     pub dns01_check_nameservers: Vec<String>,
+    /// ARI: bounds on how often a certificate's renewal window is fetched again.
+    pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
 }
 
 /// Shared state of all reconcilers.
@@ -145,22 +149,32 @@ pub fn apply_body<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_j
 /// controller never leaves Certificates stuck.
 pub const ORDER_FINALIZER: &str = "ferrocert.dev/order-cleanup";
 
-/// Adds or removes [`ORDER_FINALIZER`] (a merge patch of the whole list, guarded by the
-/// resourceVersion read); returns the updated Certificate. No write when nothing changes.
+/// Adds or removes [`ORDER_FINALIZER`]; see [`set_finalizer`].
 pub async fn set_order_finalizer(
     api: &Api<crate::api::Certificate>,
     cert: &crate::api::Certificate,
     present: bool,
 ) -> Result<crate::api::Certificate, Error> {
+    set_finalizer(api, cert, ORDER_FINALIZER, present).await
+}
+
+/// Adds or removes one finalizer (a merge patch of the whole list, guarded by the
+/// resourceVersion read); returns the updated Certificate. No write when nothing changes.
+pub async fn set_finalizer(
+    api: &Api<crate::api::Certificate>,
+    cert: &crate::api::Certificate,
+    finalizer: &str,
+    present: bool,
+) -> Result<crate::api::Certificate, Error> {
     let mut finalizers = cert.finalizers().to_vec();
-    let has = finalizers.iter().any(|f| f == ORDER_FINALIZER);
+    let has = finalizers.iter().any(|f| f == finalizer);
     if has == present {
         return Ok(cert.clone());
     }
     if present {
-        finalizers.push(ORDER_FINALIZER.to_string());
+        finalizers.push(finalizer.to_string());
     } else {
-        finalizers.retain(|f| f != ORDER_FINALIZER);
+        finalizers.retain(|f| f != finalizer);
     }
     let patch = serde_json::json!({
         "metadata": { "resourceVersion": cert.resource_version(), "finalizers": finalizers }

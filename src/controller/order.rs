@@ -48,12 +48,13 @@ pub async fn account_for(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Account, 
         })
 }
 
-/// Creates the order.
+/// Creates the order; `replaces` is the ARI identifier of the certificate it renews.
 pub async fn create_order(
     ctx: &Ctx,
     account: &Account,
     identifiers: &[Identifier],
     profile: Option<&str>,
+    replaces: Option<&str>,
 ) -> Result<(OrderStatus, instant_acme::Order), AcmeError> {
     let ids: Vec<instant_acme::Identifier> = identifiers
         .iter()
@@ -66,15 +67,23 @@ pub async fn create_order(
     if let Some(p) = profile {
         request = request.profile(p);
     }
+    if let Some((aki, serial)) = replaces.and_then(|r| r.split_once('.')) {
+        request = request.replaces(instant_acme::CertificateIdentifier {
+            authority_key_identifier: aki.into(),
+            serial: serial.into(),
+        });
+    }
     let mut order = account.new_order(&request).await?;
     ctx.metrics.acme_orders_created.inc();
     let url = order.url().to_string();
-    let state = order.state().status;
+    let state = order.state();
     let recorded = OrderStatus {
         url,
-        state: Some(order_state_str(state).to_string()),
+        state: Some(order_state_str(state.status).to_string()),
         authorizations: Vec::new(),
         error: None,
+        profile: state.profile.clone(),
+        replaces: state.replaces.as_ref().map(ToString::to_string),
     };
     Ok((recorded, order))
 }
@@ -671,6 +680,18 @@ async fn complete(
         .as_ref()
         .map(|o| o.url.clone())
         .unwrap_or_default();
+    let mut about = String::new();
+    if let Some(order) = status.order.as_ref() {
+        if let Some(p) = order.profile.as_deref() {
+            about.push_str(&format!(", profile {p}"));
+        }
+        if let Some(r) = order.replaces.as_deref() {
+            about.push_str(&format!(", replacing {r}"));
+        }
+    }
+    status.profile = status.order.as_ref().and_then(|o| o.profile.clone());
+    // A new certificate: its ARI window is fetched in the next reconcile.
+    status.renewal_info = None;
     if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
         ctx.polling_lock().remove(&url);
     }
@@ -705,7 +726,7 @@ async fn complete(
         "Issued",
         &format!("IssueRevision{}", status.revision.unwrap_or(0)),
         format!(
-            "Certificate issued from order {order_url} (serial {}, valid until {}), stored in Secret {}; renewal at {renewal}",
+            "Certificate issued from order {order_url} (serial {}, valid until {}{about}), stored in Secret {}; renewal at {renewal}",
             chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
         ),
     )
@@ -793,6 +814,22 @@ pub async fn record_failure(
         set_ready(&mut status, cert, false, "Failed", &full);
     }
     ctx.event(cert, true, "Failed", &action, full.clone()).await;
+    if let (Some(nb), Some(na)) = (status.not_before.as_ref(), status.not_after.as_ref())
+        && na.0 > now_ts
+        && pki::renewal_info::in_last_tenth(nb.0, na.0, now_ts)
+    {
+        ctx.event(
+            cert,
+            true,
+            "ExpiringSoon",
+            &action,
+            format!(
+                "The certificate in Secret {} expires at {} (last tenth of its lifetime) and renewing it has failed {attempts} time(s); next try at {retry_at}",
+                cert.spec.secret_name, na.0
+            ),
+        )
+        .await;
+    }
     tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
     let updated = apply_status(api, cert, &status).await?;
     super::set_order_finalizer(api, &updated, false).await?;

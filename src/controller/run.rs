@@ -1,6 +1,7 @@
 //! `ferrocert controller`: wires the reconcilers, the HTTP-01 server and the metrics server, and
 //! shuts all down on SIGTERM/SIGINT.
 
+use crate::pki::renewal_info::RecheckBounds;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +50,13 @@ pub struct ControllerArgs {
     /// Longest retry delay (Go duration).
     #[arg(long, default_value = "32h")]
     pub backoff_cap: String,
+    /// ARI: the shortest time between two fetches of a certificate's renewal window, whatever
+    /// the CA's `Retry-After` says (Go duration).
+    #[arg(long, default_value = "1h")]
+    pub ari_recheck_min: String,
+    /// ARI: the longest time between two fetches of a certificate's renewal window (Go duration).
+    #[arg(long, default_value = "24h")]
+    pub ari_recheck_max: String,
     /// Namespace holding ClusterIssuers' Secrets (default: $POD_NAMESPACE, else `ferrocert`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrocert")]
     pub cluster_resource_namespace: String,
@@ -135,6 +143,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         http01_service: args.http01_service.clone(),
         dns01_check_nameservers: args.dns01_check_nameservers.clone(),
+        ari_recheck: RecheckBounds {
+            min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
+            max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
+        },
     };
     let lease_duration = parse_go_duration(&args.lease_duration)?.unsigned_abs();
     let client = client(&args).await?;

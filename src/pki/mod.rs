@@ -9,6 +9,7 @@
 //! - [`csr`]: the identifiers of a Certificate and the CSR that asks for them.
 //! - [`chain`]: parsing the PEM chain a CA returns and choosing among alternate chains.
 //! - [`renewal`]: Go durations, the renewal instant, retry backoff.
+//! - [`renewal_info`]: ARI windows (RFC 9773): the instant inside a window, when to re-check.
 //! - [`matches`](mod@matches): does a Secret's certificate and key still satisfy the spec, and if not, why.
 
 pub mod chain;
@@ -16,6 +17,7 @@ pub mod csr;
 pub mod key;
 pub mod matches;
 pub mod renewal;
+pub mod renewal_info;
 
 #[cfg(test)]
 #[cfg(test)]

@@ -166,7 +166,9 @@ pub fn pebble_ca_bundle() -> String {
     base64::engine::general_purpose::STANDARD.encode(pem)
 }
 
-/// An Issuer for the local Pebble with an HTTP-01 solver.
+/// An Issuer for the local Pebble with an HTTP-01 solver. Its profile is Pebble's `default`
+/// (90 days) unless `extra` says otherwise: without one, Pebble picks a random profile, and a
+/// ten-minute certificate could renew (by ARI) in the middle of a test that counts orders.
 pub fn pebble_issuer(
     name: &str,
     account_secret: &str,
@@ -177,6 +179,7 @@ pub fn pebble_issuer(
         "email": "e2e@example.test",
         "caBundle": pebble_ca_bundle(),
         "privateKeySecretRef": {"name": account_secret},
+        "profile": "default",
         "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
     });
     if let (Some(a), Some(e)) = (acme.as_object_mut(), extra.as_object()) {
