@@ -139,6 +139,8 @@ fn valid_edge_cases_are_accepted() {
             .pipe(|d| with(d, "/commonName", json!("only-cn.example.test"))),
         with(certificate(), "/duration", json!("24h"))
             .pipe(|d| with(d, "/renewBefore", json!("1h30m"))),
+        with(certificate(), "/profile", json!("shortlived"))
+            .pipe(|d| with(d, "/revokeOnDelete", json!(true))),
         with(
             certificate(),
             "/dnsNames",
@@ -198,6 +200,11 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
             "no identifiers",
             with(cert(), "/dnsNames", Value::Null),
             "at least one of dnsNames, ipAddresses or commonName must be set",
+        ),
+        (
+            "empty profile",
+            with(cert(), "/profile", json!("")),
+            "spec.profile",
         ),
         (
             "uppercase and underscore",

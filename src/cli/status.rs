@@ -15,7 +15,7 @@ use super::{
     push_fields, push_table, to_json, when,
 };
 use crate::api::conditions::{ISSUING, READY};
-use crate::api::{Certificate, OrderStatus};
+use crate::api::{Certificate, OrderStatus, RenewalInfoStatus, RevocationStatus};
 use crate::labels::{ANN_RENEW_HANDLED, ANN_RENEW_REQUESTED};
 use crate::pki::{parse_chain, parse_pem, secret_satisfies};
 use crate::secret::{TLS_CRT, TLS_KEY, data_str, kind_str};
@@ -103,6 +103,15 @@ pub struct StatusReport {
     /// Secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew_handled: Option<String>,
+    /// The ACME profile of the current certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The CA's ARI renewal window for the current certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_info: Option<RenewalInfoStatus>,
+    /// The last revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationStatus>,
     pub secret: SecretReport,
     /// Whether the Secret's certificate and key satisfy the spec; the reason when not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,6 +260,9 @@ impl StatusReport {
             next_private_key_secret_name: status.next_private_key_secret_name,
             renew_requested: cert.annotations().get(ANN_RENEW_REQUESTED).cloned(),
             renew_handled,
+            profile: status.profile,
+            renewal_info: status.renewal_info,
+            revocation: status.revocation,
             secret: secret_report,
             spec_check,
             order: status.order,
@@ -281,6 +293,48 @@ fn spec_check(cert: &Certificate, secret: &Secret, now: Timestamp) -> Option<Spe
     })
 }
 
+/// The ARI window in one line: where it is, when it was and will be checked, the last error.
+fn renewal_window_summary(info: &RenewalInfoStatus, now: Timestamp) -> String {
+    let mut text = match (&info.window_start, &info.window_end) {
+        (Some(start), Some(end)) => format!("{} to {} (ARI)", start.0, end.0),
+        _ => "unknown (ARI)".to_string(),
+    };
+    if let Some(checked) = &info.last_checked {
+        text.push_str(&format!("; checked {}", when(checked.0, now)));
+    }
+    if let Some(next) = &info.next_check {
+        text.push_str(&format!("; next check {}", when(next.0, now)));
+    }
+    if let Some(e) = &info.error {
+        text.push_str(&format!("; last error: {e}"));
+    }
+    text
+}
+
+/// The last revocation in one line.
+fn revocation_summary(rev: &RevocationStatus, now: Timestamp) -> String {
+    let serial = if rev.serial.is_empty() {
+        "no certificate".to_string()
+    } else {
+        format!("serial {}", rev.serial)
+    };
+    let mut text = match &rev.revoked_at {
+        Some(at) => format!(
+            "{serial} revoked {} (reason {})",
+            when(at.0, now),
+            rev.reason
+        ),
+        None => format!("{serial} not revoked (reason {})", rev.reason),
+    };
+    if let Some(n) = rev.failed_attempts {
+        text.push_str(&format!("; {n} failed attempt(s)"));
+    }
+    if let Some(e) = &rev.error {
+        text.push_str(&format!("; {e}"));
+    }
+    text
+}
+
 /// The report as aligned text, like `kubectl describe`.
 pub fn format_status(r: &StatusReport, now: Timestamp) -> String {
     let mut out = String::new();
@@ -309,6 +363,15 @@ pub fn format_status(r: &StatusReport, now: Timestamp) -> String {
     ]);
     if r.last_failure_time.is_some() {
         rows.push(("Last Failure", time(&r.last_failure_time)));
+    }
+    if let Some(p) = &r.profile {
+        rows.push(("Profile", p.clone()));
+    }
+    if let Some(info) = &r.renewal_info {
+        rows.push(("Renewal Window", renewal_window_summary(info, now)));
+    }
+    if let Some(rev) = &r.revocation {
+        rows.push(("Revocation", revocation_summary(rev, now)));
     }
     if let Some(next) = &r.next_private_key_secret_name {
         rows.push(("Next Key Secret", next.clone()));
@@ -800,6 +863,40 @@ Events:
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
         assert!(!text.contains("Renew Requested"), "{text}");
+    }
+
+    #[test]
+    fn profile_renewal_window_and_revocation_are_shown() {
+        let mut cert = ready_certificate();
+        let status = cert.status.as_mut().unwrap();
+        status.profile = Some("shortlived".into());
+        status.renewal_info = Some(RenewalInfoStatus {
+            certificate_id: "aki.serial".into(),
+            window_start: Some(time("2025-03-01T00:00:00Z")),
+            window_end: Some(time("2025-03-03T00:00:00Z")),
+            last_checked: Some(time("2025-01-31T23:00:00Z")),
+            next_check: Some(time("2025-02-01T05:00:00Z")),
+            error: Some("fetching the renewal window: timed out".into()),
+            ..RenewalInfoStatus::default()
+        });
+        status.revocation = Some(RevocationStatus {
+            serial: "0abc".into(),
+            reason: "keyCompromise".into(),
+            revoked_at: Some(time("2025-01-31T23:59:00Z")),
+            ..RevocationStatus::default()
+        });
+        let report = StatusReport::build(&cert, Ok(None), Ok(vec![]), ts(NOW));
+        let text = format_status(&report, ts(NOW));
+        for expected in [
+            "Profile:          shortlived\n",
+            "Renewal Window:   2025-03-01T00:00:00Z to 2025-03-03T00:00:00Z (ARI); checked 2025-01-31T23:00:00Z (60m ago); next check 2025-02-01T05:00:00Z (in 5h); last error: fetching the renewal window: timed out\n",
+            "Revocation:       serial 0abc revoked 2025-01-31T23:59:00Z (60s ago) (reason keyCompromise)\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["renewalInfo"]["windowStart"], "2025-03-01T00:00:00Z");
+        assert_eq!(json["revocation"]["reason"], "keyCompromise");
     }
 
     #[test]
