@@ -564,3 +564,28 @@ async fn ferrocert_revoke_revokes_and_reissues_with_a_new_key() {
     assert_eq!(event_count(&ns, "compromised", "OrderCreated"), 2);
     let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
 }
+
+#[tokio::test]
+async fn an_issuer_can_turn_ari_off() {
+    let ns = namespace_with_issuer("noari", json!({"disableRenewalInfo": true})).await;
+    apply(
+        &ns,
+        &certificate("plain", &format!("plain.{}", zone()), json!({})),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "plain", 1).await;
+    // Give the controller time for the reconcile that would fetch a window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = certs.get("plain").await.unwrap().status.unwrap();
+    assert!(st.renewal_info.is_none(), "{:?}", st.renewal_info);
+    // The spec's default: one third of the lifetime before notAfter.
+    let (nb, na) = (st.not_before.unwrap().0, st.not_after.unwrap().0);
+    let third = na.duration_since(nb) / 3;
+    let expected = na - third;
+    let renewal = st.renewal_time.unwrap().0;
+    assert!(
+        renewal.duration_since(expected).abs() <= jiff::SignedDuration::from_secs(1),
+        "renewal {renewal}, expected {expected}"
+    );
+    assert_eq!(event_count(&ns, "plain", "RenewalWindow"), 0);
+}
