@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    ControllerProcess, apply, client, event_count, pebble_issuer, start_controller_with,
-    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    ControllerProcess, apply, client, event_count, event_fields, merge_fields, pebble_issuer,
+    secret_field, start_controller_with, verify_chain, wait_cert_ready, wait_for,
+    wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::acme::lifecycle::certificate_id;
@@ -45,11 +46,7 @@ fn certificate(name: &str, dns: &str, extra: Value) -> Value {
         "dnsNames": [dns],
         "issuerRef": {"name": "pebble"}
     });
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            s.insert(k.clone(), v.clone());
-        }
-    }
+    merge_fields(&mut spec, &extra);
     json!({
         "apiVersion": "ferrocert.dev/v1alpha1",
         "kind": "Certificate",
@@ -72,22 +69,7 @@ async fn namespace_with_issuer(prefix: &str, issuer_extra: Value) -> String {
 
 /// The leaf certificate (PEM and DER) in a TLS Secret.
 fn leaf(ns: &str, secret: &str) -> (String, Vec<u8>) {
-    let b64 = kubectl_ok(
-        &[
-            "get",
-            "secret",
-            "-n",
-            ns,
-            secret,
-            "-o",
-            "jsonpath={.data.tls\\.crt}",
-        ],
-        None,
-    );
-    let pem_text = String::from_utf8(
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).unwrap(),
-    )
-    .unwrap();
+    let pem_text = secret_field(ns, secret, "tls.crt");
     let chain = ferrocert::pki::parse_chain(&pem_text).unwrap();
     let der = chain.certs_der[0].clone();
     let leaf_pem = pem_text
@@ -148,22 +130,7 @@ fn set_pebble_window(leaf_pem: &str, start: Timestamp, end: Timestamp) {
 
 /// Messages of the Events with this reason on an object.
 fn event_messages(ns: &str, name: &str, reason: &str) -> Vec<String> {
-    kubectl_ok(
-        &[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            &format!("involvedObject.name={name},reason={reason}"),
-            "-o",
-            "jsonpath={range .items[*]}{.note}{.message}{\"\\n\"}{end}",
-        ],
-        None,
-    )
-    .lines()
-    .map(str::to_string)
-    .collect()
+    event_fields(ns, name, reason, "{.message}")
 }
 
 async fn wait_gone(api: &Api<Certificate>, name: &str, timeout: Duration) {

@@ -30,6 +30,13 @@ pub struct RenewArgs {
     pub certificate: String,
     #[command(flatten)]
     pub kube: KubeArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `--wait` and `--timeout`, for the commands that ask for a new certificate.
+#[derive(clap::Args, Debug)]
+pub struct WaitArgs {
     /// Wait until the Certificate is re-issued (its revision grew) and Ready.
     #[arg(long)]
     pub wait: bool,
@@ -40,7 +47,7 @@ pub struct RenewArgs {
 
 pub async fn run(args: RenewArgs) -> Result<(), CliError> {
     // Refuse a bad --timeout before changing anything.
-    parse_timeout(&args.timeout)?;
+    parse_timeout(&args.wait.timeout)?;
     let (client, namespace) = connect(&args.kube).await?;
     let name = &args.certificate;
     let api = Api::<Certificate>::namespaced(client.clone(), &namespace);
@@ -52,18 +59,13 @@ pub async fn run(args: RenewArgs) -> Result<(), CliError> {
     let previous = cert.annotations().get(ANN_RENEW_REQUESTED).cloned();
 
     let request = request_id(Timestamp::now());
-    let patch = json!({"metadata": {"annotations": {ANN_RENEW_REQUESTED: request}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(
-            |e| match CliError::from_kube("Certificate", &namespace, name, e) {
-                CliError::Kube { source, .. } => CliError::Kube {
-                    action: format!("annotating Certificate {namespace}/{name}"),
-                    source,
-                },
-                other => other,
-            },
-        )?;
+    annotate(
+        &api,
+        &namespace,
+        name,
+        json!({ANN_RENEW_REQUESTED: request}),
+    )
+    .await?;
     print(&requested_message(
         &namespace,
         name,
@@ -71,10 +73,17 @@ pub async fn run(args: RenewArgs) -> Result<(), CliError> {
         previous.as_deref(),
         revision_before,
     ))?;
-    if !args.wait {
+    if !args.wait.wait {
         return Ok(());
     }
-    wait_reissued(client, &namespace, name, revision_before, &args.timeout).await
+    wait_reissued(
+        client,
+        &namespace,
+        name,
+        revision_before,
+        &args.wait.timeout,
+    )
+    .await
 }
 
 /// Follows a Certificate until its revision has grown past `revision_before` and it is Ready,
@@ -132,6 +141,29 @@ pub async fn wait_reissued(
         }
         tokio::time::sleep(POLL_INTERVAL.min(timeout.saturating_sub(elapsed))).await;
     }
+}
+
+/// Merges `annotations` into a Certificate's annotations (how the CLI asks the controller for
+/// something: the controller holds the keys and answers each request once).
+pub async fn annotate(
+    api: &Api<Certificate>,
+    namespace: &str,
+    name: &str,
+    annotations: serde_json::Value,
+) -> Result<(), CliError> {
+    let patch = json!({"metadata": {"annotations": annotations}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(
+            |e| match CliError::from_kube("Certificate", namespace, name, e) {
+                CliError::Kube { source, .. } => CliError::Kube {
+                    action: format!("annotating Certificate {namespace}/{name}"),
+                    source,
+                },
+                other => other,
+            },
+        )?;
+    Ok(())
 }
 
 /// `--timeout` as a positive duration.

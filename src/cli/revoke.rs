@@ -8,10 +8,10 @@
 //! `rotationPolicy: Never`. `--wait` follows the Certificate until it is re-issued and Ready.
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
-use super::renew::{parse_timeout, request_id, revision, wait_reissued};
+use super::renew::{WaitArgs, annotate, parse_timeout, request_id, revision, wait_reissued};
 use super::{CliError, KubeArgs, connect, print};
 use crate::acme::lifecycle::RevokeReason;
 use crate::api::Certificate;
@@ -26,16 +26,12 @@ pub struct RevokeArgs {
     /// The RFC 5280 revocation reason.
     #[arg(long, value_enum, default_value_t = RevokeReason::Unspecified)]
     pub reason: RevokeReason,
-    /// Wait until the certificate is revoked, re-issued and Ready.
-    #[arg(long)]
-    pub wait: bool,
-    /// How long --wait waits, as a Go duration (`90s`, `5m`).
-    #[arg(long, default_value = "2m")]
-    pub timeout: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 pub async fn run(args: RevokeArgs) -> Result<(), CliError> {
-    parse_timeout(&args.timeout)?;
+    parse_timeout(&args.wait.timeout)?;
     let (client, namespace) = connect(&args.kube).await?;
     let name = &args.certificate;
     let api = Api::<Certificate>::namespaced(client.clone(), &namespace);
@@ -45,21 +41,16 @@ pub async fn run(args: RevokeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::from_kube("Certificate", &namespace, name, e))?;
     let revision_before = revision(&cert);
     let request = request_id(Timestamp::now());
-    let patch = json!({"metadata": {"annotations": {
-        ANN_REVOKE_REQUESTED: request,
-        ANN_REVOKE_REASON: args.reason.as_str(),
-    }}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(
-            |e| match CliError::from_kube("Certificate", &namespace, name, e) {
-                CliError::Kube { source, .. } => CliError::Kube {
-                    action: format!("annotating Certificate {namespace}/{name}"),
-                    source,
-                },
-                other => other,
-            },
-        )?;
+    annotate(
+        &api,
+        &namespace,
+        name,
+        json!({
+            ANN_REVOKE_REQUESTED: request,
+            ANN_REVOKE_REASON: args.reason.as_str(),
+        }),
+    )
+    .await?;
     print(&requested_message(
         &namespace,
         name,
@@ -67,10 +58,17 @@ pub async fn run(args: RevokeArgs) -> Result<(), CliError> {
         args.reason,
         revision_before,
     ))?;
-    if !args.wait {
+    if !args.wait.wait {
         return Ok(());
     }
-    wait_reissued(client, &namespace, name, revision_before, &args.timeout).await
+    wait_reissued(
+        client,
+        &namespace,
+        name,
+        revision_before,
+        &args.wait.timeout,
+    )
+    .await
 }
 
 /// What the command did, in words.

@@ -181,30 +181,13 @@ pub async fn answer_request(
         }
         Err(message) => {
             let attempts = failed_attempts(&status, &target.serial_hex) + 1;
-            status.revocation = Some(RevocationStatus {
-                serial: target.serial_hex.clone(),
-                reason: reason.as_str().into(),
-                revoked_at: None,
-                request: None,
-                failed_attempts: Some(attempts),
-                last_failure_time: Some(Time(Timestamp::now())),
-                error: Some(message.clone()),
-            });
-            let delay = retry_delay(ctx, attempts);
-            ctx.event(
-                cert,
-                true,
-                "RevocationFailed",
-                &format!("RevokeAttempt{attempts}"),
-                format!(
-                    "Revoking serial {} failed (attempt {attempts}, next in {}s): {message}",
-                    target.serial_hex,
-                    delay.as_secs()
-                ),
-            )
-            .await;
-            apply_status(api, cert, &status).await?;
-            Ok(Action::requeue(delay))
+            let attempt = Attempt {
+                target: &target,
+                reason,
+                number: attempts,
+                message: &message,
+            };
+            retry_later(ctx, api, cert, status, &attempt, "RevokeAttempt", None).await
         }
     }
 }
@@ -285,37 +268,95 @@ pub async fn on_delete(
                 .await;
                 return release(api, cert).await;
             }
-            status.revocation = Some(RevocationStatus {
-                serial: target.serial_hex.clone(),
-                reason: reason.as_str().into(),
-                failed_attempts: Some(attempts),
-                last_failure_time: Some(Time(Timestamp::now())),
-                error: Some(message.clone()),
-                ..RevocationStatus::default()
-            });
-            let delay = retry_delay(ctx, attempts);
-            ctx.event(
+            let attempt = Attempt {
+                target: &target,
+                reason,
+                number: attempts,
+                message: &message,
+            };
+            retry_later(
+                ctx,
+                api,
                 cert,
-                true,
-                "RevocationFailed",
-                &format!("RevokeOnDeleteAttempt{attempts}"),
-                format!(
-                    "Revoking serial {} failed (attempt {attempts} of {MAX_DELETE_ATTEMPTS}, next in {}s): {message}",
-                    target.serial_hex,
-                    delay.as_secs()
-                ),
+                status,
+                &attempt,
+                "RevokeOnDeleteAttempt",
+                Some(MAX_DELETE_ATTEMPTS),
             )
-            .await;
-            apply_status(api, cert, &status).await?;
-            Ok(Action::requeue(delay))
+            .await
         }
     }
+}
+
+/// A failed revocation attempt.
+struct Attempt<'a> {
+    target: &'a Revocable,
+    reason: RevokeReason,
+    number: i32,
+    message: &'a str,
+}
+
+/// Records a failed attempt in status and an Event, and schedules the next one.
+async fn retry_later(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    attempt: &Attempt<'_>,
+    action: &str,
+    limit: Option<i32>,
+) -> Result<Action, Error> {
+    let Attempt {
+        target,
+        reason,
+        number,
+        message,
+    } = attempt;
+    status.revocation = Some(failed_attempt(
+        &target.serial_hex,
+        *reason,
+        *number,
+        message,
+    ));
+    let delay = retry_delay(ctx, *number);
+    let of_limit = limit.map(|l| format!(" of {l}")).unwrap_or_default();
+    ctx.event(
+        cert,
+        true,
+        "RevocationFailed",
+        &format!("{action}{number}"),
+        format!(
+            "Revoking serial {} failed (attempt {number}{of_limit}, next in {}s): {message}",
+            target.serial_hex,
+            delay.as_secs()
+        ),
+    )
+    .await;
+    apply_status(api, cert, &status).await?;
+    Ok(Action::requeue(delay))
 }
 
 async fn release(api: &Api<Certificate>, cert: &Certificate) -> Result<Action, Error> {
     set_finalizer(api, cert, REVOKE_FINALIZER, false).await?;
     tracing::info!(cert = %describe(cert), "revoke-on-delete finished");
     Ok(Action::await_change())
+}
+
+/// The status of a revocation whose `attempts`-th try just failed with `message`.
+fn failed_attempt(
+    serial_hex: &str,
+    reason: RevokeReason,
+    attempts: i32,
+    message: &str,
+) -> RevocationStatus {
+    RevocationStatus {
+        serial: serial_hex.to_string(),
+        reason: reason.as_str().into(),
+        failed_attempts: Some(attempts),
+        last_failure_time: Some(Time(Timestamp::now())),
+        error: Some(message.to_string()),
+        ..RevocationStatus::default()
+    }
 }
 
 fn failed_attempts(status: &CertificateStatus, serial_hex: &str) -> i32 {

@@ -182,17 +182,22 @@ pub fn pebble_issuer(
         "profile": "default",
         "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
     });
-    if let (Some(a), Some(e)) = (acme.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            a.insert(k.clone(), v.clone());
-        }
-    }
+    merge_fields(&mut acme, &extra);
     json!({
         "apiVersion": "ferrocert.dev/v1alpha1",
         "kind": "Issuer",
         "metadata": {"name": name},
         "spec": {"acme": acme}
     })
+}
+
+/// Sets every top-level field of `extra` (an object) on `target` (an object).
+pub fn merge_fields(target: &mut serde_json::Value, extra: &serde_json::Value) {
+    if let (Some(t), Some(e)) = (target.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            t.insert(k.clone(), v.clone());
+        }
+    }
 }
 
 pub fn apply(ns: &str, doc: &serde_json::Value) {
@@ -265,7 +270,15 @@ pub fn ready_condition(c: &Certificate) -> Option<(String, String, String)> {
 /// How many times an Event with this reason was recorded on an object. The recorder folds
 /// repeats into one Event with a series count, so this sums the counts.
 pub fn event_count(ns: &str, name: &str, reason: &str) -> usize {
-    let out = kubectl_ok(
+    event_fields(ns, name, reason, "{.series.count}")
+        .iter()
+        .map(|l| l.trim().parse::<usize>().unwrap_or(0).max(1))
+        .sum()
+}
+
+/// One line per Event with this reason on an object: `template` (kubectl jsonpath) of each.
+pub fn event_fields(ns: &str, name: &str, reason: &str, template: &str) -> Vec<String> {
+    kubectl_ok(
         &[
             "get",
             "events",
@@ -274,13 +287,13 @@ pub fn event_count(ns: &str, name: &str, reason: &str) -> usize {
             "--field-selector",
             &format!("involvedObject.name={name},reason={reason}"),
             "-o",
-            "jsonpath={range .items[*]}{.series.count}{\"\\n\"}{end}",
+            &format!("jsonpath={{range .items[*]}}{template}{{\"\\n\"}}{{end}}"),
         ],
         None,
-    );
-    out.lines()
-        .map(|l| l.trim().parse::<usize>().unwrap_or(0).max(1))
-        .sum()
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
 }
 
 /// Verifies `tls.crt` of a Secret with openssl against Pebble's current issuance root; returns
@@ -292,21 +305,7 @@ pub fn verify_chain(ns: &str, secret: &str) -> String {
 /// Like [`verify_chain`], against Pebble's root number `root`.
 pub fn verify_chain_to(ns: &str, secret: &str, root: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let crt = kubectl_ok(
-        &[
-            "get",
-            "secret",
-            "-n",
-            ns,
-            secret,
-            "-o",
-            "jsonpath={.data.tls\\.crt}",
-        ],
-        None,
-    );
-    let chain = base64::engine::general_purpose::STANDARD
-        .decode(crt.trim())
-        .unwrap();
+    let chain = secret_field(ns, secret, "tls.crt");
     let chain_path = dir.path().join("chain.pem");
     std::fs::write(&chain_path, &chain).unwrap();
     let root = pebble_root(root);
@@ -389,7 +388,12 @@ pub fn subject_cn(pem: &[u8]) -> String {
 
 /// Decoded `tls.key` of a Secret.
 pub fn secret_key(ns: &str, secret: &str) -> String {
-    let key = kubectl_ok(
+    secret_field(ns, secret, "tls.key")
+}
+
+/// One decoded data field of a Secret, as text.
+pub fn secret_field(ns: &str, secret: &str, field: &str) -> String {
+    let b64 = kubectl_ok(
         &[
             "get",
             "secret",
@@ -397,13 +401,13 @@ pub fn secret_key(ns: &str, secret: &str) -> String {
             ns,
             secret,
             "-o",
-            "jsonpath={.data.tls\\.key}",
+            &format!("jsonpath={{.data.{}}}", field.replace('.', "\\.")),
         ],
         None,
     );
     String::from_utf8(
         base64::engine::general_purpose::STANDARD
-            .decode(key.trim())
+            .decode(b64.trim())
             .unwrap(),
     )
     .unwrap()
