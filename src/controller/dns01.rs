@@ -1,6 +1,9 @@
-//! DNS-01 in the issuance path: build the issuer's DNS provider, present and check TXT records,
-//! and remove exactly the records an order wrote (tracked in status, so a restart still cleans
-//! up).
+//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare or Route53),
+//! present and check TXT records, and remove exactly the records an order wrote (tracked in
+//! status, so a restart still cleans up).
+//!
+//! Errors are plain strings meant for a Certificate's `Ready`/`Issuing` message: they name the
+//! Secret, key, zone or API involved and carry the provider's own words.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -8,17 +11,70 @@ use kube::api::Api;
 use super::Ctx;
 use super::certificate::ResolvedIssuer;
 use crate::api::OrderStatus;
-use crate::api::issuer::Rfc2136Provider;
+use crate::api::issuer::{
+    CloudflareProvider, Dns01Solver, Rfc2136Provider, Route53Provider, SecretKeySelector,
+};
 use crate::secret::data_str;
-use crate::solver::dns01::DnsProvider;
+use crate::solver::dns01::cloudflare::{Cloudflare, CloudflareConfig};
 use crate::solver::dns01::propagation::{PropagationChecker, PropagationConfig};
 use crate::solver::dns01::rfc2136::Rfc2136;
+use crate::solver::dns01::route53::{Route53, Route53Config};
+use crate::solver::dns01::{DnsProvider, aws_credentials};
 
 /// How many propagation checks (about 2 s apart) before the attempt fails.
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
 
-/// The RFC 2136 provider of a solver, with its TSIG secret read from the issuer's Secrets.
+/// Default Secret keys, as in cert-manager's documentation examples.
+pub const TSIG_SECRET_KEY: &str = "secret";
+pub const CLOUDFLARE_TOKEN_KEY: &str = "api-token";
+pub const ROUTE53_ACCESS_KEY_ID_KEY: &str = "access-key-id";
+pub const ROUTE53_SECRET_ACCESS_KEY_KEY: &str = "secret-access-key";
+
+/// The provider of a DNS-01 solver, with its credentials read from the issuer's Secrets.
 pub async fn provider(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    solver: &Dns01Solver,
+) -> Result<Box<dyn DnsProvider>, String> {
+    if let Some(spec) = &solver.rfc2136 {
+        return Ok(Box::new(rfc2136(ctx, issuer, spec).await?));
+    }
+    if let Some(spec) = &solver.cloudflare {
+        return Ok(Box::new(cloudflare(ctx, issuer, spec).await?));
+    }
+    if let Some(spec) = &solver.route53 {
+        return Ok(Box::new(route53(ctx, issuer, spec).await?));
+    }
+    Err("the DNS-01 solver names no provider (rfc2136, cloudflare or route53)".into())
+}
+
+/// One key of a Secret in the issuer's Secret namespace, trimmed. `what` names the use
+/// ("the TSIG Secret") in the messages.
+async fn secret_value(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    sref: &SecretKeySelector,
+    default_key: &str,
+    what: &str,
+) -> Result<String, String> {
+    let ns = &issuer.ident.secret_namespace;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api
+        .get_opt(&sref.name)
+        .await
+        .map_err(|e| format!("reading {what} {ns}/{}: {e}", sref.name))?
+        .ok_or_else(|| format!("{what} {ns}/{} does not exist", sref.name))?;
+    let key = sref.key.as_deref().unwrap_or(default_key);
+    let value = data_str(&secret, key)
+        .ok_or_else(|| format!("{what} {ns}/{} has no key {key:?}", sref.name))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("{what} {ns}/{} has an empty {key:?}", sref.name));
+    }
+    Ok(value.to_string())
+}
+
+async fn rfc2136(
     ctx: &Ctx,
     issuer: &ResolvedIssuer,
     spec: &Rfc2136Provider,
@@ -26,31 +82,104 @@ pub async fn provider(
     let secret = match &spec.tsig_secret_secret_ref {
         None => None,
         Some(sref) => {
-            let ns = &issuer.ident.secret_namespace;
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            let secret = api
-                .get_opt(&sref.name)
-                .await
-                .map_err(|e| format!("reading the TSIG Secret {ns}/{}: {e}", sref.name))?
-                .ok_or_else(|| format!("the TSIG Secret {ns}/{} does not exist", sref.name))?;
-            let key = sref.key.as_deref().unwrap_or("secret");
-            let value = data_str(&secret, key)
-                .ok_or_else(|| format!("the TSIG Secret {ns}/{} has no key {key:?}", sref.name))?;
-            Some(value.trim().as_bytes().to_vec())
+            Some(secret_value(ctx, issuer, sref, TSIG_SECRET_KEY, "the TSIG Secret").await?)
         }
     };
-    Rfc2136::from_spec(spec, secret.as_deref()).map_err(|e| e.to_string())
+    Rfc2136::from_spec(spec, secret.as_deref().map(str::as_bytes)).map_err(|e| e.to_string())
 }
 
-/// The propagation checker for a solver: lookups go to the solver's nameserver; the TXT is checked
-/// at the zone's authoritative nameservers or at `--dns01-check-nameservers`.
-pub fn checker(ctx: &Ctx, spec: &Rfc2136Provider) -> Result<PropagationChecker, String> {
+async fn cloudflare(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    spec: &CloudflareProvider,
+) -> Result<Cloudflare, String> {
+    let token = secret_value(
+        ctx,
+        issuer,
+        &spec.api_token_secret_ref,
+        CLOUDFLARE_TOKEN_KEY,
+        "the Cloudflare API token Secret",
+    )
+    .await?;
+    Cloudflare::new(CloudflareConfig {
+        api_token: token,
+        email: spec.email.clone(),
+        base_url: ctx.settings.dns01_cloudflare_api_url.clone(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+async fn route53(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    spec: &Route53Provider,
+) -> Result<Route53, String> {
+    let (access_key_id, secret_access_key, session_token) = match &spec.secret_access_key_secret_ref
+    {
+        Some(secret_ref) => {
+            let id = match (&spec.access_key_id, &spec.access_key_id_secret_ref) {
+                (Some(id), _) => id.trim().to_string(),
+                (None, Some(sref)) => {
+                    secret_value(
+                        ctx,
+                        issuer,
+                        sref,
+                        ROUTE53_ACCESS_KEY_ID_KEY,
+                        "the Route53 access key id Secret",
+                    )
+                    .await?
+                }
+                (None, None) => {
+                    return Err("dns01.route53: secretAccessKeySecretRef is set without \
+                                    accessKeyID or accessKeyIDSecretRef"
+                        .into());
+                }
+            };
+            let secret = secret_value(
+                ctx,
+                issuer,
+                secret_ref,
+                ROUTE53_SECRET_ACCESS_KEY_KEY,
+                "the Route53 secret access key Secret",
+            )
+            .await?;
+            (id, secret, None)
+        }
+        None => {
+            let c = aws_credentials::ambient().map_err(|e| e.to_string())?;
+            (c.access_key_id, c.secret_access_key, c.session_token)
+        }
+    };
+    let mut config = Route53Config::new(access_key_id, secret_access_key);
+    config.session_token = session_token;
+    config.hosted_zone_id = spec.hosted_zone_id.clone();
+    if let Some(region) = &spec.region {
+        config.region = region.clone();
+    }
+    config.endpoint = ctx.settings.dns01_route53_endpoint.clone();
+    Route53::new(config).map_err(|e| e.to_string())
+}
+
+/// The propagation checker for a solver. Lookups (SOA, NS, CNAME) go to the RFC 2136 nameserver,
+/// or for the cloud providers to `--dns01-recursive-nameservers` (else the system resolvers);
+/// the TXT is checked at the zone's authoritative nameservers or at `--dns01-check-nameservers`.
+pub fn checker(ctx: &Ctx, solver: &Dns01Solver) -> Result<PropagationChecker, String> {
+    let resolvers = match &solver.rfc2136 {
+        Some(spec) => vec![spec.nameserver.clone()],
+        None => ctx.settings.dns01_recursive_nameservers.clone(),
+    };
     PropagationChecker::new(PropagationConfig {
-        resolvers: vec![spec.nameserver.clone()],
+        resolvers,
         nameservers: ctx.settings.dns01_check_nameservers.clone(),
         ..PropagationConfig::default()
     })
     .map_err(|e| e.to_string())
+}
+
+/// The key under which a provider-side change of one record is remembered in
+/// [`super::Context::dns01_changes`].
+pub fn change_key(record_name: &str, value: &str) -> String {
+    format!("{record_name} {value}")
 }
 
 /// Removes every TXT record the order wrote. Best effort: a failure is logged and reported in the
@@ -66,6 +195,7 @@ pub async fn cleanup(
         let (Some(name), Some(value)) = (&authz.record_name, &authz.record_value) else {
             continue;
         };
+        ctx.dns01_changes_lock().remove(&change_key(name, value));
         let bare = authz.identifier.trim_start_matches("*.");
         let target = crate::solver::select::Target {
             name: bare,
@@ -76,7 +206,6 @@ pub async fn cleanup(
         let Some(spec) = crate::solver::select::select(&issuer.acme.solvers, target, cert_labels)
             .and_then(|s| s.dns01.as_ref())
             .or_else(|| issuer.acme.solvers.iter().find_map(|s| s.dns01.as_ref()))
-            .and_then(|d| d.rfc2136.as_ref())
         else {
             problems.push(format!(
                 "no DNS-01 solver left to remove {name} TXT {value}"

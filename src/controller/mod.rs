@@ -48,6 +48,13 @@ pub struct Settings {
     /// DNS-01 propagation: check the TXT record at these servers instead of the zone's
     /// authoritative nameservers (split-horizon DNS). Empty: the authoritative ones.
     pub dns01_check_nameservers: Vec<String>,
+    /// DNS-01 with a cloud provider: resolvers for the SOA/NS/CNAME lookups of the propagation
+    /// check. Empty: the system's (`/etc/resolv.conf`).
+    pub dns01_recursive_nameservers: Vec<String>,
+    /// The Cloudflare v4 API base URL (tests and API-compatible gateways change it).
+    pub dns01_cloudflare_api_url: String,
+    /// The Route53 API endpoint (tests and API-compatible gateways change it).
+    pub dns01_route53_endpoint: String,
 }
 
 /// Shared state of all reconcilers.
@@ -62,6 +69,10 @@ pub struct Context {
     /// When each order's challenges were handed to the CA, to pace polling (in memory only: a
     /// restart simply polls promptly once).
     pub polling_since: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// DNS-01 changes a provider applies asynchronously (Route53 change ids), by
+    /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
+    /// a restart the check of the authoritative nameservers alone decides, as for any provider.
+    pub dns01_changes: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Context {
@@ -70,6 +81,13 @@ impl Context {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
         self.polling_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pending DNS-01 provider changes, tolerant of a poisoned lock.
+    pub fn dns01_changes_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.dns01_changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes an Event on `obj`. Failures are logged, never fatal: Events are a courtesy.

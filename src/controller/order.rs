@@ -23,7 +23,7 @@ use crate::error::{Error, KubeContext, is_not_found};
 use crate::labels;
 use crate::pki::{self, Identifier};
 use crate::secret::{self, TLS_KEY, TlsContents, data_str};
-use crate::solver::dns01::{DnsProvider, txt_value as dns01_txt_value};
+use crate::solver::dns01::txt_value as dns01_txt_value;
 use crate::solver::http01::routing::Route;
 use crate::solver::select::{Target, select};
 
@@ -271,12 +271,6 @@ pub async fn present_challenges(
                     break;
                 };
                 if let Some(dns01) = &solver.dns01 {
-                    let Some(rfc2136) = dns01.rfc2136.as_ref() else {
-                        failure = Some(format!(
-                            "the DNS-01 solver chosen for {identifier} has no provider"
-                        ));
-                        break;
-                    };
                     let Some(challenge) = authz
                         .challenges
                         .iter()
@@ -299,13 +293,19 @@ pub async fn present_challenges(
                     match (challenge_state, recorded_state.as_deref()) {
                         (instant_acme::ChallengeStatus::Pending, Some(PRESENTED)) if same_token => {
                             let name = entry.record_name.clone().unwrap_or_default();
-                            let report = match dns01::checker(ctx, rfc2136) {
-                                Ok(checker) => checker
-                                    .check(&name, &value)
+                            let report =
+                                match provider_change_pending(ctx, issuer, dns01, &name, &value)
                                     .await
-                                    .map_err(|e| e.to_string()),
-                                Err(e) => Err(e),
-                            };
+                                {
+                                    Some(waiting) => Err(waiting),
+                                    None => match dns01::checker(ctx, dns01) {
+                                        Ok(checker) => checker
+                                            .check(&name, &value)
+                                            .await
+                                            .map_err(|e| e.to_string()),
+                                        Err(e) => Err(e),
+                                    },
+                                };
                             match report {
                                 Ok(r) if r.all_visible() => {
                                     if let Err(e) =
@@ -338,7 +338,7 @@ pub async fn present_challenges(
                             }
                         }
                         (instant_acme::ChallengeStatus::Pending, _) => {
-                            let provider = match dns01::provider(ctx, issuer, rfc2136).await {
+                            let provider = match dns01::provider(ctx, issuer, dns01).await {
                                 Ok(p) => p,
                                 Err(e) => {
                                     failure =
@@ -350,7 +350,7 @@ pub async fn present_challenges(
                             if dns01.cname_strategy
                                 == Some(crate::api::issuer::CnameStrategy::Follow)
                             {
-                                match dns01::checker(ctx, rfc2136) {
+                                match dns01::checker(ctx, dns01) {
                                     Ok(checker) => {
                                         match checker.resolve_challenge_name(&name).await {
                                             Ok(target) => name = target,
@@ -371,12 +371,19 @@ pub async fn present_challenges(
                             // Record first, so a crash right after still cleans the record up.
                             entry.record_name = Some(name.clone());
                             entry.record_value = Some(value.clone());
-                            if let Err(e) = provider.present(&name, &value).await {
-                                current.push(entry);
-                                failure = Some(format!(
-                                    "writing the TXT record for {identifier} at {name}: {e}"
-                                ));
-                                break;
+                            match provider.present_change(&name, &value).await {
+                                Ok(Some(change)) => {
+                                    ctx.dns01_changes_lock()
+                                        .insert(dns01::change_key(&name, &value), change);
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    current.push(entry);
+                                    failure = Some(format!(
+                                        "writing the TXT record for {identifier} at {name}: {e}"
+                                    ));
+                                    break;
+                                }
                             }
                             entry.propagation_checks = Some(0);
                             entry.state = Some(PRESENTED.into());
@@ -499,6 +506,35 @@ pub async fn present_challenges(
     } else {
         // The status write just made wakes us up; this is only a fallback.
         Ok(Action::requeue(Duration::from_secs(2)))
+    }
+}
+
+/// `Some(why)` while the provider still applies the change that wrote `name` = `value`
+/// (Route53: not yet `INSYNC`); `None` when there is none to wait for (any more). Asks once.
+async fn provider_change_pending(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    solver: &crate::api::issuer::Dns01Solver,
+    name: &str,
+    value: &str,
+) -> Option<String> {
+    let key = dns01::change_key(name, value);
+    let change = ctx.dns01_changes_lock().get(&key).cloned()?;
+    let applied = match dns01::provider(ctx, issuer, solver).await {
+        Ok(p) => p.change_applied(&change).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok(true) => {
+            ctx.dns01_changes_lock().remove(&key);
+            None
+        }
+        Ok(false) => Some(format!(
+            "the DNS provider is still applying change {change} (not yet INSYNC)"
+        )),
+        Err(e) => Some(format!(
+            "asking the DNS provider about change {change}: {e}"
+        )),
     }
 }
 
