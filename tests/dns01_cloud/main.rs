@@ -1,0 +1,265 @@
+//! DNS-01 end to end through the cloud providers: Issuers with `dns01.cloudflare` and
+//! `dns01.route53`, the controller pointed (`--dns01-cloudflare-api-url`,
+//! `--dns01-route53-endpoint`) at a local fake of both APIs ([`fake`]) that writes the TXT records
+//! into the local BIND, where Pebble validates them. Needs `tests/env/up.sh`.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod fake;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::e2e::{
+    ControllerProcess, apply, client, pebble_ca_bundle, ready_condition, start_controller_with,
+    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+};
+use common::{env_var, fresh_namespace, kubectl_ok};
+use ferrocert::api::{Certificate, Issuer};
+use kube::api::Api;
+use serde_json::{Value, json};
+
+/// The controller of this binary, pointed at the fake APIs.
+fn controller() -> &'static ControllerProcess {
+    static C: OnceLock<ControllerProcess> = OnceLock::new();
+    C.get_or_init(|| {
+        let fake = fake::fake();
+        let port: u16 = env_var("HTTP01_PORT").parse().unwrap();
+        let cf = fake.cloudflare_url();
+        let dns = env_var("DNS_SERVER");
+        start_controller_with(
+            "dns01-cloud",
+            port,
+            &[
+                "--dns01-cloudflare-api-url",
+                &cf,
+                "--dns01-route53-endpoint",
+                &fake.base,
+                "--dns01-recursive-nameservers",
+                &dns,
+            ],
+            &[],
+        )
+    })
+}
+
+fn issuer(dns01: Value) -> Value {
+    json!({
+        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "pebble"},
+        "spec": {"acme": {
+            "server": env_var("PEBBLE_DIRECTORY"),
+            "caBundle": pebble_ca_bundle(),
+            "privateKeySecretRef": {"name": "pebble-account"},
+            "solvers": [{"dns01": dns01}]
+        }}
+    })
+}
+
+fn certificate(name: &str, dns: &[String]) -> Value {
+    json!({
+        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name},
+        "spec": {"secretName": format!("{name}-tls"), "dnsNames": dns, "issuerRef": {"name": "pebble"}}
+    })
+}
+
+/// A namespace with the given Secrets (name, key, value) and a Ready Issuer.
+async fn namespace(prefix: &str, secrets: &[(&str, &str, &str)], dns01: Value) -> String {
+    controller();
+    let ns = fresh_namespace(prefix);
+    for (name, key, value) in secrets {
+        kubectl_ok(
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                "-n",
+                &ns,
+                &format!("--from-literal={key}={value}"),
+            ],
+            None,
+        );
+    }
+    apply(&ns, &issuer(dns01));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    ns
+}
+
+fn txt_records(name: &str) -> String {
+    let (host, port) = env_var("DNS_SERVER")
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap();
+    let out = std::process::Command::new("dig")
+        .args(["+short", "-p", &port, &format!("@{host}"), "TXT", name])
+        .output()
+        .expect("dig runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issues `*.apex` + `apex` and checks the chain, the SANs and that BIND holds no TXT after.
+async fn issue_wildcard_and_apex(ns: &str, apex: &str) {
+    apply(
+        ns,
+        &certificate("wild", &[format!("*.{apex}"), apex.to_string()]),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, ns);
+    wait_cert_ready(&certs, "wild", 1).await;
+    let text = verify_chain(ns, "wild-tls");
+    assert!(
+        text.contains(&format!("DNS:*.{apex}")) && text.contains(&format!("DNS:{apex}")),
+        "{text}"
+    );
+    assert_eq!(
+        txt_records(&format!("_acme-challenge.{apex}")),
+        "",
+        "TXT records left behind in BIND"
+    );
+}
+
+#[tokio::test]
+async fn a_wildcard_and_its_apex_via_cloudflare() {
+    let ns = namespace(
+        "cfwild",
+        &[("cloudflare", "api-token", fake::CF_TOKEN)],
+        json!({"cloudflare": {
+            "email": "dns@example.test",
+            "apiTokenSecretRef": {"name": "cloudflare", "key": "api-token"}
+        }}),
+    )
+    .await;
+    let apex = format!("cf{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    let record = format!("_acme-challenge.{apex}");
+    issue_wildcard_and_apex(&ns, &apex).await;
+
+    let calls: Vec<_> = fake::fake()
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.starts_with("/client/v4/"))
+        .collect();
+    let posts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.body.contains(&record))
+        .collect();
+    assert_eq!(posts.len(), 2, "one create per value: {calls:#?}");
+    for p in &posts {
+        assert_eq!(p.path, "/client/v4/zones/cf-zone-1/dns_records");
+        assert_eq!(p.status, 200);
+        let body: Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(
+            (body["type"].as_str(), body["ttl"].as_u64()),
+            (Some("TXT"), Some(60))
+        );
+    }
+    let deletes = calls
+        .iter()
+        .filter(|c| c.method == "DELETE" && c.status == 200)
+        .filter(|c| {
+            c.path
+                .starts_with("/client/v4/zones/cf-zone-1/dns_records/")
+        })
+        .count();
+    assert!(deletes >= 2, "both values deleted: {calls:#?}");
+    assert!(
+        calls.iter().any(|c| c.method == "GET"
+            && c.path == "/client/v4/zones"
+            && c.query == format!("name={}", env_var("TEST_ZONE"))),
+        "zone found by name: {calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wildcard_and_its_apex_via_route53() {
+    let ns = namespace(
+        "r53wild",
+        &[("route53", "secret-access-key", "e2e-secret")],
+        json!({"route53": {
+            "region": "eu-west-1",
+            "accessKeyID": fake::AWS_KEY_ID,
+            "secretAccessKeySecretRef": {"name": "route53", "key": "secret-access-key"}
+        }}),
+    )
+    .await;
+    let apex = format!("r53{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    let record = format!("_acme-challenge.{apex}");
+    issue_wildcard_and_apex(&ns, &apex).await;
+
+    let calls = fake::fake().calls();
+    let changes: Vec<(String, String, Vec<String>)> = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.body.contains(&record))
+        .map(|c| {
+            assert_eq!(
+                c.path,
+                format!("/2013-04-01/hostedzone/{}/rrset", fake::R53_ZONE_ID)
+            );
+            assert_eq!(c.status, 200, "{c:?}");
+            fake::r53_change(&c.body)
+        })
+        .collect();
+    // Two values added one by one (the second UPSERT keeps the first), removed one by one (an
+    // UPSERT keeping the other value, then a DELETE of the last).
+    let shape: Vec<(&str, usize)> = changes
+        .iter()
+        .map(|(a, _, v)| (a.as_str(), v.len()))
+        .collect();
+    assert_eq!(
+        shape,
+        [("UPSERT", 1), ("UPSERT", 2), ("UPSERT", 1), ("DELETE", 1)],
+        "{changes:#?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.method == "GET" && c.path.starts_with("/2013-04-01/change/")),
+        "the change was polled for INSYNC: {calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cloudflare_refusal_and_a_missing_token_secret_show_in_ready() {
+    let forbidden = namespace(
+        "cf403",
+        &[("cloudflare", "api-token", fake::CF_FORBIDDEN_TOKEN)],
+        json!({"cloudflare": {"apiTokenSecretRef": {"name": "cloudflare"}}}),
+    )
+    .await;
+    let missing = namespace(
+        "cfnosecret",
+        &[],
+        json!({"cloudflare": {"apiTokenSecretRef": {"name": "nope", "key": "token"}}}),
+    )
+    .await;
+    for ns in [&forbidden, &missing] {
+        let name = format!("x{}.{}", std::process::id(), env_var("TEST_ZONE"));
+        apply(ns, &certificate("refused", &[name]));
+    }
+    let failed = |ns: String| async move {
+        let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+        wait_for(
+            &format!("Ready=False in {ns}"),
+            Duration::from_secs(30),
+            || async {
+                let c = certs.get("refused").await.ok()?;
+                ready_condition(&c)
+                    .filter(|(s, r, _)| s == "False" && r == "Failed")
+                    .map(|(_, _, m)| m)
+            },
+        )
+        .await
+    };
+    let message = failed(forbidden.clone()).await;
+    assert!(
+        message.contains("Cloudflare API at")
+            && message.contains("HTTP 403: 10000: Authentication error"),
+        "{message}"
+    );
+    let message = failed(missing.clone()).await;
+    assert!(
+        message.contains(&format!(
+            "the Cloudflare API token Secret {missing}/nope does not exist"
+        )),
+        "{message}"
+    );
+}
