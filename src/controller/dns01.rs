@@ -176,6 +176,30 @@ pub fn checker(ctx: &Ctx, solver: &Dns01Solver) -> Result<PropagationChecker, St
     .map_err(|e| e.to_string())
 }
 
+/// DESIGN §3's negative-caching rule: the CA's resolver may have asked for the challenge name in a
+/// previous attempt that failed, and may keep that "no such record" answer for the zone's
+/// negative-caching TTL (min(SOA MINIMUM, SOA TTL), RFC 2308). So after a failed attempt, the CA
+/// is told only once `negative_ttl` has passed since that failure; the answer was cached before
+/// the failure, so it has expired by then. Returns when to tell the CA, if that is still ahead.
+///
+/// Status keeps no per-name history of failed orders, so any earlier failed attempt of the
+/// Certificate counts; with the default backoff (1h) the wait has long passed and nothing is
+/// delayed. Without a failed attempt nobody asked for the name: no wait at all.
+pub fn negative_cache_deadline(
+    last_failure: Option<jiff::Timestamp>,
+    failed_attempts: i64,
+    negative_ttl: u32,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    if failed_attempts <= 0 {
+        return None;
+    }
+    let deadline = last_failure?
+        .checked_add(jiff::SignedDuration::from_secs(i64::from(negative_ttl)))
+        .ok()?;
+    (deadline > now).then_some(deadline)
+}
+
 /// The key under which a provider-side change of one record is remembered in
 /// [`super::Context::dns01_changes`].
 pub fn change_key(record_name: &str, value: &str) -> String {
@@ -222,4 +246,27 @@ pub async fn cleanup(
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_caching_waits_only_after_a_recent_failure() {
+        let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        // No failed attempt: nobody asked for the name before.
+        assert_eq!(negative_cache_deadline(None, 0, 300, t(0)), None);
+        assert_eq!(negative_cache_deadline(Some(t(0)), 0, 300, t(1)), None);
+        // Failed 10 s ago, negative TTL 300 s: wait until 300 s after the failure.
+        assert_eq!(
+            negative_cache_deadline(Some(t(0)), 1, 300, t(10)),
+            Some(t(300))
+        );
+        // Long enough ago (the usual case with the 1h backoff): no wait.
+        assert_eq!(negative_cache_deadline(Some(t(0)), 3, 300, t(300)), None);
+        assert_eq!(negative_cache_deadline(Some(t(0)), 3, 300, t(3600)), None);
+        // A zone with no negative caching.
+        assert_eq!(negative_cache_deadline(Some(t(0)), 1, 0, t(0)), None);
+    }
 }

@@ -227,6 +227,8 @@ pub async fn present_challenges(
     let thumbprint = account.key_thumbprint().to_string();
     let mut current = Vec::new();
     let mut told_ca = false;
+    // Sooner than the usual 2 s fallback, when a wait ends before that.
+    let mut wake_in: Option<Duration> = None;
     let mut failure: Option<String> = None;
     let mut authzs = order.authorizations();
     while let Some(next) = authzs.next().await {
@@ -306,8 +308,29 @@ pub async fn present_challenges(
                                         Err(e) => Err(e),
                                     },
                                 };
-                            match report {
-                                Ok(r) if r.all_visible() => {
+                            let negative_cache = report.as_ref().ok().and_then(|r| {
+                                let deadline = dns01::negative_cache_deadline(
+                                    status.last_failure_time.as_ref().map(|t| t.0),
+                                    status.failed_issuance_attempts.unwrap_or(0),
+                                    r.zone.negative_ttl,
+                                    Timestamp::now(),
+                                )?;
+                                Some((deadline, r.zone.zone.clone(), r.zone.negative_ttl))
+                            });
+                            match (report, negative_cache) {
+                                (Ok(r), Some((deadline, zone, ttl))) if r.all_visible() => {
+                                    // A stable message (no countdown), so waiting writes no status.
+                                    entry.error = Some(format!(
+                                        "the TXT record is visible at every nameserver; telling \
+                                         the CA at {deadline}: the previous attempt failed, and \
+                                         a resolver may still cache its \"no such record\" \
+                                         answer for zone {zone}'s negative-caching TTL ({ttl}s)"
+                                    ));
+                                    let left = Timestamp::now().duration_until(deadline);
+                                    let left = Duration::try_from(left).unwrap_or_default();
+                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                }
+                                (Ok(r), _) if r.all_visible() => {
                                     if let Err(e) =
                                         tell_ca(&mut authz, ChallengeType::Dns01, &identifier).await
                                     {
@@ -318,7 +341,7 @@ pub async fn present_challenges(
                                     entry.error = None;
                                     entry.state = Some(PROCESSING.into());
                                 }
-                                other => {
+                                (other, _) => {
                                     let checks = entry.propagation_checks.unwrap_or(0) + 1;
                                     entry.propagation_checks = Some(checks);
                                     let why = match other {
@@ -505,7 +528,10 @@ pub async fn present_challenges(
         Ok(Action::requeue(poll_delay(since.elapsed())))
     } else {
         // The status write just made wakes us up; this is only a fallback.
-        Ok(Action::requeue(Duration::from_secs(2)))
+        let fallback = Duration::from_secs(2);
+        Ok(Action::requeue(wake_in.map_or(fallback, |w| {
+            w.clamp(Duration::from_millis(100), fallback)
+        })))
     }
 }
 

@@ -255,6 +255,16 @@ async fn cloudflare(
             if !name.ends_with(&zone_name) {
                 return cf_error(400, 9007, "Content for TXT record is invalid");
             }
+            let exists = fake
+                .state
+                .lock()
+                .unwrap()
+                .cf_records
+                .iter()
+                .any(|r| r.name == name && r.content == content);
+            if exists {
+                return cf_error(400, 81058, "An identical record already exists.");
+            }
             fake.dns.add_txt(&name, &content).await.unwrap();
             let mut st = fake.state.lock().unwrap();
             st.next_id += 1;

@@ -142,10 +142,12 @@ async fn a_wildcard_and_its_apex_via_cloudflare() {
         .iter()
         .filter(|c| c.method == "POST" && c.body.contains(&record))
         .collect();
-    assert_eq!(posts.len(), 2, "one create per value: {calls:#?}");
+    // A reconcile that loses a status write to a newer one presents again: Cloudflare answers
+    // 81058 "identical record", which counts as success.
+    let created = posts.iter().filter(|p| p.status == 200).count();
+    assert_eq!(created, 2, "one create per value: {posts:#?}");
     for p in &posts {
         assert_eq!(p.path, "/client/v4/zones/cf-zone-1/dns_records");
-        assert_eq!(p.status, 200);
         let body: Value = serde_json::from_str(&p.body).unwrap();
         assert_eq!(
             (body["type"].as_str(), body["ttl"].as_u64()),
@@ -261,5 +263,88 @@ async fn a_cloudflare_refusal_and_a_missing_token_secret_show_in_ready() {
             "the Cloudflare API token Secret {missing}/nope does not exist"
         )),
         "{message}"
+    );
+    fixed_after_a_failure_waits_out_negative_caching(&forbidden).await;
+}
+
+/// DESIGN §3: once the token is fixed, the retry (made at once by a spec change) writes the
+/// record, sees it at the nameserver, and still waits until the negative-caching TTL of the zone
+/// (SOA minimum 5 s in the test zones) has passed since the failure before telling the CA,
+/// saying so in the challenge's status.
+async fn fixed_after_a_failure_waits_out_negative_caching(ns: &str) {
+    let certs: Api<Certificate> = Api::namespaced(client().await, ns);
+    let good = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, fake::CF_TOKEN);
+    kubectl_ok(
+        &[
+            "patch",
+            "secret",
+            "cloudflare",
+            "-n",
+            ns,
+            "--type",
+            "merge",
+            "-p",
+            &json!({"data": {"api-token": good}}).to_string(),
+        ],
+        None,
+    );
+    kubectl_ok(
+        &[
+            "patch",
+            "fcert",
+            "refused",
+            "-n",
+            ns,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec": {"renewBefore": "720h"}}"#,
+        ],
+        None,
+    );
+    let failed_at = certs
+        .get("refused")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.last_failure_time)
+        .expect("the failure time is in status")
+        .0;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let ready = wait_for(
+        "Ready=True after the token is fixed",
+        Duration::from_secs(30),
+        || {
+            let certs = certs.clone();
+            let seen = seen.clone();
+            async move {
+                let c = certs.get("refused").await.ok()?;
+                let waiting = c
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.order.as_ref())
+                    .into_iter()
+                    .flat_map(|o| o.authorizations.iter())
+                    .filter_map(|a| a.error.clone())
+                    .find(|e| e.contains("negative-caching TTL"));
+                if let Some(w) = waiting {
+                    *seen.lock().unwrap() = Some(w);
+                }
+                ready_condition(&c)
+                    .filter(|(s, _, _)| s == "True")
+                    .map(|_| jiff::Timestamp::now())
+            }
+        },
+    )
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    let seen = seen.expect("the wait for negative caching was shown in the challenge's status");
+    assert!(
+        seen.contains("the previous attempt failed") && seen.contains("(5s)"),
+        "{seen}"
+    );
+    assert!(
+        ready.duration_since(failed_at) >= jiff::SignedDuration::from_secs(5),
+        "Ready {ready} less than the negative TTL after the failure at {failed_at}"
     );
 }
