@@ -180,7 +180,9 @@ fn valid_edge_cases_are_accepted() {
                     "accessKeyID": "AKIA", "secretAccessKeySecretRef": {"name": "aws"}}}},
                 {"dns01": {"route53": {"accessKeyIDSecretRef": {"name": "aws"},
                     "secretAccessKeySecretRef": {"name": "aws"}}}},
-                {"dns01": {"route53": {}}, "selector": {"dnsZones": ["ambient.example.com"]}}
+                {"dns01": {"route53": {}}, "selector": {"dnsZones": ["ambient.example.com"]}},
+                {"dns01": {"route53": {"role": "arn:aws:iam::123456789012:role/dns"}},
+                    "selector": {"dnsZones": ["role.example.com"]}}
             ]),
         ),
     ];
@@ -450,15 +452,6 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                     "secretAccessKeySecretRef": {"name": "aws"}}}}]),
             ),
             "dns01.route53 may set at most one of: accessKeyID, accessKeyIDSecretRef",
-        ),
-        (
-            "route53 role",
-            with(
-                issuer("Issuer"),
-                "/acme/solvers",
-                json!([{"dns01": {"route53": {"role": "arn:aws:iam::1:role/dns"}}}]),
-            ),
-            "dns01.route53.role (STS AssumeRole) is not supported yet",
         ),
         (
             "bad email",

@@ -334,17 +334,13 @@ pub struct CloudflareProvider {
 /// Amazon Route53 (cert-manager's `dns01.route53`). Without static keys the controller's ambient
 /// credentials are used: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the
 /// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, `~/.aws/credentials`, profile
-/// `AWS_PROFILE`).
+/// `AWS_PROFILE`), then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, EKS IRSA).
+/// With `role`, that role is assumed with those credentials.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = v::at_most_one_rule(&["accessKeyID", "accessKeyIDSecretRef"], "dns01.route53"),
-    validation = v::route53_keys_rule(),
-    validation = v::unsupported_field_rule(
-    "role",
-    "dns01.route53.role (STS AssumeRole) is not supported yet: give the controller credentials \
-     for the role directly (static keys, or its environment)"
-    )
+    validation = v::route53_keys_rule()
 )]
 pub struct Route53Provider {
     /// The AWS region. Route53 is global (requests are signed for us-east-1); kept for ported
@@ -379,8 +375,10 @@ pub struct Route53Provider {
     /// The Secret key holding the secret access key (key `secret-access-key` by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_access_key_secret_ref: Option<SecretKeySelector>,
-    /// Not supported yet (see the type's doc); present only so the refusal can say why.
+    /// A role ARN to assume (STS AssumeRole, session name `ferrocert`) with the credentials
+    /// above; the temporary credentials are cached until shortly before they expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 20, max = 2048))]
     pub role: Option<String>,
 }
 

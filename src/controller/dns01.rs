@@ -15,11 +15,13 @@ use crate::api::issuer::{
     CloudflareProvider, Dns01Solver, Rfc2136Provider, Route53Provider, SecretKeySelector,
 };
 use crate::secret::data_str;
+use crate::solver::dns01::DnsProvider;
+use crate::solver::dns01::aws_credentials::{self, AwsCredentials};
 use crate::solver::dns01::cloudflare::{Cloudflare, CloudflareConfig};
 use crate::solver::dns01::propagation::{PropagationChecker, PropagationConfig};
 use crate::solver::dns01::rfc2136::Rfc2136;
 use crate::solver::dns01::route53::{Route53, Route53Config};
-use crate::solver::dns01::{DnsProvider, aws_credentials};
+use crate::solver::dns01::sts::Sts;
 
 /// How many propagation checks (about 2 s apart) before the attempt fails.
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
@@ -146,12 +148,26 @@ async fn route53(
             (id, secret, None)
         }
         None => {
-            let c = aws_credentials::ambient().map_err(|e| e.to_string())?;
+            let c = aws_credentials::ambient()
+                .await
+                .map_err(|e| e.to_string())?;
             (c.access_key_id, c.secret_access_key, c.session_token)
         }
     };
-    let mut config = Route53Config::new(access_key_id, secret_access_key);
-    config.session_token = session_token;
+    let mut credentials = AwsCredentials {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    };
+    if let Some(role) = &spec.role {
+        credentials = Sts::from_env()
+            .map_err(|e| e.to_string())?
+            .assume_role(&credentials, role)
+            .await
+            .map_err(|e| format!("assuming role {role} for Route53: {e}"))?;
+    }
+    let mut config = Route53Config::new(credentials.access_key_id, credentials.secret_access_key);
+    config.session_token = credentials.session_token;
     config.hosted_zone_id = spec.hosted_zone_id.clone();
     if let Some(region) = &spec.region {
         config.region = region.clone();
@@ -215,6 +231,9 @@ pub async fn cleanup(
     order: &OrderStatus,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    // One provider per solver for the whole clean-up: one Secret read, and Cloudflare's zone
+    // lookups and Route53's serialized set edits shared by a wildcard and its apex.
+    let mut providers: Vec<(&Dns01Solver, Box<dyn DnsProvider>)> = Vec::new();
     for authz in &order.authorizations {
         let (Some(name), Some(value)) = (&authz.record_name, &authz.record_value) else {
             continue;
@@ -236,9 +255,19 @@ pub async fn cleanup(
             ));
             continue;
         };
-        let result = match provider(ctx, issuer, spec).await {
-            Ok(p) => p.clean_up(name, value).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        if !providers.iter().any(|(s, _)| *s == spec) {
+            match provider(ctx, issuer, spec).await {
+                Ok(p) => providers.push((spec, p)),
+                Err(e) => {
+                    tracing::warn!(record = %name, error = %e, "removing a DNS-01 TXT record failed");
+                    problems.push(format!("removing TXT {name}: {e}"));
+                    continue;
+                }
+            }
+        }
+        let result = match providers.iter().find(|(s, _)| *s == spec) {
+            Some((_, p)) => p.clean_up(name, value).await.map_err(|e| e.to_string()),
+            None => Err("no provider".to_string()),
         };
         if let Err(e) = result {
             tracing::warn!(record = %name, error = %e, "removing a DNS-01 TXT record failed");

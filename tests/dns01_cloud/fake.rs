@@ -23,6 +23,10 @@ pub const CF_TOKEN: &str = "cf-good-token";
 /// A token the fake refuses with 403 and Cloudflare's error body.
 pub const CF_FORBIDDEN_TOKEN: &str = "cf-forbidden-token";
 pub const AWS_KEY_ID: &str = "AKIDFERROCERTE2E";
+/// The temporary key id the fake STS hands out for an assumed role.
+pub const AWS_ROLE_KEY_ID: &str = "ASIAFERROCERTROLE";
+/// The role the fake STS lets `AWS_KEY_ID` assume.
+pub const AWS_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ferrocert-e2e-dns";
 /// The Route53 zone id of `TEST_ZONE` (a private zone of the same name sorts before it).
 pub const R53_ZONE_ID: &str = "ZPUBLICE2E";
 const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
@@ -35,6 +39,8 @@ pub struct Call {
     pub query: String,
     pub body: String,
     pub status: u16,
+    /// The `Authorization` header.
+    pub auth: String,
 }
 
 struct CfRecord {
@@ -122,6 +128,7 @@ async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response {
             .to_string()
     };
     let method = parts.method.to_string();
+    let auth = header("authorization");
     let response = if let Some(rest) = path.strip_prefix("/client/v4") {
         cloudflare(
             &fake,
@@ -132,6 +139,8 @@ async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response {
             &header("authorization"),
         )
         .await
+    } else if path == "/" && method == "POST" {
+        sts(&body, &header("authorization"))
     } else if path.starts_with("/2013-04-01/") {
         route53(
             &fake,
@@ -151,6 +160,7 @@ async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response {
         query,
         body,
         status: response.status().as_u16(),
+        auth,
     });
     response
 }
@@ -409,9 +419,10 @@ async fn route53(
 ) -> Response {
     // Signature checks are the unit tests' business (AWS's published vectors); here the key id
     // and the scope must be right.
-    if !auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/"))
-        || !auth.contains("/us-east-1/route53/aws4_request")
-    {
+    let known = [AWS_KEY_ID, AWS_ROLE_KEY_ID]
+        .iter()
+        .any(|k| auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={k}/")));
+    if !known || !auth.contains("/us-east-1/route53/aws4_request") {
         return r53_error(
             403,
             "InvalidClientTokenId",
@@ -576,4 +587,40 @@ async fn route53(
         }
         _ => r53_error(404, "NotFound", "no such route"),
     }
+}
+
+/// The STS Query API's AssumeRole, for `AWS_ROLE_ARN` assumed with `AWS_KEY_ID` (signed for
+/// STS); anything else is refused as STS refuses it.
+fn sts(body: &str, auth: &str) -> Response {
+    let signed_by_base = auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/"))
+        && auth.contains("/sts/aws4_request");
+    let role = query_param(body, "RoleArn").unwrap_or_default();
+    if !signed_by_base || query_param(body, "Action").as_deref() != Some("AssumeRole") {
+        return r53_error(
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        );
+    }
+    if role != AWS_ROLE_ARN {
+        return r53_error(
+            403,
+            "AccessDenied",
+            &format!(
+                "User: arn:aws:iam::123456789012:user/e2e is not authorized to perform: sts:AssumeRole on resource: {role}"
+            ),
+        );
+    }
+    xml_response(
+        200,
+        format!(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleResult><Credentials><AccessKeyId>{AWS_ROLE_KEY_ID}</AccessKeyId>\
+             <SecretAccessKey>role-secret</SecretAccessKey><SessionToken>role-session</SessionToken>\
+             <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+             <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ferrocert-e2e-dns/ferrocert</Arn>\
+             <AssumedRoleId>AROAE2E:ferrocert</AssumedRoleId></AssumedRoleUser></AssumeRoleResult>\
+             </AssumeRoleResponse>"
+        ),
+    )
 }

@@ -38,7 +38,8 @@ fn controller() -> &'static ControllerProcess {
                 "--dns01-recursive-nameservers",
                 &dns,
             ],
-            &[],
+            // STS for `route53.role` is the same fake.
+            &[("AWS_ENDPOINT_URL_STS", fake.base.as_str())],
         )
     })
 }
@@ -217,6 +218,41 @@ async fn a_wildcard_and_its_apex_via_route53() {
             .any(|c| c.method == "GET" && c.path.starts_with("/2013-04-01/change/")),
         "the change was polled for INSYNC: {calls:#?}"
     );
+}
+
+#[tokio::test]
+async fn route53_with_a_role_uses_the_assumed_credentials() {
+    let ns = namespace(
+        "r53role",
+        &[("route53", "secret-access-key", "e2e-secret")],
+        json!({"route53": {
+            "accessKeyID": fake::AWS_KEY_ID,
+            "secretAccessKeySecretRef": {"name": "route53", "key": "secret-access-key"},
+            "role": fake::AWS_ROLE_ARN
+        }}),
+    )
+    .await;
+    let name = format!("role{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(&ns, &certificate("role", std::slice::from_ref(&name)));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "role", 1).await;
+    verify_chain(&ns, "role-tls");
+    let calls = fake::fake().calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.path == "/" && c.status == 200 && c.body.contains("Action=AssumeRole")),
+        "the role was assumed at STS: {calls:#?}"
+    );
+    let role_key = format!("Credential={}/", fake::AWS_ROLE_KEY_ID);
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.method == "POST" && c.body.contains(&name))
+            .all(|c| c.auth.contains(&role_key) && c.status == 200),
+        "Route53 changes signed with the role's credentials: {calls:#?}"
+    );
+    assert_eq!(txt_records(&format!("_acme-challenge.{name}")), "");
 }
 
 #[tokio::test]

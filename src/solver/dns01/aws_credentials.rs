@@ -4,12 +4,13 @@
 //! 1. the environment: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`);
 //! 2. the shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`,
 //!    section `AWS_PROFILE` (default `default`), keys `aws_access_key_id`,
-//!    `aws_secret_access_key`, `aws_session_token`.
+//!    `aws_secret_access_key`, `aws_session_token`;
+//! 3. web identity (EKS IRSA): `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, exchanged at STS
+//!    ([`super::sts`]).
 //!
-//! Not supported (each needs a call to STS or the instance metadata service, and a refresh
-//! loop): web identity / IRSA (`AWS_WEB_IDENTITY_TOKEN_FILE`), EKS Pod Identity, ECS and EC2
-//! instance roles, `credential_process`. The error says so, so that a person knows to give
-//! static keys instead.
+//! Not supported (each needs the instance or container metadata service): EKS Pod Identity, ECS
+//! and EC2 instance roles, and `credential_process`. The error says what was looked for, so that
+//! a person knows to give static keys instead.
 //!
 //! Credentials are read at each use (each reconcile that writes or removes a record), so a
 //! rotated file is picked up without a restart.
@@ -40,8 +41,8 @@ impl std::fmt::Debug for AwsCredentials {
 }
 
 /// The ambient credentials of the process (see the module docs for the sources).
-pub fn ambient() -> Result<AwsCredentials, Dns01Error> {
-    let env = |k: &str| std::env::var(k).ok();
+pub async fn ambient() -> Result<AwsCredentials, Dns01Error> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     if let Some(c) = from_env(env) {
         return Ok(c);
     }
@@ -49,26 +50,36 @@ pub fn ambient() -> Result<AwsCredentials, Dns01Error> {
     let path = env("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".aws").join("credentials")));
+    let mut file_problem = String::new();
     if let Some(path) = &path
         && let Ok(text) = std::fs::read_to_string(path)
     {
-        return from_shared_file(&text, &profile).ok_or_else(|| {
-            Dns01Error::Config(format!(
-                "Route53: the shared credentials file {} has no complete profile {profile:?} \
-                 (aws_access_key_id and aws_secret_access_key)",
-                path.display()
-            ))
-        });
+        match from_shared_file(&text, &profile) {
+            Some(c) => return Ok(c),
+            None => {
+                file_problem = format!(
+                    "; the shared credentials file {} has no complete profile {profile:?}",
+                    path.display()
+                )
+            }
+        }
     }
-    let web_identity = if env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
-        " (AWS_WEB_IDENTITY_TOKEN_FILE is set, but web identity / IRSA is not supported)"
-    } else {
-        ""
-    };
+    if let (Some(token_file), Some(role)) =
+        (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
+    {
+        let token = std::fs::read_to_string(&token_file).map_err(|e| {
+            Dns01Error::Config(format!(
+                "Route53: reading the web identity token {token_file} (AWS_WEB_IDENTITY_TOKEN_FILE): {e}"
+            ))
+        })?;
+        return super::sts::Sts::from_env()?
+            .assume_role_with_web_identity(&role, &token)
+            .await;
+    }
     Err(Dns01Error::Config(format!(
         "Route53: no AWS credentials: the solver sets no accessKeyID/secretAccessKeySecretRef, \
-         and the controller has neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor a shared \
-         credentials file{web_identity}"
+         and the controller has neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, nor a shared \
+         credentials file, nor AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN{file_problem}"
     )))
 }
 

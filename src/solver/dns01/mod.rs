@@ -27,6 +27,7 @@ pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
 pub mod route53;
+pub mod sts;
 mod wire;
 
 /// How long one DNS exchange (one query or one update, including a TCP retry) may take.

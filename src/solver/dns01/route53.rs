@@ -120,7 +120,7 @@ pub struct Route53 {
     /// The endpoint without a trailing slash.
     endpoint: String,
     /// HTTPS (or plain HTTP for a local endpoint), HTTP/1.1.
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: AwsHttpClient,
     /// Serializes the read-modify-write of record sets.
     lock: tokio::sync::Mutex<()>,
 }
@@ -139,46 +139,16 @@ impl Route53 {
     /// A provider for this configuration. `https://` endpoints are verified against the system's
     /// trusted roots.
     pub fn new(config: Route53Config) -> Result<Self, Dns01Error> {
-        let endpoint = config.endpoint.trim().trim_end_matches('/').to_string();
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|e| Dns01Error::Config(format!("Route53 endpoint {endpoint:?}: {e}")))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => crate::acme::http::tls_config(crate::acme::http::Trust::System)
-                .map_err(|e| Dns01Error::Config(format!("Route53 endpoint {endpoint}: {e}")))?,
-            Some("http") => {
-                let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| Dns01Error::Config(e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            }
-            _ => {
-                return Err(Dns01Error::Config(format!(
-                    "Route53 endpoint {endpoint:?}: must start with https:// (or http://)"
-                )));
-            }
-        };
-        if uri.host().is_none() || !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(Dns01Error::Config(format!(
-                "Route53 endpoint {endpoint:?}: expected scheme://host[:port] only"
-            )));
-        }
+        let (endpoint, client) = aws_client(&config.endpoint, PROVIDER)?;
         if config.access_key_id.trim().is_empty() || config.secret_access_key.is_empty() {
             return Err(Dns01Error::Config(
                 "Route53: the access key id and the secret access key must be set".into(),
             ));
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Route53 {
             config,
             endpoint,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -546,6 +516,52 @@ impl DnsProvider for Route53 {
     }
 }
 
+/// An HTTP/1.1 client for an AWS endpoint (`scheme://host[:port]`, https verified against the
+/// system roots, or plain http for local tests), and the endpoint without a trailing slash.
+pub(super) fn aws_client(
+    endpoint: &str,
+    service: &str,
+) -> Result<(String, AwsHttpClient), Dns01Error> {
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| Dns01Error::Config(format!("{service} endpoint {endpoint:?}: {e}")))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => crate::acme::http::tls_config(crate::acme::http::Trust::System)
+            .map_err(|e| Dns01Error::Config(format!("{service} endpoint {endpoint}: {e}")))?,
+        Some("http") => {
+            let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Dns01Error::Config(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        }
+        _ => {
+            return Err(Dns01Error::Config(format!(
+                "{service} endpoint {endpoint:?}: must start with https:// (or http://)"
+            )));
+        }
+    };
+    if uri.host().is_none() || !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(Dns01Error::Config(format!(
+            "{service} endpoint {endpoint:?}: expected scheme://host[:port] only"
+        )));
+    }
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok((
+        endpoint,
+        Client::builder(TokioExecutor::new()).build(connector),
+    ))
+}
+
+/// The HTTP client type of [`aws_client`].
+pub(super) type AwsHttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// Signs `request` in place for Route53 (service `route53`, region us-east-1): adds
 /// `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` (with a session token) and
 /// `Authorization`. The request must already carry its `host` header.
@@ -576,7 +592,7 @@ pub fn sign_request<B>(
     )
 }
 
-fn sign_with<B>(
+pub(super) fn sign_with<B>(
     request: &mut http::Request<B>,
     body: &[u8],
     credentials: Credentials,
