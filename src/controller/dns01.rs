@@ -26,6 +26,10 @@ use crate::solver::dns01::sts::Sts;
 /// How many propagation checks (about 2 s apart) before the attempt fails.
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
 
+/// The least time between two propagation checks of one record (checks that see the record
+/// everywhere end the wait at once; this paces the ones that do not, and Route53's GetChange).
+pub const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Default Secret keys, as in cert-manager's documentation examples.
 pub const TSIG_SECRET_KEY: &str = "secret";
 pub const CLOUDFLARE_TOKEN_KEY: &str = "api-token";
@@ -239,6 +243,7 @@ pub async fn cleanup(
             continue;
         };
         ctx.dns01_changes_lock().remove(&change_key(name, value));
+        ctx.dns01_checked_lock().remove(&change_key(name, value));
         let bare = authz.identifier.trim_start_matches("*.");
         let target = crate::solver::select::Target {
             name: bare,

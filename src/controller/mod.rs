@@ -73,6 +73,10 @@ pub struct Context {
     /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
     /// a restart the check of the authoritative nameservers alone decides, as for any provider.
     pub dns01_changes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, so that checks are
+    /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at once.
+    /// In memory only: after a restart the first check simply comes early.
+    pub dns01_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -88,6 +92,13 @@ impl Context {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.dns01_changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The DNS-01 check clock, tolerant of a poisoned lock.
+    pub fn dns01_checked_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        self.dns01_checked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes an Event on `obj`. Failures are logged, never fatal: Events are a courtesy.

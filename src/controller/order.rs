@@ -295,6 +295,18 @@ pub async fn present_challenges(
                     match (challenge_state, recorded_state.as_deref()) {
                         (instant_acme::ChallengeStatus::Pending, Some(PRESENTED)) if same_token => {
                             let name = entry.record_name.clone().unwrap_or_default();
+                            // Every status write wakes us at once: pace the checks of a record.
+                            let key = dns01::change_key(&name, &value);
+                            let since = ctx.dns01_checked_lock().get(&key).map(|t| t.elapsed());
+                            if let Some(since) = since
+                                && since < dns01::CHECK_INTERVAL
+                            {
+                                let left = dns01::CHECK_INTERVAL - since;
+                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                current.push(entry);
+                                continue;
+                            }
+                            ctx.dns01_checked_lock().insert(key.clone(), Instant::now());
                             let report =
                                 match provider_change_pending(ctx, issuer, dns01, &name, &value)
                                     .await
@@ -326,6 +338,8 @@ pub async fn present_challenges(
                                          a resolver may still cache its \"no such record\" \
                                          answer for zone {zone}'s negative-caching TTL ({ttl}s)"
                                     ));
+                                    // Visible already: check again right at the deadline.
+                                    ctx.dns01_checked_lock().remove(&key);
                                     let left = Timestamp::now().duration_until(deadline);
                                     let left = Duration::try_from(left).unwrap_or_default();
                                     wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));

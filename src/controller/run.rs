@@ -196,6 +196,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         certificates: store.clone(),
         polling_since: Default::default(),
         dns01_changes: Default::default(),
+        dns01_checked: Default::default(),
     });
 
     // Listeners first: a port clash fails start-up loudly.

@@ -29,6 +29,8 @@ pub const AWS_ROLE_KEY_ID: &str = "ASIAFERROCERTROLE";
 pub const AWS_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ferrocert-e2e-dns";
 /// The Route53 zone id of `TEST_ZONE` (a private zone of the same name sorts before it).
 pub const R53_ZONE_ID: &str = "ZPUBLICE2E";
+/// How long a Route53 change stays PENDING.
+pub const R53_PENDING_FOR: std::time::Duration = std::time::Duration::from_millis(1500);
 const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
 /// One API call the fake answered.
@@ -57,8 +59,8 @@ struct State0 {
     next_id: u32,
     /// Route53 TXT sets: name (no trailing dot) -> (ttl, quoted values).
     r53_sets: BTreeMap<String, (u32, Vec<String>)>,
-    /// Route53 change id -> GetChange calls so far.
-    r53_changes: BTreeMap<String, u32>,
+    /// Route53 change id -> when it was submitted.
+    r53_changes: BTreeMap<String, std::time::Instant>,
 }
 
 pub struct Fake {
@@ -553,7 +555,8 @@ async fn route53(
                 st.r53_sets.insert(name, (ttl, values));
             }
             let change = format!("C{:04}E2E", st.r53_changes.len() + 1);
-            st.r53_changes.insert(change.clone(), 0);
+            st.r53_changes
+                .insert(change.clone(), std::time::Instant::now());
             xml_response(
                 200,
                 format!(
@@ -565,17 +568,20 @@ async fn route53(
             )
         }
         ("GET", ["", "2013-04-01", "change", id]) => {
-            let mut st = fake.state.lock().unwrap();
-            let Some(asked) = st.r53_changes.get_mut(*id) else {
+            let st = fake.state.lock().unwrap();
+            let Some(submitted) = st.r53_changes.get(*id) else {
                 return r53_error(
                     404,
                     "NoSuchChange",
                     &format!("A change with the specified change ID does not exist: {id}"),
                 );
             };
-            *asked += 1;
-            // PENDING once, as Route53 is for a few seconds to a minute, then INSYNC.
-            let status = if *asked > 1 { "INSYNC" } else { "PENDING" };
+            // PENDING for a while after the change, as Route53 is (for seconds to a minute).
+            let status = if submitted.elapsed() >= R53_PENDING_FOR {
+                "INSYNC"
+            } else {
+                "PENDING"
+            };
             xml_response(
                 200,
                 format!(
