@@ -244,6 +244,9 @@ pub async fn cleanup(
         };
         ctx.dns01_changes_lock().remove(&change_key(name, value));
         ctx.dns01_checked_lock().remove(&change_key(name, value));
+        if let Some(token) = &authz.token {
+            ctx.dns01_checked_lock().remove(&format!("present {token}"));
+        }
         let bare = authz.identifier.trim_start_matches("*.");
         let target = crate::solver::select::Target {
             name: bare,

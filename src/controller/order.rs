@@ -375,6 +375,21 @@ pub async fn present_challenges(
                             }
                         }
                         (instant_acme::ChallengeStatus::Pending, _) => {
+                            // After a transient failure to write, try again no sooner than this.
+                            let present_key =
+                                format!("present {}", entry.token.as_deref().unwrap_or_default());
+                            let since = ctx
+                                .dns01_checked_lock()
+                                .get(&present_key)
+                                .map(|t| t.elapsed());
+                            if let Some(since) = since
+                                && since < dns01::CHECK_INTERVAL
+                            {
+                                let left = dns01::CHECK_INTERVAL - since;
+                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                current.push(entry);
+                                continue;
+                            }
                             let provider = match dns01::provider(ctx, issuer, dns01).await {
                                 Ok(p) => p,
                                 Err(e) => {
@@ -414,6 +429,24 @@ pub async fn present_challenges(
                                         .insert(dns01::change_key(&name, &value), change);
                                 }
                                 Ok(None) => {}
+                                // Throttling, a 5xx, the network: try again within the attempt.
+                                Err(e)
+                                    if e.is_transient()
+                                        && entry.propagation_checks.unwrap_or(0) + 1
+                                            < dns01::MAX_PROPAGATION_CHECKS =>
+                                {
+                                    let tries = entry.propagation_checks.unwrap_or(0) + 1;
+                                    entry.propagation_checks = Some(tries);
+                                    entry.error = Some(format!(
+                                        "writing the TXT record at {name} failed, trying again \
+                                         (try {tries}): {e}"
+                                    ));
+                                    ctx.dns01_checked_lock().insert(present_key, Instant::now());
+                                    let left = dns01::CHECK_INTERVAL;
+                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                    current.push(entry);
+                                    continue;
+                                }
                                 Err(e) => {
                                     current.push(entry);
                                     failure = Some(format!(
@@ -422,6 +455,8 @@ pub async fn present_challenges(
                                     break;
                                 }
                             }
+                            ctx.dns01_checked_lock().remove(&present_key);
+                            entry.error = None;
                             entry.propagation_checks = Some(0);
                             entry.state = Some(PRESENTED.into());
                         }

@@ -267,6 +267,15 @@ async fn cloudflare(
             if !name.ends_with(&zone_name) {
                 return cf_error(400, 9007, "Content for TXT record is invalid");
             }
+            // Names starting with "flaky" are throttled once, as Cloudflare's rate limit does.
+            let first_try = !fake.calls().iter().any(|c| c.body.contains(&name));
+            if name.starts_with("_acme-challenge.flaky") && first_try {
+                return cf_error(
+                    429,
+                    971,
+                    "Please wait and consider throttling your request speed",
+                );
+            }
             let exists = fake
                 .state
                 .lock()

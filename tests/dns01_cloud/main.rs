@@ -173,6 +173,32 @@ async fn a_wildcard_and_its_apex_via_cloudflare() {
 }
 
 #[tokio::test]
+async fn a_throttled_write_is_tried_again_within_the_attempt() {
+    let ns = namespace(
+        "cfflaky",
+        &[("cloudflare", "api-token", fake::CF_TOKEN)],
+        json!({"cloudflare": {"apiTokenSecretRef": {"name": "cloudflare"}}}),
+    )
+    .await;
+    let name = format!("flaky{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(&ns, &certificate("flaky", std::slice::from_ref(&name)));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let cert = wait_cert_ready(&certs, "flaky", 1).await;
+    let status = cert.status.unwrap();
+    assert_eq!(
+        status.failed_issuance_attempts, None,
+        "no failed attempt: {status:?}"
+    );
+    let posts: Vec<u16> = fake::fake()
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.body.contains(&name))
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(&posts[..2], [429, 200], "{posts:?}");
+}
+
+#[tokio::test]
 async fn a_wildcard_and_its_apex_via_route53() {
     let ns = namespace(
         "r53wild",
