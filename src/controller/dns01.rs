@@ -23,7 +23,8 @@ use crate::solver::dns01::rfc2136::Rfc2136;
 use crate::solver::dns01::route53::{Route53, Route53Config};
 use crate::solver::dns01::sts::Sts;
 
-/// How many propagation checks (about 2 s apart) before the attempt fails.
+/// How many propagation checks (or tries to write after transient errors), [`CHECK_INTERVAL`]
+/// apart, before the attempt fails.
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
 
 /// The least time between two propagation checks of one record (checks that see the record
@@ -275,7 +276,7 @@ pub async fn cleanup(
         }
         let result = match providers.iter().find(|(s, _)| *s == spec) {
             Some((_, p)) => p.clean_up(name, value).await.map_err(|e| e.to_string()),
-            None => Err("no provider".to_string()),
+            None => Err("the DNS provider could not be built".to_string()),
         };
         if let Err(e) = result {
             tracing::warn!(record = %name, error = %e, "removing a DNS-01 TXT record failed");

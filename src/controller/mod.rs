@@ -73,7 +73,8 @@ pub struct Context {
     /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
     /// a restart the check of the authoritative nameservers alone decides, as for any provider.
     pub dns01_changes: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, so that checks are
+    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, and each challenge
+    /// (by `present <token>`) last failed to be written, so that checks and tries are
     /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at once.
     /// In memory only: after a restart the first check simply comes early.
     pub dns01_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
