@@ -166,6 +166,27 @@ fn valid_edge_cases_are_accepted() {
             "/acme/solvers",
             json!([{"dns01": {"rfc2136": {"nameserver": "127.0.0.1:5353"}}}]),
         ),
+        with(
+            issuer("Issuer"),
+            "/acme/solvers",
+            json!([{"dns01": {"cloudflare": {
+                "email": "dns@example.com",
+                "apiTokenSecretRef": {"name": "cloudflare", "key": "api-token"}
+            }}}]),
+        ),
+        with(
+            issuer("ClusterIssuer"),
+            "/acme/solvers",
+            json!([
+                {"dns01": {"route53": {"region": "eu-west-1", "hostedZoneID": "Z123",
+                    "accessKeyID": "AKIA", "secretAccessKeySecretRef": {"name": "aws"}}}},
+                {"dns01": {"route53": {"accessKeyIDSecretRef": {"name": "aws"},
+                    "secretAccessKeySecretRef": {"name": "aws"}}}},
+                {"dns01": {"route53": {}}, "selector": {"dnsZones": ["ambient.example.com"]}},
+                {"dns01": {"route53": {"role": "arn:aws:iam::123456789012:role/dns"}},
+                    "selector": {"dnsZones": ["role.example.com"]}}
+            ]),
+        ),
     ];
     for (i, doc) in cases.into_iter().enumerate() {
         let doc = with_name(doc, &format!("valid-{i}"));
@@ -380,6 +401,64 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                 json!([{"dns01": {"rfc2136": {"nameserver": "ns", "tsigAlgorithm": "SHA3"}}}]),
             ),
             r#"supported values: "HMACMD5", "HMACSHA1", "HMACSHA256", "HMACSHA512""#,
+        ),
+        (
+            "dns01 with two providers",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"rfc2136": {"nameserver": "ns"},
+                    "cloudflare": {"apiTokenSecretRef": {"name": "cf"}}}}]),
+            ),
+            "dns01 must set exactly one of: rfc2136, cloudflare, route53",
+        ),
+        (
+            "dns01 with no provider",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"cnameStrategy": "Follow"}}]),
+            ),
+            "dns01 must set exactly one of: rfc2136, cloudflare, route53",
+        ),
+        (
+            "cloudflare global API key",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"cloudflare": {"email": "a@example.com",
+                    "apiTokenSecretRef": {"name": "cf"}, "apiKeySecretRef": {"name": "cf"}}}}]),
+            ),
+            "apiKeySecretRef (the global API key) is not supported",
+        ),
+        (
+            "cloudflare without token",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"cloudflare": {"email": "a@example.com"}}}]),
+            ),
+            "apiTokenSecretRef: Required value",
+        ),
+        (
+            "route53 key id without secret",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"route53": {"accessKeyID": "AKIA"}}}]),
+            ),
+            "set an access key id (accessKeyID or accessKeyIDSecretRef) together with secretAccessKeySecretRef",
+        ),
+        (
+            "route53 two key ids",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"route53": {"accessKeyID": "AKIA",
+                    "accessKeyIDSecretRef": {"name": "aws"},
+                    "secretAccessKeySecretRef": {"name": "aws"}}}}]),
+            ),
+            "dns01.route53 may set at most one of: accessKeyID, accessKeyIDSecretRef",
         ),
         (
             "bad email",

@@ -299,7 +299,7 @@ pub struct ParentReference {
 /// DNS-01 solving: which DNS provider writes the TXT record.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = v::exactly_one_rule(&["rfc2136"], "dns01"))]
+#[x_kube(validation = v::exactly_one_rule(&["rfc2136", "cloudflare", "route53"], "dns01"))]
 pub struct Dns01Solver {
     /// `Follow`: when `_acme-challenge.<name>` is a CNAME (delegation to another zone), write the
     /// TXT record at its target. `None` (default): write at `_acme-challenge.<name>`.
@@ -308,6 +308,85 @@ pub struct Dns01Solver {
     /// RFC 2136 dynamic updates signed with TSIG (BIND, PowerDNS, Knot, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rfc2136: Option<Rfc2136Provider>,
+    /// The Cloudflare v4 API, with an API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflare: Option<CloudflareProvider>,
+    /// Amazon Route53, with static keys or the controller's ambient AWS credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53: Option<Route53Provider>,
+}
+
+/// Cloudflare (cert-manager's `dns01.cloudflare`). Only API tokens are supported: the legacy
+/// global API key (`apiKeySecretRef`) is refused at admission with a message saying so, because
+/// it grants the whole account and tokens can be limited to `Zone:Read` + `DNS:Edit`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::unsupported_field_rule(
+    "apiKeySecretRef",
+    "dns01.cloudflare.apiKeySecretRef (the global API key) is not supported: create an API token \
+     with Zone:Read and DNS:Edit and set apiTokenSecretRef"
+))]
+pub struct CloudflareProvider {
+    /// The account e-mail. Accepted for ported manifests; API tokens need no e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    pub email: Option<String>,
+    /// The Secret key holding the API token (key `api-token` by default).
+    pub api_token_secret_ref: SecretKeySelector,
+    /// Not supported (see the type's doc); present only so the refusal can say why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeySelector>,
+}
+
+/// Amazon Route53 (cert-manager's `dns01.route53`). Without static keys the controller's ambient
+/// credentials are used: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the
+/// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, `~/.aws/credentials`, profile
+/// `AWS_PROFILE`), then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, EKS IRSA).
+/// With `role`, that role is assumed with those credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = v::at_most_one_rule(&["accessKeyID", "accessKeyIDSecretRef"], "dns01.route53"),
+    validation = v::route53_keys_rule()
+)]
+pub struct Route53Provider {
+    /// The AWS region. Route53 is global (requests are signed for us-east-1); kept for ported
+    /// manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// The hosted zone to write to; when unset, the longest public hosted zone containing the
+    /// name is found with ListHostedZonesByName.
+    #[serde(
+        default,
+        rename = "hostedZoneID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(min = 1, max = 64))]
+    pub hosted_zone_id: Option<String>,
+    /// The access key id, inline (it is not a secret on its own).
+    #[serde(
+        default,
+        rename = "accessKeyID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(min = 1, max = 128))]
+    pub access_key_id: Option<String>,
+    /// The Secret key holding the access key id (key `access-key-id` by default).
+    #[serde(
+        default,
+        rename = "accessKeyIDSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_key_id_secret_ref: Option<SecretKeySelector>,
+    /// The Secret key holding the secret access key (key `secret-access-key` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_secret_ref: Option<SecretKeySelector>,
+    /// A role ARN to assume (STS AssumeRole, session name `ferrocert`) with the credentials
+    /// above; the temporary credentials are cached until shortly before they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 20, max = 2048))]
+    pub role: Option<String>,
 }
 
 /// Whether to follow `_acme-challenge` CNAMEs (cert-manager's `cnameStrategy`).

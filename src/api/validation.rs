@@ -148,6 +148,24 @@ pub fn at_most_one_rule(fields: &[&str], what: &str) -> Rule {
     ))
 }
 
+/// Refuses a field that exists only for ported cert-manager manifests, with the reason.
+pub fn unsupported_field_rule(field: &str, message: &str) -> Rule {
+    Rule::new(format!("!has(self.{field})")).message(message)
+}
+
+/// Route53 static keys come as a pair: an access key id (inline or from a Secret) and a secret
+/// access key; neither means the controller's ambient credentials.
+pub fn route53_keys_rule() -> Rule {
+    Rule::new(
+        "(has(self.accessKeyID) || has(self.accessKeyIDSecretRef)) == \
+         has(self.secretAccessKeySecretRef)",
+    )
+    .message(
+        "dns01.route53: set an access key id (accessKeyID or accessKeyIDSecretRef) together with \
+         secretAccessKeySecretRef, or neither to use the controller's ambient AWS credentials",
+    )
+}
+
 pub fn both_or_neither_rule(a: &str, b: &str, what: &str) -> Rule {
     Rule::new(format!("has(self.{a}) == has(self.{b})"))
         .message(&*format!("{what}: {a} and {b} must be set together"))

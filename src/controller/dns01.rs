@@ -1,6 +1,9 @@
-//! DNS-01 in the issuance path: build the issuer's DNS provider, present and check TXT records,
-//! and remove exactly the records an order wrote (tracked in status, so a restart still cleans
-//! up).
+//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare or Route53),
+//! present and check TXT records, and remove exactly the records an order wrote (tracked in
+//! status, so a restart still cleans up).
+//!
+//! Errors are plain strings meant for a Certificate's `Ready`/`Issuing` message: they name the
+//! Secret, key, zone or API involved and carry the provider's own words.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -8,17 +11,77 @@ use kube::api::Api;
 use super::Ctx;
 use super::certificate::ResolvedIssuer;
 use crate::api::OrderStatus;
-use crate::api::issuer::Rfc2136Provider;
+use crate::api::issuer::{
+    CloudflareProvider, Dns01Solver, Rfc2136Provider, Route53Provider, SecretKeySelector,
+};
 use crate::secret::data_str;
 use crate::solver::dns01::DnsProvider;
+use crate::solver::dns01::aws_credentials::{self, AwsCredentials};
+use crate::solver::dns01::cloudflare::{Cloudflare, CloudflareConfig};
 use crate::solver::dns01::propagation::{PropagationChecker, PropagationConfig};
 use crate::solver::dns01::rfc2136::Rfc2136;
+use crate::solver::dns01::route53::{Route53, Route53Config};
+use crate::solver::dns01::sts::Sts;
 
-/// How many propagation checks (about 2 s apart) before the attempt fails.
+/// How many propagation checks (or tries to write after transient errors), [`CHECK_INTERVAL`]
+/// apart, before the attempt fails.
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
 
-/// The RFC 2136 provider of a solver, with its TSIG secret read from the issuer's Secrets.
+/// The least time between two propagation checks of one record (checks that see the record
+/// everywhere end the wait at once; this paces the ones that do not, and Route53's GetChange).
+pub const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Default Secret keys, as in cert-manager's documentation examples.
+pub const TSIG_SECRET_KEY: &str = "secret";
+pub const CLOUDFLARE_TOKEN_KEY: &str = "api-token";
+pub const ROUTE53_ACCESS_KEY_ID_KEY: &str = "access-key-id";
+pub const ROUTE53_SECRET_ACCESS_KEY_KEY: &str = "secret-access-key";
+
+/// The provider of a DNS-01 solver, with its credentials read from the issuer's Secrets.
 pub async fn provider(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    solver: &Dns01Solver,
+) -> Result<Box<dyn DnsProvider>, String> {
+    if let Some(spec) = &solver.rfc2136 {
+        return Ok(Box::new(rfc2136(ctx, issuer, spec).await?));
+    }
+    if let Some(spec) = &solver.cloudflare {
+        return Ok(Box::new(cloudflare(ctx, issuer, spec).await?));
+    }
+    if let Some(spec) = &solver.route53 {
+        return Ok(Box::new(route53(ctx, issuer, spec).await?));
+    }
+    Err("the DNS-01 solver names no provider (rfc2136, cloudflare or route53)".into())
+}
+
+/// One key of a Secret in the issuer's Secret namespace, trimmed. `what` names the use
+/// ("the TSIG Secret") in the messages.
+async fn secret_value(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    sref: &SecretKeySelector,
+    default_key: &str,
+    what: &str,
+) -> Result<String, String> {
+    let ns = &issuer.ident.secret_namespace;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api
+        .get_opt(&sref.name)
+        .await
+        .map_err(|e| format!("reading {what} {ns}/{}: {e}", sref.name))?
+        .ok_or_else(|| format!("{what} {ns}/{} does not exist", sref.name))?;
+    let key = sref.key.as_deref().unwrap_or(default_key);
+    let value = data_str(&secret, key)
+        .ok_or_else(|| format!("{what} {ns}/{} has no key {key:?}", sref.name))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("{what} {ns}/{} has an empty {key:?}", sref.name));
+    }
+    Ok(value.to_string())
+}
+
+async fn rfc2136(
     ctx: &Ctx,
     issuer: &ResolvedIssuer,
     spec: &Rfc2136Provider,
@@ -26,31 +89,142 @@ pub async fn provider(
     let secret = match &spec.tsig_secret_secret_ref {
         None => None,
         Some(sref) => {
-            let ns = &issuer.ident.secret_namespace;
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            let secret = api
-                .get_opt(&sref.name)
-                .await
-                .map_err(|e| format!("reading the TSIG Secret {ns}/{}: {e}", sref.name))?
-                .ok_or_else(|| format!("the TSIG Secret {ns}/{} does not exist", sref.name))?;
-            let key = sref.key.as_deref().unwrap_or("secret");
-            let value = data_str(&secret, key)
-                .ok_or_else(|| format!("the TSIG Secret {ns}/{} has no key {key:?}", sref.name))?;
-            Some(value.trim().as_bytes().to_vec())
+            Some(secret_value(ctx, issuer, sref, TSIG_SECRET_KEY, "the TSIG Secret").await?)
         }
     };
-    Rfc2136::from_spec(spec, secret.as_deref()).map_err(|e| e.to_string())
+    Rfc2136::from_spec(spec, secret.as_deref().map(str::as_bytes)).map_err(|e| e.to_string())
 }
 
-/// The propagation checker for a solver: lookups go to the solver's nameserver; the TXT is checked
-/// at the zone's authoritative nameservers or at `--dns01-check-nameservers`.
-pub fn checker(ctx: &Ctx, spec: &Rfc2136Provider) -> Result<PropagationChecker, String> {
+async fn cloudflare(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    spec: &CloudflareProvider,
+) -> Result<Cloudflare, String> {
+    let token = secret_value(
+        ctx,
+        issuer,
+        &spec.api_token_secret_ref,
+        CLOUDFLARE_TOKEN_KEY,
+        "the Cloudflare API token Secret",
+    )
+    .await?;
+    Cloudflare::new(CloudflareConfig {
+        api_token: token,
+        email: spec.email.clone(),
+        base_url: ctx.settings.dns01_cloudflare_api_url.clone(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+async fn route53(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    spec: &Route53Provider,
+) -> Result<Route53, String> {
+    let (access_key_id, secret_access_key, session_token) = match &spec.secret_access_key_secret_ref
+    {
+        Some(secret_ref) => {
+            let id = match (&spec.access_key_id, &spec.access_key_id_secret_ref) {
+                (Some(id), _) => id.trim().to_string(),
+                (None, Some(sref)) => {
+                    secret_value(
+                        ctx,
+                        issuer,
+                        sref,
+                        ROUTE53_ACCESS_KEY_ID_KEY,
+                        "the Route53 access key id Secret",
+                    )
+                    .await?
+                }
+                (None, None) => {
+                    return Err("dns01.route53: secretAccessKeySecretRef is set without \
+                                    accessKeyID or accessKeyIDSecretRef"
+                        .into());
+                }
+            };
+            let secret = secret_value(
+                ctx,
+                issuer,
+                secret_ref,
+                ROUTE53_SECRET_ACCESS_KEY_KEY,
+                "the Route53 secret access key Secret",
+            )
+            .await?;
+            (id, secret, None)
+        }
+        None => {
+            let c = aws_credentials::ambient()
+                .await
+                .map_err(|e| e.to_string())?;
+            (c.access_key_id, c.secret_access_key, c.session_token)
+        }
+    };
+    let mut credentials = AwsCredentials {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    };
+    if let Some(role) = &spec.role {
+        credentials = Sts::from_env()
+            .map_err(|e| e.to_string())?
+            .assume_role(&credentials, role)
+            .await
+            .map_err(|e| format!("assuming role {role} for Route53: {e}"))?;
+    }
+    let mut config = Route53Config::new(credentials.access_key_id, credentials.secret_access_key);
+    config.session_token = credentials.session_token;
+    config.hosted_zone_id = spec.hosted_zone_id.clone();
+    if let Some(region) = &spec.region {
+        config.region = region.clone();
+    }
+    config.endpoint = ctx.settings.dns01_route53_endpoint.clone();
+    Route53::new(config).map_err(|e| e.to_string())
+}
+
+/// The propagation checker for a solver. Lookups (SOA, NS, CNAME) go to the RFC 2136 nameserver,
+/// or for the cloud providers to `--dns01-recursive-nameservers` (else the system resolvers);
+/// the TXT is checked at the zone's authoritative nameservers or at `--dns01-check-nameservers`.
+pub fn checker(ctx: &Ctx, solver: &Dns01Solver) -> Result<PropagationChecker, String> {
+    let resolvers = match &solver.rfc2136 {
+        Some(spec) => vec![spec.nameserver.clone()],
+        None => ctx.settings.dns01_recursive_nameservers.clone(),
+    };
     PropagationChecker::new(PropagationConfig {
-        resolvers: vec![spec.nameserver.clone()],
+        resolvers,
         nameservers: ctx.settings.dns01_check_nameservers.clone(),
         ..PropagationConfig::default()
     })
     .map_err(|e| e.to_string())
+}
+
+/// DESIGN §3's negative-caching rule: the CA's resolver may have asked for the challenge name in a
+/// previous attempt that failed, and may keep that "no such record" answer for the zone's
+/// negative-caching TTL (min(SOA MINIMUM, SOA TTL), RFC 2308). So after a failed attempt, the CA
+/// is told only once `negative_ttl` has passed since that failure; the answer was cached before
+/// the failure, so it has expired by then. Returns when to tell the CA, if that is still ahead.
+///
+/// Status keeps no per-name history of failed orders, so any earlier failed attempt of the
+/// Certificate counts; with the default backoff (1h) the wait has long passed and nothing is
+/// delayed. Without a failed attempt nobody asked for the name: no wait at all.
+pub fn negative_cache_deadline(
+    last_failure: Option<jiff::Timestamp>,
+    failed_attempts: i64,
+    negative_ttl: u32,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    if failed_attempts <= 0 {
+        return None;
+    }
+    let deadline = last_failure?
+        .checked_add(jiff::SignedDuration::from_secs(i64::from(negative_ttl)))
+        .ok()?;
+    (deadline > now).then_some(deadline)
+}
+
+/// The key under which a provider-side change of one record is remembered in
+/// [`super::Context::dns01_changes`].
+pub fn change_key(record_name: &str, value: &str) -> String {
+    format!("{record_name} {value}")
 }
 
 /// Removes every TXT record the order wrote. Best effort: a failure is logged and reported in the
@@ -62,10 +236,18 @@ pub async fn cleanup(
     order: &OrderStatus,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    // One provider per solver for the whole clean-up: one Secret read, and Cloudflare's zone
+    // lookups and Route53's serialized set edits shared by a wildcard and its apex.
+    let mut providers: Vec<(&Dns01Solver, Box<dyn DnsProvider>)> = Vec::new();
     for authz in &order.authorizations {
         let (Some(name), Some(value)) = (&authz.record_name, &authz.record_value) else {
             continue;
         };
+        ctx.dns01_changes_lock().remove(&change_key(name, value));
+        ctx.dns01_checked_lock().remove(&change_key(name, value));
+        if let Some(token) = &authz.token {
+            ctx.dns01_checked_lock().remove(&format!("present {token}"));
+        }
         let bare = authz.identifier.trim_start_matches("*.");
         let target = crate::solver::select::Target {
             name: bare,
@@ -76,16 +258,25 @@ pub async fn cleanup(
         let Some(spec) = crate::solver::select::select(&issuer.acme.solvers, target, cert_labels)
             .and_then(|s| s.dns01.as_ref())
             .or_else(|| issuer.acme.solvers.iter().find_map(|s| s.dns01.as_ref()))
-            .and_then(|d| d.rfc2136.as_ref())
         else {
             problems.push(format!(
                 "no DNS-01 solver left to remove {name} TXT {value}"
             ));
             continue;
         };
-        let result = match provider(ctx, issuer, spec).await {
-            Ok(p) => p.clean_up(name, value).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        if !providers.iter().any(|(s, _)| *s == spec) {
+            match provider(ctx, issuer, spec).await {
+                Ok(p) => providers.push((spec, p)),
+                Err(e) => {
+                    tracing::warn!(record = %name, error = %e, "removing a DNS-01 TXT record failed");
+                    problems.push(format!("removing TXT {name}: {e}"));
+                    continue;
+                }
+            }
+        }
+        let result = match providers.iter().find(|(s, _)| *s == spec) {
+            Some((_, p)) => p.clean_up(name, value).await.map_err(|e| e.to_string()),
+            None => Err("the DNS provider could not be built".to_string()),
         };
         if let Err(e) = result {
             tracing::warn!(record = %name, error = %e, "removing a DNS-01 TXT record failed");
@@ -93,4 +284,27 @@ pub async fn cleanup(
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_caching_waits_only_after_a_recent_failure() {
+        let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        // No failed attempt: nobody asked for the name before.
+        assert_eq!(negative_cache_deadline(None, 0, 300, t(0)), None);
+        assert_eq!(negative_cache_deadline(Some(t(0)), 0, 300, t(1)), None);
+        // Failed 10 s ago, negative TTL 300 s: wait until 300 s after the failure.
+        assert_eq!(
+            negative_cache_deadline(Some(t(0)), 1, 300, t(10)),
+            Some(t(300))
+        );
+        // Long enough ago (the usual case with the 1h backoff): no wait.
+        assert_eq!(negative_cache_deadline(Some(t(0)), 3, 300, t(300)), None);
+        assert_eq!(negative_cache_deadline(Some(t(0)), 3, 300, t(3600)), None);
+        // A zone with no negative caching.
+        assert_eq!(negative_cache_deadline(Some(t(0)), 1, 0, t(0)), None);
+    }
 }

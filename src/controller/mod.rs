@@ -50,6 +50,13 @@ pub struct Settings {
     /// DNS-01 propagation: check the TXT record at these servers instead of the zone's
     /// authoritative nameservers (split-horizon DNS). Empty: the authoritative ones.
     pub dns01_check_nameservers: Vec<String>,
+    /// DNS-01 with a cloud provider: resolvers for the SOA/NS/CNAME lookups of the propagation
+    /// check. Empty: the system's (`/etc/resolv.conf`).
+    pub dns01_recursive_nameservers: Vec<String>,
+    /// The Cloudflare v4 API base URL (tests and API-compatible gateways change it).
+    pub dns01_cloudflare_api_url: String,
+    /// The Route53 API endpoint (tests and API-compatible gateways change it).
+    pub dns01_route53_endpoint: String,
     /// ARI: bounds on how often a certificate's renewal window is fetched again.
     pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
 }
@@ -66,6 +73,15 @@ pub struct Context {
     /// When each order's challenges were handed to the CA, to pace polling (in memory only: a
     /// restart simply polls promptly once).
     pub polling_since: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// DNS-01 changes a provider applies asynchronously (Route53 change ids), by
+    /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
+    /// a restart the check of the authoritative nameservers alone decides, as for any provider.
+    pub dns01_changes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, and each challenge
+    /// (by `present <token>`) last failed to be written, so that checks and tries are
+    /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at once.
+    /// In memory only: after a restart the first check simply comes early.
+    pub dns01_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -74,6 +90,20 @@ impl Context {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
         self.polling_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pending DNS-01 provider changes, tolerant of a poisoned lock.
+    pub fn dns01_changes_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.dns01_changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The DNS-01 check clock, tolerant of a poisoned lock.
+    pub fn dns01_checked_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        self.dns01_checked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes an Event on `obj`. Failures are logged, never fatal: Events are a courtesy.

@@ -23,7 +23,7 @@ use crate::error::{Error, KubeContext, is_not_found};
 use crate::labels;
 use crate::pki::{self, Identifier};
 use crate::secret::{self, TLS_KEY, TlsContents, data_str};
-use crate::solver::dns01::{DnsProvider, txt_value as dns01_txt_value};
+use crate::solver::dns01::txt_value as dns01_txt_value;
 use crate::solver::http01::routing::Route;
 use crate::solver::select::{Target, select};
 
@@ -236,6 +236,8 @@ pub async fn present_challenges(
     let thumbprint = account.key_thumbprint().to_string();
     let mut current = Vec::new();
     let mut told_ca = false;
+    // Sooner than the usual 2 s fallback, when a wait ends before that.
+    let mut wake_in: Option<Duration> = None;
     let mut failure: Option<String> = None;
     let mut authzs = order.authorizations();
     while let Some(next) = authzs.next().await {
@@ -280,12 +282,6 @@ pub async fn present_challenges(
                     break;
                 };
                 if let Some(dns01) = &solver.dns01 {
-                    let Some(rfc2136) = dns01.rfc2136.as_ref() else {
-                        failure = Some(format!(
-                            "the DNS-01 solver chosen for {identifier} has no provider"
-                        ));
-                        break;
-                    };
                     let Some(challenge) = authz
                         .challenges
                         .iter()
@@ -308,15 +304,56 @@ pub async fn present_challenges(
                     match (challenge_state, recorded_state.as_deref()) {
                         (instant_acme::ChallengeStatus::Pending, Some(PRESENTED)) if same_token => {
                             let name = entry.record_name.clone().unwrap_or_default();
-                            let report = match dns01::checker(ctx, rfc2136) {
-                                Ok(checker) => checker
-                                    .check(&name, &value)
+                            // Every status write wakes us at once: pace the checks of a record.
+                            let key = dns01::change_key(&name, &value);
+                            let since = ctx.dns01_checked_lock().get(&key).map(|t| t.elapsed());
+                            if let Some(since) = since
+                                && since < dns01::CHECK_INTERVAL
+                            {
+                                let left = dns01::CHECK_INTERVAL - since;
+                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                current.push(entry);
+                                continue;
+                            }
+                            ctx.dns01_checked_lock().insert(key.clone(), Instant::now());
+                            let report =
+                                match provider_change_pending(ctx, issuer, dns01, &name, &value)
                                     .await
-                                    .map_err(|e| e.to_string()),
-                                Err(e) => Err(e),
-                            };
-                            match report {
-                                Ok(r) if r.all_visible() => {
+                                {
+                                    Some(waiting) => Err(waiting),
+                                    None => match dns01::checker(ctx, dns01) {
+                                        Ok(checker) => checker
+                                            .check(&name, &value)
+                                            .await
+                                            .map_err(|e| e.to_string()),
+                                        Err(e) => Err(e),
+                                    },
+                                };
+                            let negative_cache = report.as_ref().ok().and_then(|r| {
+                                let deadline = dns01::negative_cache_deadline(
+                                    status.last_failure_time.as_ref().map(|t| t.0),
+                                    status.failed_issuance_attempts.unwrap_or(0),
+                                    r.zone.negative_ttl,
+                                    Timestamp::now(),
+                                )?;
+                                Some((deadline, r.zone.zone.clone(), r.zone.negative_ttl))
+                            });
+                            match (report, negative_cache) {
+                                (Ok(r), Some((deadline, zone, ttl))) if r.all_visible() => {
+                                    // A stable message (no countdown), so waiting writes no status.
+                                    entry.error = Some(format!(
+                                        "the TXT record is visible at every nameserver; telling \
+                                         the CA at {deadline}: the previous attempt failed, and \
+                                         a resolver may still cache its \"no such record\" \
+                                         answer for zone {zone}'s negative-caching TTL ({ttl}s)"
+                                    ));
+                                    // Visible already: check again right at the deadline.
+                                    ctx.dns01_checked_lock().remove(&key);
+                                    let left = Timestamp::now().duration_until(deadline);
+                                    let left = Duration::try_from(left).unwrap_or_default();
+                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                }
+                                (Ok(r), _) if r.all_visible() => {
                                     if let Err(e) =
                                         tell_ca(&mut authz, ChallengeType::Dns01, &identifier).await
                                     {
@@ -327,7 +364,7 @@ pub async fn present_challenges(
                                     entry.error = None;
                                     entry.state = Some(PROCESSING.into());
                                 }
-                                other => {
+                                (other, _) => {
                                     let checks = entry.propagation_checks.unwrap_or(0) + 1;
                                     entry.propagation_checks = Some(checks);
                                     let why = match other {
@@ -347,7 +384,22 @@ pub async fn present_challenges(
                             }
                         }
                         (instant_acme::ChallengeStatus::Pending, _) => {
-                            let provider = match dns01::provider(ctx, issuer, rfc2136).await {
+                            // After a transient failure to write, try again no sooner than this.
+                            let present_key =
+                                format!("present {}", entry.token.as_deref().unwrap_or_default());
+                            let since = ctx
+                                .dns01_checked_lock()
+                                .get(&present_key)
+                                .map(|t| t.elapsed());
+                            if let Some(since) = since
+                                && since < dns01::CHECK_INTERVAL
+                            {
+                                let left = dns01::CHECK_INTERVAL - since;
+                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                current.push(entry);
+                                continue;
+                            }
+                            let provider = match dns01::provider(ctx, issuer, dns01).await {
                                 Ok(p) => p,
                                 Err(e) => {
                                     failure =
@@ -359,7 +411,7 @@ pub async fn present_challenges(
                             if dns01.cname_strategy
                                 == Some(crate::api::issuer::CnameStrategy::Follow)
                             {
-                                match dns01::checker(ctx, rfc2136) {
+                                match dns01::checker(ctx, dns01) {
                                     Ok(checker) => {
                                         match checker.resolve_challenge_name(&name).await {
                                             Ok(target) => name = target,
@@ -380,13 +432,40 @@ pub async fn present_challenges(
                             // Record first, so a crash right after still cleans the record up.
                             entry.record_name = Some(name.clone());
                             entry.record_value = Some(value.clone());
-                            if let Err(e) = provider.present(&name, &value).await {
-                                current.push(entry);
-                                failure = Some(format!(
-                                    "writing the TXT record for {identifier} at {name}: {e}"
-                                ));
-                                break;
+                            match provider.present_change(&name, &value).await {
+                                Ok(Some(change)) => {
+                                    ctx.dns01_changes_lock()
+                                        .insert(dns01::change_key(&name, &value), change);
+                                }
+                                Ok(None) => {}
+                                // Throttling, a 5xx, the network: try again within the attempt.
+                                Err(e)
+                                    if e.is_transient()
+                                        && entry.propagation_checks.unwrap_or(0) + 1
+                                            < dns01::MAX_PROPAGATION_CHECKS =>
+                                {
+                                    let tries = entry.propagation_checks.unwrap_or(0) + 1;
+                                    entry.propagation_checks = Some(tries);
+                                    entry.error = Some(format!(
+                                        "writing the TXT record at {name} failed, trying again \
+                                         (try {tries}): {e}"
+                                    ));
+                                    ctx.dns01_checked_lock().insert(present_key, Instant::now());
+                                    let left = dns01::CHECK_INTERVAL;
+                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
+                                    current.push(entry);
+                                    continue;
+                                }
+                                Err(e) => {
+                                    current.push(entry);
+                                    failure = Some(format!(
+                                        "writing the TXT record for {identifier} at {name}: {e}"
+                                    ));
+                                    break;
+                                }
                             }
+                            ctx.dns01_checked_lock().remove(&present_key);
+                            entry.error = None;
                             entry.propagation_checks = Some(0);
                             entry.state = Some(PRESENTED.into());
                         }
@@ -507,7 +586,39 @@ pub async fn present_challenges(
         Ok(Action::requeue(poll_delay(since.elapsed())))
     } else {
         // The status write just made wakes us up; this is only a fallback.
-        Ok(Action::requeue(Duration::from_secs(2)))
+        let fallback = Duration::from_secs(2);
+        Ok(Action::requeue(wake_in.map_or(fallback, |w| {
+            w.clamp(Duration::from_millis(100), fallback)
+        })))
+    }
+}
+
+/// `Some(why)` while the provider still applies the change that wrote `name` = `value`
+/// (Route53: not yet `INSYNC`); `None` when there is none to wait for (any more). Asks once.
+async fn provider_change_pending(
+    ctx: &Ctx,
+    issuer: &ResolvedIssuer,
+    solver: &crate::api::issuer::Dns01Solver,
+    name: &str,
+    value: &str,
+) -> Option<String> {
+    let key = dns01::change_key(name, value);
+    let change = ctx.dns01_changes_lock().get(&key).cloned()?;
+    let applied = match dns01::provider(ctx, issuer, solver).await {
+        Ok(p) => p.change_applied(&change).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok(true) => {
+            ctx.dns01_changes_lock().remove(&key);
+            None
+        }
+        Ok(false) => Some(format!(
+            "the DNS provider is still applying change {change} (not yet INSYNC)"
+        )),
+        Err(e) => Some(format!(
+            "asking the DNS provider about change {change}: {e}"
+        )),
     }
 }
 

@@ -71,6 +71,16 @@ pub struct ControllerArgs {
     /// the zone's authoritative ones, e.g. for split-horizon DNS.
     #[arg(long, value_delimiter = ',')]
     pub dns01_check_nameservers: Vec<String>,
+    /// DNS-01 with Cloudflare or Route53: resolvers (`host[:port]`, comma-separated) for the
+    /// propagation check's SOA, NS and CNAME lookups (default: /etc/resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    pub dns01_recursive_nameservers: Vec<String>,
+    /// The Cloudflare v4 API base URL (for API-compatible gateways and tests).
+    #[arg(long, default_value = crate::solver::dns01::cloudflare::DEFAULT_BASE_URL)]
+    pub dns01_cloudflare_api_url: String,
+    /// The Route53 API endpoint (for API-compatible gateways, VPC endpoints and tests).
+    #[arg(long, default_value = crate::solver::dns01::route53::DEFAULT_ENDPOINT)]
+    pub dns01_route53_endpoint: String,
     /// Elect a leader on a Lease: only the holder reconciles; every replica serves HTTP-01 tokens
     /// and metrics.
     #[arg(long)]
@@ -143,6 +153,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
         http01_service: args.http01_service.clone(),
         dns01_check_nameservers: args.dns01_check_nameservers.clone(),
+        dns01_recursive_nameservers: args.dns01_recursive_nameservers.clone(),
+        dns01_cloudflare_api_url: args.dns01_cloudflare_api_url.clone(),
+        dns01_route53_endpoint: args.dns01_route53_endpoint.clone(),
         ari_recheck: RecheckBounds {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
@@ -194,6 +207,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         certificates: store.clone(),
         polling_since: Default::default(),
+        dns01_changes: Default::default(),
+        dns01_checked: Default::default(),
     });
 
     // Listeners first: a port clash fails start-up loudly.

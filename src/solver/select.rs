@@ -115,6 +115,7 @@ mod tests {
                     nameserver: ns.into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             }),
         }
     }

@@ -15,7 +15,8 @@
 //!   value (Cloudflare may return TXT content wrapped in quotes; both forms match). No such
 //!   record, or "record does not exist" (81044) on delete, is success.
 //! - Errors: a non-2xx status or `"success": false` becomes [`Dns01Error::Api`] with Cloudflare's
-//!   `errors[].code` and `message`, naming the zone or record involved.
+//!   `errors[].code` and `message`, naming the zone or record involved; an API that cannot be
+//!   reached is [`Dns01Error::Io`] / [`Dns01Error::Timeout`].
 //! - The API base URL is configurable ([`DEFAULT_BASE_URL`] by default); `http://` URLs are
 //!   allowed so that the provider can be pointed at a local test server.
 
@@ -175,24 +176,25 @@ impl Failure {
         self.errors.iter().any(|e| codes.contains(&e.code))
     }
 
-    fn into_error(self, op: String) -> Dns01Error {
-        let mut detail = format!("HTTP {}", self.status.as_u16());
-        if self.errors.is_empty() {
+    fn into_error(self, op: String, endpoint: &str) -> Dns01Error {
+        let detail = if self.errors.is_empty() {
             match self.raw {
-                Some(raw) if !raw.trim().is_empty() => {
-                    detail.push_str(": ");
-                    detail.push_str(&truncate(raw.trim(), 300));
-                }
-                _ => detail.push_str(": no error details in the answer"),
+                Some(raw) if !raw.trim().is_empty() => truncate(raw.trim(), 300),
+                _ => "no error details in the answer".to_string(),
             }
-        }
-        for e in &self.errors {
-            detail.push_str(&format!(", error {}: {}", e.code, e.message));
-        }
+        } else {
+            self.errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         Dns01Error::Api {
-            provider: "Cloudflare".into(),
+            provider: "Cloudflare",
+            endpoint: endpoint.to_string(),
             op,
-            status: Some(self.status.as_u16()),
+            status: self.status.as_u16(),
+            code: self.errors.first().map(|e| e.code.to_string()),
             detail,
         }
     }
@@ -256,11 +258,16 @@ impl Cloudflare {
         &self.config
     }
 
+    /// The zone cache, tolerant of a poisoned lock (the map stays usable).
+    fn zone_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Zone>> {
+        self.zones.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The Cloudflare zone holding `fqdn`: the longest suffix of it that Cloudflare knows as a
     /// zone. Remembered per record name.
     pub async fn zone_for(&self, fqdn: &str) -> Result<Zone, Dns01Error> {
         let name = checked_name(fqdn)?;
-        if let Some(zone) = self.zones.lock().expect("zone cache").get(&name) {
+        if let Some(zone) = self.zone_cache().get(&name) {
             return Ok(zone.clone());
         }
         let mut tried = Vec::new();
@@ -282,10 +289,7 @@ impl Cloudflare {
                     id: z.id,
                     name: normalize_name(&z.name),
                 };
-                self.zones
-                    .lock()
-                    .expect("zone cache")
-                    .insert(name.clone(), zone.clone());
+                self.zone_cache().insert(name.clone(), zone.clone());
                 return Ok(zone);
             }
             tried.push(candidate.to_string());
@@ -398,7 +402,7 @@ impl Cloudflare {
 
     fn fail(&self, failure: Result<Failure, Dns01Error>, op: String) -> Dns01Error {
         match failure {
-            Ok(f) => f.into_error(op),
+            Ok(f) => f.into_error(op, &self.config.base_url),
             Err(Dns01Error::Io { server, source, .. }) => Dns01Error::Io { server, op, source },
             Err(Dns01Error::Timeout {
                 server, timeout, ..
@@ -426,7 +430,8 @@ impl Cloudflare {
         let server = self.config.base_url.clone();
         let uri = format!("{}{}", self.config.base_url, path_and_query);
         let body = match body {
-            Some(v) => Bytes::from(serde_json::to_vec(&v).expect("JSON value serializes")),
+            // A `Value` always serializes; an empty body would be refused by the API anyway.
+            Some(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
             None => Bytes::new(),
         };
         let request = Request::builder()
@@ -1035,7 +1040,8 @@ mod tests {
             matches!(
                 err,
                 Dns01Error::Api {
-                    status: Some(403),
+                    status: 403,
+                    provider: "Cloudflare",
                     ..
                 }
             ),
@@ -1045,7 +1051,10 @@ mod tests {
         assert!(text.contains("Authentication error"), "{text}");
         assert!(text.contains("HTTP 403"), "{text}");
         assert!(text.contains(NAME), "{text}");
-        assert!(text.starts_with("Cloudflare API: "), "{text}");
+        assert!(
+            text.starts_with(&format!("Cloudflare API at {url} refused ")),
+            "{text}"
+        );
         assert!(!err.is_transient());
         assert_eq!(err.metric_label(), "api");
 
@@ -1072,8 +1081,8 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "Cloudflare API: creating TXT record {NAME} = \"v\" in zone example.com \
-                 (id zone-ex): HTTP 403, error 10000: Authentication error"
+                "Cloudflare API at {url} refused creating TXT record {NAME} = \"v\" in zone \
+                 example.com (id zone-ex): HTTP 403: 10000: Authentication error"
             )
         );
         assert_eq!(fake.seen().len(), 1);

@@ -1,8 +1,8 @@
 //! DNS-01: put a TXT value at `_acme-challenge.<name>` through a DNS provider, check that the
 //! zone's authoritative nameservers serve it, and remove it again.
 //!
-//! - [`DnsProvider`] is the trait every provider implements (RFC 2136 in [`rfc2136`]; the cloud
-//!   APIs later). `present` *adds* one value and `clean_up` removes exactly that value, so a
+//! - [`DnsProvider`] is the trait every provider implements (RFC 2136 in [`rfc2136`], Cloudflare
+//!   in [`cloudflare`], Route53 in [`route53`]). `present` *adds* one value and `clean_up` removes exactly that value, so a
 //!   wildcard and its apex (two values at one name) can be in flight at the same time.
 //! - [`propagation`] is the self-check run before telling the CA: one round of queries per call,
 //!   never a sleep; the caller schedules the next round.
@@ -22,10 +22,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
 
+pub mod aws_credentials;
 pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
 pub mod route53;
+pub mod sts;
 mod wire;
 
 /// How long one DNS exchange (one query or one update, including a TCP retry) may take.
@@ -55,6 +57,25 @@ pub trait DnsProvider: Send + Sync {
         fqdn: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), Dns01Error>>;
+
+    /// Like [`DnsProvider::present`], and returns the id of a change the provider applies
+    /// asynchronously (Route53's change id), to be asked about with
+    /// [`DnsProvider::change_applied`]. Providers that apply at once return `None`.
+    fn present_change<'a>(
+        &'a self,
+        fqdn: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Dns01Error>> {
+        Box::pin(async move { self.present(fqdn, value).await.map(|()| None) })
+    }
+
+    /// Whether the change `id` returned by [`DnsProvider::present_change`] is applied on the
+    /// provider's side (Route53: `INSYNC`). Asks once and never waits, so a reconcile can poll it
+    /// on its own schedule.
+    fn change_applied<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, Dns01Error>> {
+        let _ = id;
+        Box::pin(async { Ok(true) })
+    }
 }
 
 /// What went wrong in a DNS-01 step. The messages name the server, zone and name involved and
@@ -118,33 +139,23 @@ pub enum Dns01Error {
         server: String,
         detail: String,
     },
-    /// A DNS provider's HTTP API refused a request (non-2xx status or an error in the body).
-    /// `detail` carries the HTTP status and the provider's own error codes and messages.
-    #[error("{provider} API: {op}: {detail}")]
+    /// A DNS provider's HTTP API answered with an error (non-2xx, or Cloudflare's
+    /// `"success": false`). One shape for every cloud provider, so status messages, metrics and
+    /// retry decisions treat them alike; a provider that cannot be reached is [`Dns01Error::Io`]
+    /// or [`Dns01Error::Timeout`] instead.
+    #[error("{provider} API at {endpoint} refused {op}: HTTP {status}: {detail}")]
     Api {
-        provider: String,
-        op: String,
-        /// The HTTP status, when an answer came back.
-        status: Option<u16>,
-        detail: String,
-    },
-    /// A DNS provider's HTTP API answered with an error (status, and the API's own error code
-    /// and message).
-    #[error("{provider} API at {endpoint} rejected {op}: HTTP {status}: {code}: {message}")]
-    ApiRejected {
+        /// `Cloudflare`, `Route53`.
         provider: &'static str,
+        /// The API base URL or endpoint asked.
         endpoint: String,
+        /// What was being done, naming the zone and record.
         op: String,
         status: u16,
-        code: String,
-        message: String,
-    },
-    /// A DNS provider's HTTP API could not be reached or its answer could not be read.
-    #[error("{provider} API at {endpoint}: {op}: {detail}")]
-    ApiUnreachable {
-        provider: &'static str,
-        endpoint: String,
-        op: String,
+        /// The provider's own error code (Route53's `Code`, Cloudflare's first `errors[].code`),
+        /// used to tell throttling from refusal.
+        code: Option<String>,
+        /// The provider's words: `Code: Message` pairs, or the body when it had no error list.
         detail: String,
     },
     /// A server's answer could not be used (unparseable, bad TSIG signature, ...).
@@ -161,23 +172,20 @@ impl Dns01Error {
     /// as opposed to a configuration or authorization problem that needs a change first.
     pub fn is_transient(&self) -> bool {
         match self {
-            Dns01Error::Io { .. }
-            | Dns01Error::Timeout { .. }
-            | Dns01Error::Protocol { .. }
-            | Dns01Error::ApiUnreachable { .. } => true,
-            Dns01Error::ApiRejected { status, code, .. } => {
+            Dns01Error::Io { .. } | Dns01Error::Timeout { .. } | Dns01Error::Protocol { .. } => {
+                true
+            }
+            Dns01Error::Api { status, code, .. } => {
                 *status >= 500
+                    || *status == 408
                     || *status == 429
                     || matches!(
-                        code.as_str(),
-                        "Throttling" | "ThrottlingException" | "PriorRequestNotComplete"
+                        code.as_deref(),
+                        Some("Throttling" | "ThrottlingException" | "PriorRequestNotComplete")
                     )
             }
             Dns01Error::QueryFailed { rcode, .. } | Dns01Error::UpdateRejected { rcode, .. } => {
                 rcode == "SERVFAIL"
-            }
-            Dns01Error::Api { status, .. } => {
-                status.is_none_or(|s| s == 408 || s == 429 || s >= 500)
             }
             Dns01Error::InvalidName { .. }
             | Dns01Error::Config(_)
@@ -198,8 +206,6 @@ impl Dns01Error {
             Dns01Error::ZoneNotFound { .. } => "zone_not_found",
             Dns01Error::Protocol { .. } => "protocol",
             Dns01Error::Api { .. } => "api",
-            Dns01Error::ApiRejected { .. } => "api_rejected",
-            Dns01Error::ApiUnreachable { .. } => "api_unreachable",
         }
     }
 }

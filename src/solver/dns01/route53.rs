@@ -1,7 +1,7 @@
 //! Amazon Route53, through its REST/XML API (version 2013-04-01), signed with AWS SigV4.
 //!
-//! - Credentials: static ones only (access key id, secret access key, optional session token).
-//!   The ambient AWS chain (environment, web identity, instance metadata) is not implemented yet.
+//! - Credentials: given in [`Route53Config`] (static keys from the Issuer, or the controller's
+//!   ambient ones found by [`super::aws_credentials::ambient`]).
 //! - Signing: the `aws-sigv4` crate (smithy-rs) with service `route53` and region `us-east-1`,
 //!   whatever `region` says (Route53 is a global service signed in us-east-1). The signed
 //!   headers are `host`, `x-amz-date`, `x-amz-content-sha256` and, with a session token,
@@ -16,9 +16,11 @@
 //!   apex presented at once do not lose each other's value; two *processes* writing the same name
 //!   at the same moment can still race (Route53 has no conditional writes).
 //! - Propagation inside Route53: a change starts `PENDING`; [`Route53::change_status`] asks once
-//!   whether it is `INSYNC` and never waits, so the controller can poll on its own schedule.
-//! - Errors: a non-2xx answer becomes [`Dns01Error::ApiRejected`] with Route53's error `Code` and
-//!   `Message` (from `<ErrorResponse>`, or from `<InvalidChangeBatch><Messages>`).
+//!   whether it is `INSYNC` and never waits, so the controller can poll on its own schedule
+//!   (through [`DnsProvider::present_change`] / [`DnsProvider::change_applied`]).
+//! - Errors: a non-2xx answer becomes [`Dns01Error::Api`] with Route53's error `Code` and
+//!   `Message` (from `<ErrorResponse>`, or from `<InvalidChangeBatch><Messages>`); an endpoint
+//!   that cannot be reached is [`Dns01Error::Io`].
 
 use std::time::SystemTime;
 
@@ -52,6 +54,9 @@ pub const DEFAULT_TTL: u32 = 60;
 pub const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
 const PROVIDER: &str = "Route53";
+
+/// Upper bound on ListHostedZonesByName pages for one name (100 zones each).
+const MAX_ZONE_PAGES: u32 = 100;
 
 /// Where and how to reach Route53 (cert-manager's `route53` solver fields, with the secrets
 /// already read from their Secrets).
@@ -115,7 +120,7 @@ pub struct Route53 {
     /// The endpoint without a trailing slash.
     endpoint: String,
     /// HTTPS (or plain HTTP for a local endpoint), HTTP/1.1.
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: AwsHttpClient,
     /// Serializes the read-modify-write of record sets.
     lock: tokio::sync::Mutex<()>,
 }
@@ -134,46 +139,16 @@ impl Route53 {
     /// A provider for this configuration. `https://` endpoints are verified against the system's
     /// trusted roots.
     pub fn new(config: Route53Config) -> Result<Self, Dns01Error> {
-        let endpoint = config.endpoint.trim().trim_end_matches('/').to_string();
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|e| Dns01Error::Config(format!("Route53 endpoint {endpoint:?}: {e}")))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => crate::acme::http::tls_config(crate::acme::http::Trust::System)
-                .map_err(|e| Dns01Error::Config(format!("Route53 endpoint {endpoint}: {e}")))?,
-            Some("http") => {
-                let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| Dns01Error::Config(e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            }
-            _ => {
-                return Err(Dns01Error::Config(format!(
-                    "Route53 endpoint {endpoint:?}: must start with https:// (or http://)"
-                )));
-            }
-        };
-        if uri.host().is_none() || !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(Dns01Error::Config(format!(
-                "Route53 endpoint {endpoint:?}: expected scheme://host[:port] only"
-            )));
-        }
+        let (endpoint, client) = aws_client(&config.endpoint, PROVIDER)?;
         if config.access_key_id.trim().is_empty() || config.secret_access_key.is_empty() {
             return Err(Dns01Error::Config(
                 "Route53: the access key id and the secret access key must be set".into(),
             ));
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Route53 {
             config,
             endpoint,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -272,24 +247,7 @@ impl Route53 {
         }
         let mut candidate = name.as_str();
         loop {
-            let op = format!("ListHostedZonesByName {candidate}");
-            let body = self
-                .call(
-                    "GET",
-                    "/2013-04-01/hostedzonesbyname",
-                    &[("dnsname", candidate)],
-                    None,
-                    &op,
-                )
-                .await?;
-            let resp: ListHostedZonesByNameResponse = self.parse(&body, &op)?;
-            let found = resp.hosted_zones.zones.iter().find(|z| {
-                normalize_name(&z.name) == candidate
-                    && !z.config.as_ref().is_some_and(|c| c.private_zone)
-            });
-            if let Some(zone) = found {
-                let id = zone.id.trim_start_matches("/hostedzone/").to_string();
-                check_id(&id, "hosted zone id")?;
+            if let Some(id) = self.public_zone_named(candidate).await? {
                 return Ok(id);
             }
             match candidate.split_once('.') {
@@ -305,6 +263,54 @@ impl Route53 {
                 }
             }
         }
+    }
+
+    /// The id of the public hosted zone named exactly `zone`, if there is one. The listing starts
+    /// at `zone` and is ordered by name, so every zone of that name (an account may hold many
+    /// private ones) comes first; pages are followed while they still hold that name.
+    async fn public_zone_named(&self, zone: &str) -> Result<Option<String>, Dns01Error> {
+        let mut next_id: Option<String> = None;
+        for page in 1..=MAX_ZONE_PAGES {
+            let op = format!("ListHostedZonesByName {zone} (page {page})");
+            let mut query = vec![("dnsname", zone)];
+            if let Some(id) = next_id.as_deref() {
+                query.push(("hostedzoneid", id));
+            }
+            let body = self
+                .call("GET", "/2013-04-01/hostedzonesbyname", &query, None, &op)
+                .await?;
+            let resp: ListHostedZonesByNameResponse = self.parse(&body, &op)?;
+            let mut passed = false;
+            for z in &resp.hosted_zones.zones {
+                if normalize_name(&z.name) != zone {
+                    passed = true;
+                    break;
+                }
+                if !z.config.as_ref().is_some_and(|c| c.private_zone) {
+                    let id = z.id.trim_start_matches("/hostedzone/").to_string();
+                    check_id(&id, "hosted zone id")?;
+                    return Ok(Some(id));
+                }
+            }
+            let more = resp.is_truncated
+                && resp
+                    .next_dns_name
+                    .as_deref()
+                    .is_some_and(|n| normalize_name(n) == zone);
+            if passed || !more {
+                return Ok(None);
+            }
+            next_id = resp
+                .next_hosted_zone_id
+                .map(|id| id.trim_start_matches("/hostedzone/").to_string());
+            if next_id.is_none() {
+                return Err(self.protocol(&op, "truncated listing without NextHostedZoneId".into()));
+            }
+        }
+        Err(self.protocol(
+            &format!("ListHostedZonesByName {zone}"),
+            format!("more than {MAX_ZONE_PAGES} pages of zones named {zone}"),
+        ))
     }
 
     /// The TXT set at `name` in zone `zone`, if there is one.
@@ -442,13 +448,13 @@ impl Route53 {
                 String::from_utf8_lossy(&body).chars().take(500).collect(),
             )
         });
-        Err(Dns01Error::ApiRejected {
+        Err(Dns01Error::Api {
             provider: PROVIDER,
             endpoint: self.endpoint.clone(),
             op: op.to_string(),
             status: status.as_u16(),
-            code,
-            message,
+            detail: format!("{code}: {message}"),
+            code: Some(code),
         })
     }
 
@@ -472,11 +478,10 @@ impl Route53 {
     }
 
     fn unreachable(&self, op: Op<'_>, detail: String) -> Dns01Error {
-        Dns01Error::ApiUnreachable {
-            provider: PROVIDER,
-            endpoint: self.endpoint.clone(),
+        Dns01Error::Io {
+            server: self.endpoint.clone(),
             op: op.to_string(),
-            detail,
+            source: std::io::Error::other(detail),
         }
     }
 }
@@ -497,7 +502,65 @@ impl DnsProvider for Route53 {
     ) -> BoxFuture<'a, Result<(), Dns01Error>> {
         Box::pin(async move { self.clean_up_value(fqdn, value).await.map(|_| ()) })
     }
+
+    fn present_change<'a>(
+        &'a self,
+        fqdn: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Dns01Error>> {
+        Box::pin(self.present_value(fqdn, value))
+    }
+
+    fn change_applied<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, Dns01Error>> {
+        Box::pin(self.change_status(id))
+    }
 }
+
+/// An HTTP/1.1 client for an AWS endpoint (`scheme://host[:port]`, https verified against the
+/// system roots, or plain http for local tests), and the endpoint without a trailing slash.
+pub(super) fn aws_client(
+    endpoint: &str,
+    service: &str,
+) -> Result<(String, AwsHttpClient), Dns01Error> {
+    let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| Dns01Error::Config(format!("{service} endpoint {endpoint:?}: {e}")))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => crate::acme::http::tls_config(crate::acme::http::Trust::System)
+            .map_err(|e| Dns01Error::Config(format!("{service} endpoint {endpoint}: {e}")))?,
+        Some("http") => {
+            let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Dns01Error::Config(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        }
+        _ => {
+            return Err(Dns01Error::Config(format!(
+                "{service} endpoint {endpoint:?}: must start with https:// (or http://)"
+            )));
+        }
+    };
+    if uri.host().is_none() || !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(Dns01Error::Config(format!(
+            "{service} endpoint {endpoint:?}: expected scheme://host[:port] only"
+        )));
+    }
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok((
+        endpoint,
+        Client::builder(TokioExecutor::new()).build(connector),
+    ))
+}
+
+/// The HTTP client type of [`aws_client`].
+pub(super) type AwsHttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Signs `request` in place for Route53 (service `route53`, region us-east-1): adds
 /// `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` (with a session token) and
@@ -529,7 +592,7 @@ pub fn sign_request<B>(
     )
 }
 
-fn sign_with<B>(
+pub(super) fn sign_with<B>(
     request: &mut http::Request<B>,
     body: &[u8],
     credentials: Credentials,
@@ -671,6 +734,12 @@ fn uri_encode(s: &str) -> String {
 struct ListHostedZonesByNameResponse {
     #[serde(rename = "HostedZones", default)]
     hosted_zones: HostedZones,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextDNSName")]
+    next_dns_name: Option<String>,
+    #[serde(rename = "NextHostedZoneId")]
+    next_hosted_zone_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -424,6 +424,8 @@ struct MockState {
     /// change id -> times asked
     changes: BTreeMap<String, u32>,
     requests: Vec<Recorded>,
+    /// Zones per ListHostedZonesByName page (100 when unset).
+    zone_page_size: Option<usize>,
     /// Answer the next POST with this InvalidChangeBatch message.
     reject_next_change: Option<String>,
 }
@@ -588,9 +590,24 @@ async fn handle(
                     .trim_end_matches('.')
             );
             let mut zones = st.zones.clone();
-            zones.sort_by(|a, b| a.1.cmp(&b.1));
+            zones.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+            // A later page starts at (dnsname, hostedzoneid).
+            let from_id = query_param(&rec.query, "hostedzoneid").unwrap_or_default();
+            let after: Vec<_> = zones
+                .iter()
+                .filter(|z| (z.1.clone(), z.0.clone()) >= (dns.clone(), from_id.clone()))
+                .collect();
+            let page = st.zone_page_size.unwrap_or(100);
+            let (shown, rest) = after.split_at(after.len().min(page));
+            let next = match rest.first() {
+                Some((id, name, _)) => format!(
+                    "<IsTruncated>true</IsTruncated><NextDNSName>{name}</NextDNSName>\
+                     <NextHostedZoneId>{id}</NextHostedZoneId>"
+                ),
+                None => "<IsTruncated>false</IsTruncated>".to_string(),
+            };
             let mut out = String::new();
-            for (id, name, private) in zones.iter().filter(|z| z.1 >= dns) {
+            for (id, name, private) in shown {
                 out.push_str(&format!(
                     "<HostedZone><Id>/hostedzone/{id}</Id><Name>{name}</Name>\
                      <CallerReference>ref</CallerReference><Config><Comment>c</Comment>\
@@ -603,7 +620,7 @@ async fn handle(
                 format!(
                     "<?xml version=\"1.0\"?>\n<ListHostedZonesByNameResponse xmlns=\"{XMLNS}\">\
                      <HostedZones>{out}</HostedZones><DNSName>{dns}</DNSName>\
-                     <IsTruncated>false</IsTruncated><MaxItems>100</MaxItems>\
+                     {next}<MaxItems>{page}</MaxItems>\
                      </ListHostedZonesByNameResponse>"
                 ),
             )
@@ -896,6 +913,57 @@ async fn zone_discovery_walks_up_and_takes_the_public_zone() {
 }
 
 #[tokio::test]
+async fn zone_discovery_follows_pages_past_private_zones_of_the_same_name() {
+    // Three private zones named example.test sort before the public one (by id), one per page;
+    // a deeper public zone wins over its parent.
+    let mock = Mock::with_zones(&[
+        ("ZA1", "example.test.", true),
+        ("ZA2", "example.test.", true),
+        ("ZA3", "example.test.", true),
+        ("ZB", "example.test.", false),
+        ("ZC", "example.testa.", false),
+        ("ZSUB", "sub.example.test.", false),
+    ]);
+    mock.0.lock().unwrap().zone_page_size = Some(1);
+    let r53 = provider(&mock.serve().await, None);
+    assert_eq!(
+        r53.zone_id("_acme-challenge.www.example.test")
+            .await
+            .unwrap(),
+        "ZB"
+    );
+    let asked: Vec<String> = mock.requests().iter().map(|r| r.query.clone()).collect();
+    assert_eq!(
+        asked,
+        [
+            "dnsname=_acme-challenge.www.example.test",
+            "dnsname=www.example.test",
+            "dnsname=example.test",
+            "dnsname=example.test&hostedzoneid=ZA2",
+            "dnsname=example.test&hostedzoneid=ZA3",
+            "dnsname=example.test&hostedzoneid=ZB",
+        ]
+    );
+    assert_eq!(
+        r53.zone_id("_acme-challenge.sub.example.test")
+            .await
+            .unwrap(),
+        "ZSUB",
+        "the longest matching public zone"
+    );
+
+    // Only private zones of that name: the listing moves past the name and stops there.
+    let mock = Mock::with_zones(&[("ZP", "private.test.", true), ("ZQ", "q.test.", false)]);
+    mock.0.lock().unwrap().zone_page_size = Some(1);
+    let r53 = provider(&mock.serve().await, None);
+    let err = r53
+        .zone_id("_acme-challenge.private.test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Dns01Error::ZoneNotFound { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn change_status_is_polled_not_awaited() {
     let mock = Mock::with_zones(&[("Z1", "example.test.", false)]);
     let r53 = provider(&mock.serve().await, Some("Z1"));
@@ -932,18 +1000,18 @@ async fn api_errors_surface_code_and_message() {
     );
     let err = r53.present(NAME, "v").await.unwrap_err();
     match &err {
-        Dns01Error::ApiRejected {
+        Dns01Error::Api {
             status,
             code,
-            message,
+            detail,
             provider,
             ..
         } => {
             assert_eq!(
-                (*status, code.as_str(), *provider),
-                (400, "InvalidChangeBatch", "Route53")
+                (*status, code.as_deref(), *provider),
+                (400, Some("InvalidChangeBatch"), "Route53")
             );
-            assert!(message.contains("is not permitted"), "{message}");
+            assert!(detail.contains("is not permitted"), "{detail}");
         }
         other => panic!("{other:?}"),
     }
@@ -987,7 +1055,7 @@ async fn api_errors_surface_code_and_message() {
         .present(NAME, "v")
         .await
         .unwrap_err();
-    assert!(matches!(err, Dns01Error::ApiUnreachable { .. }), "{err}");
+    assert!(matches!(err, Dns01Error::Io { .. }), "{err}");
     assert!(err.is_transient());
 }
 
