@@ -331,6 +331,11 @@ async fn start_issuance(
         });
     let (order_status, mut order) = match created {
         Ok(created) => created,
+        Err(Error::Acme { source, .. }) if source.is_bad_nonce() => {
+            // Not the order's failure: ask again in a moment (the claim in status stands).
+            tracing::debug!(cert = %describe(cert), error = %source, "newOrder refused the nonce; retrying");
+            return Ok(Action::requeue(order::TRANSIENT_RETRY));
+        }
         Err(Error::Acme { source, .. }) => {
             let text = source
                 .problem()
