@@ -77,6 +77,12 @@ fn the_benchmark_harness_runs_every_scenario_at_smoke_size() {
         assert!(run["api_writes"].as_f64().unwrap() > 0.0, "{run:#}");
     }
     assert_eq!(report["unrelated_secrets"]["unrelated_secrets"], 50);
+    assert!(
+        report["unrelated_secrets"]["unrelated_secrets_create_s"]
+            .as_f64()
+            .is_some(),
+        "{report:#}"
+    );
     let idle = &report["idle"];
     assert_eq!(idle["n"], 10, "{report:#}");
     for key in ["acme_requests", "api_writes", "cpu_percent_of_one_core"] {

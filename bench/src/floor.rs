@@ -102,7 +102,9 @@ fn acme_total(metrics: &Metrics) -> f64 {
 /// with a fresh key of the controller's default type, download the chain.
 async fn issue_one(account: &Account, name: &str, tokens: &Tokens) -> Result<()> {
     let ids = [Identifier::Dns(name.to_string())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+    let mut order = account
+        .new_order(&NewOrder::new(&ids).profile("default"))
+        .await?;
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
         let mut authz = authz?;
