@@ -136,6 +136,10 @@ pub async fn drive_order(
             apply_status(api, cert, &status).await?;
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
+        Err(e) if e.is_bad_nonce() => {
+            tracing::debug!(cert = %describe(cert), error = %e, "fetching the order: nonce refused; retrying");
+            return Ok(Action::requeue(TRANSIENT_RETRY));
+        }
         Err(e) => {
             // Network trouble or a CA hiccup: try again later without counting a failure.
             tracing::warn!(cert = %describe(cert), error = %e, "fetching the order failed");
@@ -249,6 +253,11 @@ pub async fn present_challenges(
         let mut authz = match next {
             Ok(a) => a,
             Err(e) => {
+                let e = AcmeError::from(e);
+                if e.is_bad_nonce() {
+                    tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
+                    return Ok(Action::requeue(TRANSIENT_RETRY));
+                }
                 tracing::warn!(cert = %describe(cert), error = %e, "fetching an authorization failed");
                 return Ok(Action::requeue(Duration::from_secs(5)));
             }
