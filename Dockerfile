@@ -18,7 +18,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl \
+    cargo build --release --locked --bin ferrocert --target x86_64-unknown-linux-musl \
  && cp target/x86_64-unknown-linux-musl/release/ferrocert /ferrocert
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -418,6 +418,7 @@ async fn start_issuance(
         && let Err(e) = &created
         && e.problem().is_some()
         && !e.is_rate_limited()
+        && !e.is_bad_nonce()
     {
         // E.g. `alreadyReplaced` after an earlier replacement order: the renewal matters more
         // than the hint, so order again without it.
@@ -430,6 +431,11 @@ async fn start_issuance(
     });
     let (order_status, mut order) = match created {
         Ok(created) => created,
+        Err(Error::Acme { source, .. }) if source.is_bad_nonce() => {
+            // Not the order's failure: ask again in a moment (the claim in status stands).
+            tracing::debug!(cert = %describe(cert), error = %source, "newOrder refused the nonce; retrying");
+            return Ok(Action::requeue(order::TRANSIENT_RETRY));
+        }
         Err(Error::Acme { source, .. }) => {
             let text = source
                 .problem()

@@ -31,6 +31,17 @@ use crate::solver::select::{Target, select};
 const PRESENTED: &str = "presented";
 const PROCESSING: &str = "processing";
 
+/// How soon to repeat a step the CA refused for a transient reason (a refused nonce).
+pub const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
+
+/// Why the CA was not told a challenge is ready.
+enum TellFailure {
+    /// Worth repeating at once (see [`AcmeError::is_bad_nonce`]).
+    Transient(String),
+    /// The attempt failed; the message to record.
+    Failed(String),
+}
+
 /// The account client for an issuer: the cached one, or restored from its key.
 pub async fn account_for(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Account, Error> {
     let config = issuer_account_config(issuer)?;
@@ -134,6 +145,10 @@ pub async fn drive_order(
             apply_status(api, cert, &status).await?;
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
+        Err(e) if e.is_bad_nonce() => {
+            tracing::debug!(cert = %describe(cert), error = %e, "fetching the order: nonce refused; retrying");
+            return Ok(Action::requeue(TRANSIENT_RETRY));
+        }
         Err(e) => {
             // Network trouble or a CA hiccup: try again later without counting a failure.
             tracing::warn!(cert = %describe(cert), error = %e, "fetching the order failed");
@@ -157,6 +172,10 @@ pub async fn drive_order(
                 source,
             })?;
             if let Err(e) = order.finalize_csr(&csr).await.map_err(AcmeError::from) {
+                if e.is_bad_nonce() {
+                    tracing::debug!(cert = %describe(cert), error = %e, "finalize refused the nonce; retrying");
+                    return Ok(Action::requeue(TRANSIENT_RETRY));
+                }
                 let text = e
                     .problem()
                     .map(problem_text)
@@ -239,11 +258,17 @@ pub async fn present_challenges(
     // Sooner than the usual 2 s fallback, when a wait ends before that.
     let mut wake_in: Option<Duration> = None;
     let mut failure: Option<String> = None;
+    let mut transient: Option<String> = None;
     let mut authzs = order.authorizations();
     while let Some(next) = authzs.next().await {
         let mut authz = match next {
             Ok(a) => a,
             Err(e) => {
+                let e = AcmeError::from(e);
+                if e.is_bad_nonce() {
+                    tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
+                    return Ok(Action::requeue(TRANSIENT_RETRY));
+                }
                 tracing::warn!(cert = %describe(cert), error = %e, "fetching an authorization failed");
                 return Ok(Action::requeue(Duration::from_secs(5)));
             }
@@ -354,11 +379,18 @@ pub async fn present_challenges(
                                     wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
                                 }
                                 (Ok(r), _) if r.all_visible() => {
-                                    if let Err(e) =
-                                        tell_ca(&mut authz, ChallengeType::Dns01, &identifier).await
+                                    match tell_ca(&mut authz, ChallengeType::Dns01, &identifier)
+                                        .await
                                     {
-                                        failure = Some(e);
-                                        break;
+                                        Ok(()) => {}
+                                        Err(TellFailure::Transient(why)) => {
+                                            transient = Some(why);
+                                            break;
+                                        }
+                                        Err(TellFailure::Failed(e)) => {
+                                            failure = Some(e);
+                                            break;
+                                        }
                                     }
                                     told_ca = true;
                                     entry.error = None;
@@ -516,11 +548,16 @@ pub async fn present_challenges(
                             == Some(token.as_str()) =>
                     {
                         apply_route(ctx, &route, ingress).await?;
-                        if let Err(e) =
-                            tell_ca(&mut authz, ChallengeType::Http01, &identifier).await
-                        {
-                            failure = Some(e);
-                            break;
+                        match tell_ca(&mut authz, ChallengeType::Http01, &identifier).await {
+                            Ok(()) => {}
+                            Err(TellFailure::Transient(why)) => {
+                                transient = Some(why);
+                                break;
+                            }
+                            Err(TellFailure::Failed(e)) => {
+                                failure = Some(e);
+                                break;
+                            }
                         }
                         told_ca = true;
                         entry.state = Some(PROCESSING.into());
@@ -552,13 +589,25 @@ pub async fn present_challenges(
         }
         current.push(entry);
     }
-    if let Some(message) = failure {
+    if failure.is_some() || transient.is_some() {
         // Keep what this round wrote (DNS records) so the failure path removes it too.
-        for p in previous {
+        for p in &previous {
             if !current.iter().any(|a| a.url == p.url) {
-                current.push(p);
+                current.push(p.clone());
             }
         }
+    }
+    if let Some(why) = transient {
+        // Record what this round did (presented records included), then repeat the step.
+        tracing::debug!(cert = %describe(cert), "telling the CA failed transiently ({why}); retrying");
+        recorded.authorizations = current;
+        if status.order.as_ref() != Some(&recorded) {
+            status.order = Some(recorded);
+            apply_status(api, cert, &status).await?;
+        }
+        return Ok(Action::requeue(TRANSIENT_RETRY));
+    }
+    if let Some(message) = failure {
         recorded.authorizations = current;
         status.order = Some(recorded);
         return record_failure(ctx, api, issuer, cert, status, &message, false).await;
@@ -630,28 +679,33 @@ fn challenge_error(challenges: &[instant_acme::Challenge]) -> String {
         .unwrap_or_else(|| "the challenge is invalid".into())
 }
 
-/// Tells the CA a challenge is ready to be validated; the error is the message to record.
+/// Tells the CA a challenge is ready to be validated.
 async fn tell_ca<'a>(
     authz: &'a mut instant_acme::AuthorizationHandle<'a>,
     kind: ChallengeType,
     identifier: &str,
-) -> Result<(), String> {
+) -> Result<(), TellFailure> {
     let Some(mut handle) = authz.challenge(kind) else {
-        return Err(format!(
+        return Err(TellFailure::Failed(format!(
             "the CA's authorization for {identifier} lost its challenge"
-        ));
+        )));
     };
     handle
         .set_ready()
         .await
         .map_err(AcmeError::from)
         .map_err(|e| {
-            format!(
+            let text = format!(
                 "telling the CA the challenge for {identifier} is ready failed: {}",
                 e.problem()
                     .map(problem_text)
                     .unwrap_or_else(|| e.to_string())
-            )
+            );
+            if e.is_bad_nonce() {
+                TellFailure::Transient(text)
+            } else {
+                TellFailure::Failed(text)
+            }
         })
 }
 
