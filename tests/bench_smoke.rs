@@ -90,10 +90,14 @@ fn the_benchmark_harness_runs_every_scenario_at_smoke_size() {
     }
     let restart = &report["restart"];
     assert_eq!(restart["n"], 10, "{report:#}");
+    // Only the benchmark's own Certificates: the README's test command may run on an environment
+    // that still holds other tests' Certificates (some due for a retry), which the restarted
+    // controller rightly orders for.
     assert_eq!(
-        restart["orders_created"], 0.0,
-        "a restart created orders: {restart:#}"
+        restart["bench_reissued"], 0,
+        "a restart re-issued the benchmark's Certificates: {restart:#}"
     );
+    assert!(restart["orders_created"].as_f64().is_some(), "{restart:#}");
     assert_eq!(restart["ready_after"], 10, "{restart:#}");
     assert!(
         restart["recheck_s"].as_f64().is_some(),

@@ -104,9 +104,10 @@ impl Report {
         if let Some(r) = &self.restart {
             let _ = writeln!(
                 out,
-                "\nRestart ({} Ready): orders created {}, every Certificate re-checked after {} (start-up {:.2} s, reconciles {} until quiet at {:.1} s), ACME requests {}, API writes {}, API {}, CPU {:.2} s, peak RSS {:.1} MiB, Ready after {}",
+                "\nRestart ({} Ready): orders created {} (benchmark Certificates re-issued {}), every Certificate re-checked after {} (start-up {:.2} s, reconciles {} until quiet at {:.1} s), ACME requests {}, API writes {}, API {}, CPU {:.2} s, peak RSS {:.1} MiB, Ready after {}",
                 r.n,
                 r.orders_created,
+                r.bench_reissued,
                 r.recheck_s
                     .map(|s| format!("{s:.2} s"))
                     .unwrap_or_else(|| "never".into()),
