@@ -547,7 +547,8 @@ pub async fn present_challenges(
                         if was.as_ref().and_then(|w| w.token.as_deref())
                             == Some(token.as_str()) =>
                     {
-                        apply_route(ctx, &route, ingress).await?;
+                        // The Ingress and Service were applied before `presented` was recorded
+                        // (and are removed only when the attempt ends): no second apply.
                         match tell_ca(&mut authz, ChallengeType::Http01, &identifier).await {
                             Ok(()) => {}
                             Err(TellFailure::Transient(why)) => {
