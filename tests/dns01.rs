@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, pebble_ca_bundle, ready_condition, verify_chain, wait_cert_ready,
-    wait_for, wait_issuer_ready,
+    apply, client, controller, pebble_certificate, pebble_issuer, ready_condition, txt_records,
+    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::issuer::TsigAlgorithm;
@@ -35,24 +35,9 @@ fn rfc2136_solver(selector: Value, follow: bool) -> Value {
     solver
 }
 
-fn issuer(solvers: Value) -> Value {
-    json!({
-        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "pebble"},
-        "spec": {"acme": {
-            "server": env_var("PEBBLE_DIRECTORY"),
-            "caBundle": pebble_ca_bundle(),
-            "privateKeySecretRef": {"name": "pebble-account"},
-            "profile": "default",
-            "solvers": solvers
-        }}
-    })
-}
-
+/// A Certificate for the Issuer `pebble` with these DNS names.
 fn certificate(name: &str, dns: &[String]) -> Value {
-    json!({
-        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name},
-        "spec": {"secretName": format!("{name}-tls"), "dnsNames": dns, "issuerRef": {"name": "pebble"}}
-    })
+    pebble_certificate(name, dns, json!({}))
 }
 
 async fn namespace(prefix: &str, tsig_secret: &str, solvers: Value) -> String {
@@ -70,22 +55,13 @@ async fn namespace(prefix: &str, tsig_secret: &str, solvers: Value) -> String {
         ],
         None,
     );
-    apply(&ns, &issuer(solvers));
+    apply(
+        &ns,
+        &pebble_issuer("pebble", "pebble-account", json!({"solvers": solvers})),
+    );
     let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
     wait_issuer_ready(&issuers, "pebble").await;
     ns
-}
-
-fn txt_records(name: &str) -> String {
-    let (host, port) = env_var("DNS_SERVER")
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .unwrap();
-    let out = std::process::Command::new("dig")
-        .args(["+short", "-p", &port, &format!("@{host}"), "TXT", name])
-        .output()
-        .expect("dig runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn label() -> String {

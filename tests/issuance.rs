@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, event_count, metric, pebble_issuer, pebble_root, ready_condition,
-    secret_key, solver_objects, subject_cn, verify_chain, verify_chain_to, wait_cert_ready,
-    wait_for, wait_issuer_ready,
+    apply, client, controller, event_count, metric, pebble_certificate as certificate,
+    pebble_issuer, pebble_root, ready_condition, secret_key, solver_objects, subject_cn,
+    verify_chain, verify_chain_to, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -17,20 +17,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-
-fn certificate(name: &str, dns: &[&str], extra: serde_json::Value) -> serde_json::Value {
-    let mut spec = json!({
-        "secretName": format!("{name}-tls"),
-        "dnsNames": dns,
-        "issuerRef": {"name": "pebble"}
-    });
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            s.insert(k.clone(), v.clone());
-        }
-    }
-    json!({"apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})
-}
 
 /// A namespace with a Ready Pebble Issuer named `pebble`.
 async fn namespace_with_issuer(prefix: &str) -> String {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    ControllerProcess, apply, client, event_count, event_fields, merge_fields, pebble_issuer,
+    ControllerProcess, apply, client, event_count, event_fields, pebble_certificate, pebble_issuer,
     secret_field, start_controller_with, verify_chain, wait_cert_ready, wait_for,
     wait_issuer_ready,
 };
@@ -41,18 +41,7 @@ fn zone() -> String {
 }
 
 fn certificate(name: &str, dns: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "secretName": format!("{name}-tls"),
-        "dnsNames": [dns],
-        "issuerRef": {"name": "pebble"}
-    });
-    merge_fields(&mut spec, &extra);
-    json!({
-        "apiVersion": "ferrocert.dev/v1alpha1",
-        "kind": "Certificate",
-        "metadata": {"name": name},
-        "spec": spec
-    })
+    pebble_certificate(name, &[dns], extra)
 }
 
 async fn namespace_with_issuer(prefix: &str, issuer_extra: Value) -> String {

@@ -307,15 +307,14 @@ pub async fn present_challenges(
                     break;
                 };
                 if let Some(dns01) = &solver.dns01 {
-                    let Some(challenge) = authz
-                        .challenges
-                        .iter()
-                        .find(|c| c.r#type == ChallengeType::Dns01)
-                    else {
-                        failure = Some(format!(
-                            "the CA offered no dns-01 challenge for {identifier}"
-                        ));
-                        break;
+                    let challenge = match offered(&authz.challenges, &ChallengeType::Dns01) {
+                        Ok(c) => c,
+                        Err(kind) => {
+                            failure = Some(format!(
+                                "the CA offered no {kind} challenge for {identifier}"
+                            ));
+                            break;
+                        }
                     };
                     let token = challenge.token.clone();
                     let challenge_state = challenge.status;
@@ -517,15 +516,14 @@ pub async fn present_challenges(
                     ));
                     break;
                 };
-                let Some(challenge) = authz
-                    .challenges
-                    .iter()
-                    .find(|c| c.r#type == ChallengeType::Http01)
-                else {
-                    failure = Some(format!(
-                        "the CA offered no http-01 challenge for {identifier}"
-                    ));
-                    break;
+                let challenge = match offered(&authz.challenges, &ChallengeType::Http01) {
+                    Ok(c) => c,
+                    Err(kind) => {
+                        failure = Some(format!(
+                            "the CA offered no {kind} challenge for {identifier}"
+                        ));
+                        break;
+                    }
                 };
                 let token = challenge.token.clone();
                 let challenge_state = challenge.status;
@@ -670,6 +668,21 @@ async fn provider_change_pending(
             "asking the DNS provider about change {change}: {e}"
         )),
     }
+}
+
+/// The challenge of `kind` the CA offered in an authorization; `Err` names the missing type.
+fn offered<'a>(
+    challenges: &'a [instant_acme::Challenge],
+    kind: &ChallengeType,
+) -> Result<&'a instant_acme::Challenge, &'static str> {
+    challenges
+        .iter()
+        .find(|c| c.r#type == *kind)
+        .ok_or(match kind {
+            ChallengeType::Dns01 => "dns-01",
+            ChallengeType::Http01 => "http-01",
+            _ => "such a",
+        })
 }
 
 /// The CA's error text of an invalid challenge.

@@ -191,6 +191,36 @@ pub fn pebble_issuer(
     })
 }
 
+/// A Certificate for the Issuer `pebble` of its namespace, secret `<name>-tls`, with the fields of
+/// `extra` set on its spec.
+pub fn pebble_certificate<S: AsRef<str>>(
+    name: &str,
+    dns: &[S],
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let dns: Vec<&str> = dns.iter().map(AsRef::as_ref).collect();
+    let mut spec = json!({
+        "secretName": format!("{name}-tls"),
+        "dnsNames": dns,
+        "issuerRef": {"name": "pebble"}
+    });
+    merge_fields(&mut spec, &extra);
+    json!({"apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The TXT values at `name`, as the test BIND answers (`dig +short`).
+pub fn txt_records(name: &str) -> String {
+    let (host, port) = env_var("DNS_SERVER")
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .expect("DNS_SERVER is host:port");
+    let out = Command::new("dig")
+        .args(["+short", "-p", &port, &format!("@{host}"), "TXT", name])
+        .output()
+        .expect("dig runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Sets every top-level field of `extra` (an object) on `target` (an object).
 pub fn merge_fields(target: &mut serde_json::Value, extra: &serde_json::Value) {
     if let (Some(t), Some(e)) = (target.as_object_mut(), extra.as_object()) {

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::e2e::{
-    ControllerProcess, apply, client, pebble_ca_bundle, ready_condition, start_controller_with,
-    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    ControllerProcess, apply, client, pebble_certificate, pebble_issuer, ready_condition,
+    start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -44,28 +44,12 @@ fn controller() -> &'static ControllerProcess {
     })
 }
 
-fn issuer(dns01: Value) -> Value {
-    json!({
-        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Issuer", "metadata": {"name": "pebble"},
-        "spec": {"acme": {
-            "server": env_var("PEBBLE_DIRECTORY"),
-            "caBundle": pebble_ca_bundle(),
-            "privateKeySecretRef": {"name": "pebble-account"},
-            // Pebble picks a random profile otherwise; a ten-minute one could renew mid-test.
-            "profile": "default",
-            "solvers": [{"dns01": dns01}]
-        }}
-    })
-}
-
-fn certificate(name: &str, dns: &[String]) -> Value {
-    json!({
-        "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate", "metadata": {"name": name},
-        "spec": {"secretName": format!("{name}-tls"), "dnsNames": dns, "issuerRef": {"name": "pebble"}}
-    })
-}
-
 /// A namespace with the given Secrets (name, key, value) and a Ready Issuer.
+/// A Certificate for the Issuer `pebble` with these DNS names.
+fn certificate(name: &str, dns: &[String]) -> Value {
+    pebble_certificate(name, dns, json!({}))
+}
+
 async fn namespace(prefix: &str, secrets: &[(&str, &str, &str)], dns01: Value) -> String {
     controller();
     let ns = fresh_namespace(prefix);
@@ -83,22 +67,17 @@ async fn namespace(prefix: &str, secrets: &[(&str, &str, &str)], dns01: Value) -
             None,
         );
     }
-    apply(&ns, &issuer(dns01));
+    apply(
+        &ns,
+        &pebble_issuer(
+            "pebble",
+            "pebble-account",
+            json!({"solvers": [{"dns01": dns01}]}),
+        ),
+    );
     let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
     wait_issuer_ready(&issuers, "pebble").await;
     ns
-}
-
-fn txt_records(name: &str) -> String {
-    let (host, port) = env_var("DNS_SERVER")
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .unwrap();
-    let out = std::process::Command::new("dig")
-        .args(["+short", "-p", &port, &format!("@{host}"), "TXT", name])
-        .output()
-        .expect("dig runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Issues `*.apex` + `apex` and checks the chain, the SANs and that BIND holds no TXT after.

@@ -391,11 +391,7 @@ impl Route53 {
         let mut uri = format!("{}{path}", self.endpoint);
         if !query.is_empty() {
             uri.push('?');
-            let q: Vec<String> = query
-                .iter()
-                .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
-                .collect();
-            uri.push_str(&q.join("&"));
+            uri.push_str(&encode_pairs(query));
         }
         let body = Bytes::from(body.unwrap_or_default());
         let mut request = http::Request::builder()
@@ -713,6 +709,16 @@ fn check_id(id: &str, what: &str) -> Result<(), Dns01Error> {
         return Err(Dns01Error::Config(format!("invalid Route53 {what} {id:?}")));
     }
     Ok(())
+}
+
+/// `k=v&k=v` with [`uri_encode`]: Route53's query strings and STS's form bodies (the AWS SDKs
+/// escape both this way).
+pub(super) fn encode_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// RFC 3986 percent-encoding of everything but the unreserved characters (SigV4's rule).

@@ -123,12 +123,7 @@ impl Sts {
         signer: Option<&AwsCredentials>,
         op: &str,
     ) -> Result<(AwsCredentials, Option<jiff::Timestamp>), Dns01Error> {
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let body = Bytes::from(body);
+        let body = Bytes::from(super::route53::encode_pairs(form));
         let uri = format!("{}/", self.endpoint);
         let mut request = http::Request::builder()
             .method("POST")
@@ -245,19 +240,6 @@ fn remember(key: String, creds: &AwsCredentials, expires: Option<jiff::Timestamp
     if let Some(expires) = expires {
         cache().insert(key, (creds.clone(), expires));
     }
-}
-
-/// `application/x-www-form-urlencoded` with RFC 3986 escaping (what the AWS SDKs send).
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Deserialize)]
