@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rustls_pki_types::CertificateDer;
 
 use super::AcmeError;
-use crate::pki::renewal_info::Window;
+use crate::pki::renewal_info::{Window, whole_second};
 
 /// The ARI identifier of a certificate (`base64url(AKI keyIdentifier).base64url(serial)`).
 pub fn certificate_id(leaf_der: &[u8]) -> Result<String, String> {
@@ -57,16 +57,25 @@ pub async fn fetch_window(
         Timestamp::from_nanosecond(nanos)
             .map_err(|e| WindowError::Invalid(format!("a time out of range: {e}")))
     };
-    let window = Window {
-        start: to_ts(info.suggested_window.start.unix_timestamp_nanos())?,
-        end: to_ts(info.suggested_window.end.unix_timestamp_nanos())?,
-    };
-    if window.end <= window.start {
+    let start = to_ts(info.suggested_window.start.unix_timestamp_nanos())?;
+    let end = to_ts(info.suggested_window.end.unix_timestamp_nanos())?;
+    if end <= start {
         return Err(WindowError::Invalid(format!(
-            "its end {} is not after its start {}",
-            window.end, window.start
+            "its end {end} is not after its start {start}"
         )));
     }
+    // Whole seconds, as status keeps them (a window read back from status must equal a fetched
+    // one), rounded inwards so that renewal never comes before the window opens.
+    let start_up = whole_second(start);
+    let start_up = if start_up < start {
+        start_up + jiff::SignedDuration::from_secs(1)
+    } else {
+        start_up
+    };
+    let window = Window {
+        start: start_up,
+        end: whole_second(end).max(start_up),
+    };
     Ok(FetchedWindow {
         window,
         explanation_url: info.explanation_url,

@@ -44,7 +44,14 @@ fn point_between(from: Timestamp, to: Timestamp, seed: u64) -> Timestamp {
     }
     let offset_ms = (i128::from(seed) * span_ms) >> 64;
     let offset = SignedDuration::from_millis(i64::try_from(offset_ms).unwrap_or(i64::MAX));
-    from.checked_add(offset).unwrap_or(to)
+    whole_second(from.checked_add(offset).unwrap_or(to))
+}
+
+/// `t` without its fraction of a second. Status times (`metav1.Time`) keep whole seconds, so an
+/// instant must be whole to compare equal after a round trip through status (else every reconcile
+/// would see a "changed" status and write it again).
+pub fn whole_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 /// The latest instant an ARI-chosen renewal may have: the start of the certificate's last tenth.
@@ -68,7 +75,7 @@ pub fn choose_renewal_time(
     fallback: Timestamp,
     seed: u64,
 ) -> Timestamp {
-    if window.end <= window.start {
+    if window.end < window.start {
         return fallback;
     }
     let latest = latest_renewal(not_before, not_after);
@@ -111,7 +118,7 @@ pub fn next_check(
         u64::try_from(jitter_ms).unwrap_or(u64::MAX),
     ));
     let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
-    now.checked_add(wait).unwrap_or(now)
+    whole_second(now.checked_add(wait).unwrap_or(now))
 }
 
 /// Whether `now` is inside the certificate's last tenth of lifetime (or past it).
@@ -154,6 +161,25 @@ mod tests {
     }
 
     #[test]
+    fn instants_are_whole_seconds_to_survive_status() {
+        let window = Window {
+            start: t(59 * DAY) + SignedDuration::from_millis(250),
+            end: t(61 * DAY) + SignedDuration::from_millis(750),
+        };
+        for s in [1, u64::MAX / 3, u64::MAX] {
+            let at = choose_renewal_time(window, t(0), t(90 * DAY), t(60 * DAY), s);
+            assert_eq!(at.subsec_nanosecond(), 0, "{at}");
+            let check = next_check(
+                t(0) + SignedDuration::from_millis(123),
+                Some(Duration::from_secs(6 * 3600)),
+                RecheckBounds::default(),
+                s,
+            );
+            assert_eq!(check.subsec_nanosecond(), 0, "{check}");
+        }
+    }
+
+    #[test]
     fn window_in_the_past_means_renew_now() {
         let window = Window {
             start: t(-3600),
@@ -191,7 +217,8 @@ mod tests {
             choose_renewal_time(window, t(0), t(90 * DAY), fallback, 7),
             fallback
         );
-        // An inverted window is invalid (RFC 9773 §4.2): ignored.
+        // An inverted window is invalid (RFC 9773 §4.2): ignored. (A window of one instant, as
+        // rounding to whole seconds can make, is kept.)
         let inverted = Window {
             start: t(61 * DAY),
             end: t(59 * DAY),
