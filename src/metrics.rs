@@ -37,6 +37,11 @@ pub struct IssuerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     pub kind: String,
     pub outcome: String,
@@ -52,6 +57,7 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_seconds: Family<KindLabels, Histogram>,
     pub issuer_ready: Family<IssuerLabels, prometheus_client::metrics::gauge::Gauge>,
+    pub http01_self_checks: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -110,8 +116,15 @@ impl Metrics {
             "1 when the Issuer or ClusterIssuer is Ready, 0 when not (set by the leader's reconciles)",
             issuer_ready.clone(),
         );
+        let http01_self_checks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "http01_self_checks",
+            "HTTP-01 self-check probes of challenge routes, by outcome (ok, failed)",
+            http01_self_checks.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            http01_self_checks,
             reconcile_seconds,
             issuer_ready,
             acme_requests,

@@ -100,7 +100,7 @@ async fn each_name_gets_the_solver_its_selector_picks() {
     let zone = format!("dz{}.{}", label(), env_var("TEST_ZONE"));
     let solvers = json!([
         rfc2136_solver(json!({"dnsZones": [zone.clone()]}), false),
-        {"http01": {"ingress": {"ingressClassName": "nginx"}}}
+        {"http01": {"ingress": {"ingressClassName": env_var("INGRESS_CLASS")}}}
     ]);
     let ns = namespace("dnsmix", &env_var("TSIG_SECRET"), solvers).await;
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);

@@ -758,11 +758,12 @@ fn service_account_has_exactly_the_listed_rights() {
         ("clusterissuers.ferrocert.dev/status", "get patch update"),
         ("certificates.ferrocert.dev/finalizers", "update"),
         ("secrets", "get list watch create update patch delete"),
-        ("services", "get list create patch delete"),
+        ("services", "list create patch delete"),
         (
-            "ingresses.networking.k8s.io",
-            "get list create patch delete",
+            "endpointslices.discovery.k8s.io",
+            "list create patch delete",
         ),
+        ("ingresses.networking.k8s.io", "list create patch delete"),
         (
             "httproutes.gateway.networking.k8s.io",
             "get list create patch delete",
@@ -771,6 +772,11 @@ fn service_account_has_exactly_the_listed_rights() {
     ];
     let mut in_release_ns = cluster_wide.to_vec();
     in_release_ns.push(("leases.coordination.k8s.io", "get create update"));
+    in_release_ns.retain(|(r, _)| *r != "endpointslices.discovery.k8s.io");
+    in_release_ns.push((
+        "endpointslices.discovery.k8s.io",
+        "list create patch delete watch",
+    ));
 
     assert_eq!(
         granted_rights(&sa, &release.namespace),
@@ -794,6 +800,8 @@ fn service_account_has_exactly_the_listed_rights() {
             release.namespace.as_str(),
         ),
         ("update", "services", "default"),
+        ("watch", "endpointslices.discovery.k8s.io", "default"),
+        ("get", "services", "default"),
         ("create", "events", "default"),
         ("list", "nodes", "default"),
         ("delete", "certificates.ferrocert.dev", "default"),

@@ -228,7 +228,10 @@ async fn temporary_ingress_and_service_exist_during_the_order_and_are_gone_after
         .first()
         .unwrap_or_else(|| panic!("no temporary Ingress was made"));
     let spec = ing.spec.clone().unwrap();
-    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    assert_eq!(
+        spec.ingress_class_name.as_deref(),
+        Some(env_var("INGRESS_CLASS").as_str())
+    );
     let rule = &spec.rules.unwrap()[0];
     assert_eq!(rule.host.as_deref(), Some(host.as_str()));
     let path = &rule.http.as_ref().unwrap().paths[0];

@@ -7,8 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    CLUSTER_RESOURCE_NAMESPACE, apply, client, event_count, metric, pebble_issuer, solver_objects,
-    start_controller_with, verify_chain, wait_cert_ready, wait_issuer_ready,
+    CLUSTER_RESOURCE_NAMESPACE, apply, backend_listen, backend_listen2, client, event_count,
+    metric, pebble_issuer, solver_objects, start_controller_with, verify_chain, wait_cert_ready,
+    wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl};
 use ferrocert::api::{Certificate, Issuer};
@@ -54,12 +55,6 @@ fn cert(name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
     let lease = format!("ferrocert-e2e-{}", std::process::id());
-    let pebble_port: u16 = env_var("HTTP01_PORT").parse().unwrap();
-    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let flags = [
         "--leader-elect",
         "--lease-name",
@@ -67,12 +62,18 @@ async fn only_the_lease_holder_reconciles_and_a_follower_takes_over() {
         "--lease-duration",
         "4s",
     ];
-    // `a` leads; `b` follows but owns the port Pebble validates on: followers answer tokens too.
-    let a = start_controller_with("leader-a", other_port, &flags, &[("POD_NAME", "replica-a")]);
+    // `a` leads; `b` follows but owns the address in the HTTP-01 Service's EndpointSlice, where
+    // Traefik sends Pebble's requests: followers answer tokens too.
+    let a = start_controller_with(
+        "leader-a",
+        &backend_listen2(),
+        &flags,
+        &[("POD_NAME", "replica-a")],
+    );
     wait_holder(&lease, "replica-a", Duration::from_secs(10));
     let b = start_controller_with(
         "leader-b",
-        pebble_port,
+        &backend_listen(),
         &flags,
         &[("POD_NAME", "replica-b")],
     );

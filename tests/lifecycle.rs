@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    ControllerProcess, apply, client, event_count, event_fields, pebble_certificate, pebble_issuer,
-    secret_field, start_controller_with, verify_chain, wait_cert_ready, wait_for,
-    wait_issuer_ready,
+    ControllerProcess, apply, backend_listen, client, event_count, event_fields,
+    pebble_certificate, pebble_issuer, secret_field, start_controller_with, verify_chain,
+    wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::acme::lifecycle::certificate_id;
@@ -26,10 +26,9 @@ use serde_json::{Value, json};
 fn controller() -> &'static ControllerProcess {
     static C: OnceLock<ControllerProcess> = OnceLock::new();
     C.get_or_init(|| {
-        let port: u16 = env_var("HTTP01_PORT").parse().unwrap();
         start_controller_with(
             "lifecycle",
-            port,
+            &backend_listen(),
             &["--ari-recheck-min", "1s", "--ari-recheck-max", "2s"],
             &[],
         )

@@ -232,6 +232,45 @@ pub struct Http01Solver {
         skip_serializing_if = "Option::is_none"
     )]
     pub gateway_http_route: Option<Http01GatewayRoute>,
+    /// How the controller makes sure the route works before it tells the CA. Default: probe the
+    /// challenge URL itself until it answers with the key authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_check: Option<Http01SelfCheck>,
+}
+
+/// The check made between creating a challenge's route and telling the CA.
+///
+/// `Probe` (the default) GETs `http://<name>/.well-known/acme-challenge/<token>` as the CA will
+/// (the name resolved by DNS, port 80) until the key authorization comes back, so no CA attempt
+/// is spent on a route the ingress controller has not loaded yet. `Delay` is for clusters whose
+/// controller cannot reach its own public address (no hairpin NAT): it waits `delay` after the
+/// route is created and then tells the CA without probing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::self_check_delay_rule())]
+pub struct Http01SelfCheck {
+    /// `Probe` (default) or `Delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SelfCheckMode>,
+    /// With `mode: Delay`: how long to wait after the route is created (Go duration, default
+    /// `30s`, at most `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = v::go_duration_rule("selfCheck.delay"),
+        validation = v::max_duration_rule("selfCheck.delay", "10m")
+    )]
+    #[schemars(length(max = 32))]
+    pub delay: Option<String>,
+}
+
+/// See [`Http01SelfCheck`].
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum SelfCheckMode {
+    #[default]
+    Probe,
+    Delay,
 }
 
 /// The temporary Ingress made for each HTTP-01 challenge.

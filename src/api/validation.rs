@@ -58,6 +58,21 @@ pub fn min_duration_rule(field: &str, min: &str) -> Rule {
     .message(&*format!("{field} must be at least {min}"))
 }
 
+/// The counterpart of [`min_duration_rule`].
+pub fn max_duration_rule(field: &str, max: &str) -> Rule {
+    Rule::new(format!(
+        "!self.matches({}) || duration(self) <= duration('{max}')",
+        cel_str(GO_DURATION_RE)
+    ))
+    .message(&*format!("{field} must be at most {max}"))
+}
+
+/// `selfCheck.delay` means something only with `mode: Delay`.
+pub fn self_check_delay_rule() -> Rule {
+    Rule::new("!has(self.delay) || (has(self.mode) && self.mode == 'Delay')")
+        .message("http01.selfCheck.delay is only used with mode: Delay")
+}
+
 pub fn renew_before_shorter_than_duration_rule() -> Rule {
     let re = cel_str(GO_DURATION_RE);
     Rule::new(format!(

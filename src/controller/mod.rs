@@ -7,6 +7,7 @@
 
 pub mod certificate;
 pub mod dns01;
+pub mod http01;
 pub mod issuer;
 pub mod leader;
 pub mod order;
@@ -44,9 +45,8 @@ pub struct Settings {
     pub backoff_cap: Duration,
     /// Where ClusterIssuers' Secrets live.
     pub cluster_resource_namespace: String,
-    /// DNS name of the Service reaching the controller's HTTP-01 listener (target of the
-    /// temporary ExternalName Services).
-    pub http01_service: String,
+    /// HTTP-01: the controller's own Service and the self-check.
+    pub http01: http01::Http01Settings,
     /// DNS-01 propagation: check the TXT record at these servers instead of the zone's
     /// authoritative nameservers (split-horizon DNS). Empty: the authoritative ones.
     pub dns01_check_nameservers: Vec<String>,
@@ -82,6 +82,13 @@ pub struct Context {
     /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at once.
     /// In memory only: after a restart the first check simply comes early.
     pub dns01_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// The ready addresses of the controller's HTTP-01 Service (see [`http01::mirror_backends`]).
+    pub http01_backends:
+        tokio::sync::watch::Sender<Option<crate::solver::http01::backends::Http01Backends>>,
+    /// The HTTP-01 self-check's pacing per challenge.
+    pub http01_clocks: http01::SelfCheckClocks,
+    /// Whether the Gateway API is installed, as last seen.
+    pub gateway_api: http01::GatewayApiPresence,
 }
 
 impl Context {

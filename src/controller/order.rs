@@ -5,16 +5,16 @@ use std::time::{Duration, Instant};
 
 use instant_acme::{Account, AuthorizationStatus, ChallengeType, NewOrder};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::certificate::{
     ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, retry_delay, set_ready,
 };
+use super::http01::{self, CheckStep, PresentError};
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference};
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
@@ -510,9 +510,9 @@ pub async fn present_challenges(
                     current.push(entry);
                     continue;
                 }
-                let Some(ingress) = solver.http01.as_ref().and_then(|h| h.ingress.as_ref()) else {
+                let Some(http01) = solver.http01.as_ref() else {
                     failure = Some(format!(
-                        "the solver chosen for {identifier} is not supported yet (only http01.ingress is)"
+                        "the solver chosen for {identifier} has neither http01 nor dns01"
                     ));
                     break;
                 };
@@ -527,9 +527,10 @@ pub async fn present_challenges(
                 };
                 let token = challenge.token.clone();
                 let challenge_state = challenge.status;
+                let key_authorization = format!("{token}.{thumbprint}");
                 entry.challenge_type = Some("http-01".into());
                 entry.challenge_url = Some(challenge.url.clone());
-                entry.key_authorization = Some(format!("{token}.{thumbprint}"));
+                entry.key_authorization = Some(key_authorization.clone());
                 let route = Route {
                     namespace: &cert_ns,
                     certificate: &cert_name,
@@ -545,8 +546,32 @@ pub async fn present_challenges(
                         if was.as_ref().and_then(|w| w.token.as_deref())
                             == Some(token.as_str()) =>
                     {
-                        // The Ingress and Service were applied before `presented` was recorded
-                        // (and are removed only when the attempt ends): no second apply.
+                        // The route was applied before `presented` was recorded (and is removed
+                        // only when the attempt ends): check it works, then tell the CA.
+                        let previous_message = was.as_ref().and_then(|w| w.error.as_deref());
+                        match http01::check(
+                            ctx,
+                            &route,
+                            http01,
+                            &key_authorization,
+                            previous_message,
+                        )
+                        .await
+                        {
+                            CheckStep::Tell => {}
+                            CheckStep::Wait { message, retry_in } => {
+                                entry.error = Some(message);
+                                wake_in = Some(wake_in.map_or(retry_in, |w| w.min(retry_in)));
+                                current.push(entry);
+                                continue;
+                            }
+                            CheckStep::GiveUp(message) => {
+                                entry.error = Some(message.clone());
+                                current.push(entry);
+                                failure = Some(message);
+                                break;
+                            }
+                        }
                         match tell_ca(&mut authz, ChallengeType::Http01, &identifier).await {
                             Ok(()) => {}
                             Err(TellFailure::Transient(why)) => {
@@ -559,11 +584,26 @@ pub async fn present_challenges(
                             }
                         }
                         told_ca = true;
+                        entry.error = None;
                         entry.state = Some(PROCESSING.into());
                     }
                     (instant_acme::ChallengeStatus::Pending, _) => {
-                        apply_route(ctx, &route, ingress).await?;
-                        entry.state = Some(PRESENTED.into());
+                        match http01::present(ctx, &route, http01).await {
+                            Ok(()) => {
+                                entry.error = None;
+                                entry.state = Some(PRESENTED.into());
+                            }
+                            Err(PresentError::NoBackends(why)) => {
+                                entry.error = Some(PresentError::NoBackends(why).to_string());
+                                let left = Duration::from_secs(2);
+                                wake_in = Some(wake_in.map_or(left, |w| w.min(left)));
+                            }
+                            Err(e @ PresentError::GatewayApiMissing { .. }) => {
+                                failure = Some(e.to_string());
+                                break;
+                            }
+                            Err(PresentError::Kube(e)) => return Err(e),
+                        }
                     }
                     (instant_acme::ChallengeStatus::Invalid, _) => {
                         let why = challenge_error(&authz.challenges);
@@ -1015,65 +1055,7 @@ pub async fn record_failure(
     Ok(Action::requeue(delay))
 }
 
-/// Creates (or keeps) the Ingress and Service for one challenge.
-async fn apply_route(
-    ctx: &Ctx,
-    route: &Route<'_>,
-    solver: &crate::api::issuer::Http01Ingress,
-) -> Result<(), Error> {
-    let name = route.object_name();
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), route.namespace);
-    let svc = apply_body(&route.service(&ctx.settings.http01_service));
-    services
-        .patch(&name, &pp, &Patch::Apply(&svc))
-        .await
-        .context(|| format!("creating Service {}/{name}", route.namespace))?;
-    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), route.namespace);
-    let ing = apply_body(&route.ingress(solver));
-    ingresses
-        .patch(&name, &pp, &Patch::Apply(&ing))
-        .await
-        .context(|| format!("creating Ingress {}/{name}", route.namespace))?;
-    Ok(())
-}
-
 /// Removes every temporary solver object of a Certificate.
 pub async fn cleanup_temporaries(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
-    let ns = cert.namespace().unwrap_or_default();
-    let selector = format!(
-        "{}={},{}",
-        labels::CERTIFICATE_NAME,
-        labels::label_value(&cert.name_any()),
-        labels::SOLVER
-    );
-    let lp = ListParams::default().labels(&selector);
-    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), &ns);
-    for ing in ingresses
-        .list_metadata(&lp)
-        .await
-        .context(|| format!("listing solver Ingresses in {ns}"))?
-    {
-        delete_ignoring_missing(&ingresses, &ing.name_any()).await?;
-    }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    for svc in services
-        .list_metadata(&lp)
-        .await
-        .context(|| format!("listing solver Services in {ns}"))?
-    {
-        delete_ignoring_missing(&services, &svc.name_any()).await?;
-    }
-    Ok(())
-}
-
-async fn delete_ignoring_missing<K>(api: &Api<K>, name: &str) -> Result<(), Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).context(|| format!("deleting {name}")),
-    }
+    http01::cleanup(ctx, cert).await
 }

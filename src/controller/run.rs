@@ -20,6 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::http01::Http01Settings;
 use super::leader::{self, LeaseSettings};
 use super::{Context, Ctx, Settings, certificate, issuer};
 use crate::acme::Accounts;
@@ -28,6 +29,7 @@ use crate::error::Error;
 use crate::labels;
 use crate::metrics::Metrics;
 use crate::pki::parse_go_duration;
+use crate::solver::http01::self_check::SelfCheckConfig;
 
 /// Flags of `ferrocert controller`.
 #[derive(clap::Args, Debug, Clone)]
@@ -60,10 +62,22 @@ pub struct ControllerArgs {
     /// Namespace holding ClusterIssuers' Secrets (default: $POD_NAMESPACE, else `ferrocert`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrocert")]
     pub cluster_resource_namespace: String,
-    /// DNS name of the Service in front of the HTTP-01 listener; the temporary ExternalName
-    /// Services point at it.
-    #[arg(long, default_value = "ferrocert-http01.ferrocert.svc.cluster.local")]
+    /// The controller's HTTP-01 Service (`NAME` in the cluster resource namespace, or
+    /// `NAMESPACE/NAME`): the ready addresses of its EndpointSlices are mirrored into each
+    /// challenge's EndpointSlice, so the ingress controller routes the CA to every replica.
+    #[arg(long, default_value = "ferrocert-http01")]
     pub http01_service: String,
+    /// The port the HTTP-01 self-check connects to (the CA uses 80; test environments change it).
+    #[arg(long, default_value_t = 80)]
+    pub http01_self_check_port: u16,
+    /// Resolvers (`host[:port]`, comma-separated) for the HTTP-01 self-check's lookup of the
+    /// challenge name (default: the system's resolver).
+    #[arg(long, value_delimiter = ',')]
+    pub http01_self_check_nameservers: Vec<String>,
+    /// How long the HTTP-01 self-check may keep failing before the attempt is given up without
+    /// telling the CA (Go duration).
+    #[arg(long, default_value = "5m")]
+    pub http01_self_check_timeout: String,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -147,11 +161,24 @@ async fn shutdown_signal() {
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let (service_namespace, service_name) =
+        Http01Settings::parse_service(&args.http01_service, &args.cluster_resource_namespace)
+            .map_err(anyhow::Error::msg)?;
+    let self_check_timeout = parse_go_duration(&args.http01_self_check_timeout)?.unsigned_abs();
     let settings = Settings {
         backoff_base: parse_go_duration(&args.backoff_base)?.unsigned_abs(),
         backoff_cap: parse_go_duration(&args.backoff_cap)?.unsigned_abs(),
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
-        http01_service: args.http01_service.clone(),
+        http01: Http01Settings {
+            service_namespace,
+            service_name,
+            self_check: SelfCheckConfig {
+                port: args.http01_self_check_port,
+                nameservers: args.http01_self_check_nameservers.clone(),
+                ..SelfCheckConfig::default()
+            },
+            self_check_timeout,
+        },
         dns01_check_nameservers: args.dns01_check_nameservers.clone(),
         dns01_recursive_nameservers: args.dns01_recursive_nameservers.clone(),
         dns01_cloudflare_api_url: args.dns01_cloudflare_api_url.clone(),
@@ -209,6 +236,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         polling_since: Default::default(),
         dns01_changes: Default::default(),
         dns01_checked: Default::default(),
+        http01_backends: watch::channel(None).0,
+        http01_clocks: Default::default(),
+        gateway_api: Default::default(),
     });
 
     // Listeners first: a port clash fails start-up loudly.
@@ -331,6 +361,7 @@ fn metrics_router(metrics: Metrics, store: Store<Certificate>) -> Router {
 /// The three reconcilers, until `stop` turns true.
 async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>) {
     let client = ctx.client.clone();
+    let stop_for_mirror = stop.clone();
     let stopped = move || stopped_once(stop.clone());
     let store = ctx.certificates.clone();
     let cert_controller = Controller::new(
@@ -419,7 +450,8 @@ async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>
         ctx.clone(),
     )
     .for_each(|_| async {});
-    tokio::join!(cert_task, issuer_task, cluster_issuer_task);
+    let mirror = super::http01::mirror_backends(ctx.clone(), stop_for_mirror);
+    tokio::join!(cert_task, issuer_task, cluster_issuer_task, mirror);
 }
 
 /// The Certificates that use an issuer.

@@ -101,6 +101,7 @@ mod tests {
             http01: Some(Http01Solver {
                 ingress: Some(Http01Ingress::default()),
                 gateway_http_route: None,
+                self_check: None,
             }),
             dns01: None,
         }

@@ -25,19 +25,37 @@ pub struct ControllerProcess {
     pub log: std::path::PathBuf,
 }
 
-/// Starts `ferrocert controller` on the HTTP-01 port Pebble validates against. The process dies
-/// with the test process (PR_SET_PDEATHSIG, set from a thread that lives as long as the process).
+/// Starts `ferrocert controller` with its HTTP-01 listener on the address the test environment's
+/// HTTP-01 Service lists ([`backend_listen`]): Pebble's requests reach it through Traefik. The
+/// process dies with the test process (PR_SET_PDEATHSIG, set from a thread that lives as long as
+/// the process).
 pub fn start_controller(tag: &str) -> ControllerProcess {
-    let port: u16 = env_var("HTTP01_PORT")
-        .parse()
-        .expect("HTTP01_PORT is a port");
-    start_controller_with(tag, port, &[], &[])
+    start_controller_with(tag, &backend_listen(), &[], &[])
 }
 
-/// Starts a controller with its HTTP-01 listener on `http01_port`, extra flags and environment.
+/// The HTTP-01 listen address in the EndpointSlice of the test environment's HTTP-01 Service.
+pub fn backend_listen() -> String {
+    format!(
+        "{}:{}",
+        env_var("HTTP01_BACKEND_IP"),
+        env_var("HTTP01_BACKEND_PORT")
+    )
+}
+
+/// A second local address, not in that EndpointSlice until a test puts it there.
+pub fn backend_listen2() -> String {
+    format!(
+        "{}:{}",
+        env_var("HTTP01_BACKEND_IP2"),
+        env_var("HTTP01_BACKEND_PORT")
+    )
+}
+
+/// Starts a controller with its HTTP-01 listener on `http01_listen`, extra flags and environment.
+/// The self-check goes where Pebble goes: Traefik on `HTTP01_PORT`, names resolved by the test BIND.
 pub fn start_controller_with(
     tag: &str,
-    http01_port: u16,
+    http01_listen: &str,
     extra_args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> ControllerProcess {
@@ -50,7 +68,7 @@ pub fn start_controller_with(
         .port();
     let log = std::env::temp_dir().join(format!("ferrocert-{tag}-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();
-    let http01 = format!("127.0.0.1:{http01_port}");
+    let http01 = http01_listen.to_string();
     // The controller of the previous test binary dies with it, a moment after: wait for its port.
     let freed = Instant::now();
     while TcpListener::bind(&http01).is_err() {
@@ -80,6 +98,12 @@ pub fn start_controller_with(
         CLUSTER_RESOURCE_NAMESPACE.into(),
         // The test zones' NS records say port 53; BIND listens elsewhere: check there.
         "--dns01-check-nameservers".into(),
+        env_var("DNS_SERVER"),
+        "--http01-service".into(),
+        env_var("HTTP01_SERVICE"),
+        "--http01-self-check-port".into(),
+        env_var("HTTP01_PORT"),
+        "--http01-self-check-nameservers".into(),
         env_var("DNS_SERVER"),
     ];
     args.extend(extra_args.iter().map(|a| a.to_string()));
@@ -180,7 +204,7 @@ pub fn pebble_issuer(
         "caBundle": pebble_ca_bundle(),
         "privateKeySecretRef": {"name": account_secret},
         "profile": "default",
-        "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+        "solvers": [{"http01": {"ingress": {"ingressClassName": env_var("INGRESS_CLASS")}}}]
     });
     merge_fields(&mut acme, &extra);
     json!({
@@ -378,13 +402,13 @@ pub fn pebble_root(index: usize) -> Vec<u8> {
     out.stdout
 }
 
-/// The temporary solver objects (Ingress, Service, Secret labelled `ferrocert.dev/solver`) left in
-/// a namespace, by name; empty when the controller cleaned up.
+/// The temporary solver objects (Ingress, HTTPRoute, Service, EndpointSlice, Secret labelled
+/// `ferrocert.dev/solver`) left in a namespace, by name; empty when the controller cleaned up.
 pub fn solver_objects(ns: &str) -> String {
     kubectl_ok(
         &[
             "get",
-            "ingress,service,secret",
+            "ingress,service,endpointslices.discovery.k8s.io,httproutes.gateway.networking.k8s.io,secret",
             "-n",
             ns,
             "-l",
@@ -441,4 +465,29 @@ pub fn secret_field(ns: &str, secret: &str, field: &str) -> String {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// The Traefik access-log entries (JSON lines) for requests to `host` under the ACME challenge
+/// path, as `(user agent, status)`.
+pub fn challenge_requests(host: &str) -> Vec<(String, u64)> {
+    let log = std::fs::read_to_string(env_var("TRAEFIK_ACCESS_LOG")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| {
+            let req_host = e["RequestHost"].as_str().unwrap_or_default();
+            req_host.split(':').next() == Some(host)
+                && e["RequestPath"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/.well-known/acme-challenge/"))
+        })
+        .map(|e| {
+            (
+                e["request_User-Agent"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["DownstreamStatus"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
 }

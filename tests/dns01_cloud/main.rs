@@ -11,8 +11,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::e2e::{
-    ControllerProcess, apply, client, pebble_certificate, pebble_issuer, ready_condition,
-    start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    ControllerProcess, apply, backend_listen, client, pebble_certificate, pebble_issuer,
+    ready_condition, start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_for,
+    wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -24,12 +25,11 @@ fn controller() -> &'static ControllerProcess {
     static C: OnceLock<ControllerProcess> = OnceLock::new();
     C.get_or_init(|| {
         let fake = fake::fake();
-        let port: u16 = env_var("HTTP01_PORT").parse().unwrap();
         let cf = fake.cloudflare_url();
         let dns = env_var("DNS_SERVER");
         start_controller_with(
             "dns01-cloud",
-            port,
+            &backend_listen(),
             &[
                 "--dns01-cloudflare-api-url",
                 &cf,

@@ -56,7 +56,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* DNS name of the HTTP-01 Service, the target of the temporary ExternalName Services. */}}
+{{/* NAMESPACE/NAME of the HTTP-01 Service, whose EndpointSlices the controller mirrors. */}}
 {{- define "ferrocert.http01Service" -}}
-{{- printf "%s-http01.%s.svc.%s" (include "ferrocert.fullname" .) .Release.Namespace .Values.controller.clusterDomain }}
+{{- printf "%s/%s-http01" .Release.Namespace (include "ferrocert.fullname" .) }}
 {{- end }}

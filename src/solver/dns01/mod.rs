@@ -337,6 +337,40 @@ impl fmt::Display for ServerAddr {
     }
 }
 
+/// The addresses of `host` as the given resolvers answer (recursion desired, so CNAME chains are
+/// resolved by the server): its A records, else its AAAA records. The HTTP-01 self-check uses it
+/// where the system resolver is not the one the CA's view should be checked with.
+pub async fn resolve_addresses(
+    servers: &[std::net::SocketAddr],
+    host: &str,
+    timeout: Duration,
+) -> Result<Vec<std::net::IpAddr>, String> {
+    use hickory_proto::rr::RecordType;
+    let name = wire::parse_name(host).map_err(|e| e.to_string())?;
+    let mut last = None;
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        match wire::query_any(servers, &name, rtype, true, timeout).await {
+            Ok((_, answer)) => {
+                let ips: Vec<_> = answer
+                    .answers
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .filter_map(|r| r.data.ip_addr())
+                    .collect();
+                if !ips.is_empty() {
+                    return Ok(ips);
+                }
+                last = Some(format!(
+                    "{host} has no {rtype} record ({})",
+                    wire::rcode_name(answer.response_code)
+                ));
+            }
+            Err(e) => last = Some(format!("resolving {host}: {e}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| format!("{host} has no address")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
