@@ -61,8 +61,11 @@ async fn issue_through_traefik(prefix: &str, labels: &[&str], ingress: Value) ->
         let mut s = watcher(services, watcher::Config::default())
             .applied_objects()
             .boxed();
-        while let Some(Ok(o)) = s.next().await {
-            sink.lock().unwrap().services.push(o);
+        while let Some(event) = s.next().await {
+            match event {
+                Ok(o) => sink.lock().unwrap().services.push(o),
+                Err(e) => eprintln!("watching Services: {e}"),
+            }
         }
     });
     let sink = seen.clone();
@@ -70,8 +73,11 @@ async fn issue_through_traefik(prefix: &str, labels: &[&str], ingress: Value) ->
         let mut s = watcher(slices, watcher::Config::default())
             .applied_objects()
             .boxed();
-        while let Some(Ok(o)) = s.next().await {
-            sink.lock().unwrap().slices.push(o);
+        while let Some(event) = s.next().await {
+            match event {
+                Ok(o) => sink.lock().unwrap().slices.push(o),
+                Err(e) => eprintln!("watching EndpointSlices: {e}"),
+            }
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -111,9 +117,7 @@ async fn issue_through_traefik(prefix: &str, labels: &[&str], ingress: Value) ->
 
     let left = solver_objects(&ns);
     assert!(left.trim().is_empty(), "temporary objects left: {left}");
-    let seen = Arc::try_unwrap(seen)
-        .map(|m| m.into_inner().unwrap())
-        .unwrap_or_default();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     (ns, seen)
 }
 
@@ -150,7 +154,7 @@ fn assert_routed_by_endpoint_slice(seen: &Seen, per_challenge: usize) {
         let labels = slice.metadata.labels.as_ref().unwrap();
         assert_eq!(
             labels["endpointslice.kubernetes.io/managed-by"],
-            "ferrocert.dev/controller"
+            "controller.ferrocert.dev"
         );
         let endpoints = slice.endpoints.clone().unwrap_or_default();
         let port = slice.ports.as_ref().unwrap()[0].port.unwrap();

@@ -480,14 +480,13 @@ pub async fn mirror_backends(ctx: Ctx, mut stop: watch::Receiver<bool>) {
         s.service_name
     ));
     let (store, writer) = reflector::store();
-    let mut events = std::pin::pin!(
-        reflector::reflector(writer, watcher(api, config))
-            .default_backoff()
-            .touched_objects()
-    );
+    let mut events =
+        std::pin::pin!(reflector::reflector(writer, watcher(api, config)).default_backoff());
     loop {
         tokio::select! {
             event = events.next() => match event {
+                // The store swaps in a relist only at InitDone: judge it then, not item by item.
+                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "watching the HTTP-01 Service's EndpointSlices");

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd, pebble and helm from their Go modules with the
-# machine's Go toolchain. Each binary is cached as NAME-VERSION under
-# $TESTENV_BIN; an existing one is reused, so only the first run pays.
+# Builds kube-apiserver, etcd, pebble, helm and traefik from their Go modules
+# with the machine's Go toolchain. Each binary is cached as NAME-VERSION under
+# $TESTENV_BIN; an existing one is reused, so only the first run pays. Also
+# copies the Gateway API standard-channel CRDs out of their module into
+# $FERROCERT_CACHE/gateway-api-VERSION/standard/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -71,8 +73,41 @@ build_go_install() { # name module version
   mv "$gobin/$1" "$out"; rm -rf "$gobin"
 }
 
+# Traefik's go.mod has replace lines, so `go install traefik@version` refuses
+# it: build inside a writable copy of the module instead.
+build_traefik() {
+  local out="$TESTENV_BIN/traefik-$TRAEFIK_VERSION"
+  [ -x "$out" ] && return 0
+  log "traefik $TRAEFIK_VERSION (a few minutes on 2 cores)"
+  local t0=$SECONDS
+  local dir; dir=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$dir" ] || { log "traefik module $TRAEFIK_VERSION not downloaded"; return 1; }
+  local d; d=$(workdir traefik)
+  cp -R "$dir/." "$d"
+  chmod -R u+w "$d"
+  (cd "$d" && go build -trimpath -o "$out.tmp" \
+     -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik)
+  mv "$out.tmp" "$out"
+  rm -rf "$d"
+  log "traefik built in $((SECONDS - t0)) s"
+}
+
+gateway_api_crds() {
+  local out="$FERROCERT_CACHE/gateway-api-$GATEWAY_API_VERSION/standard"
+  [ -d "$out" ] && return 0
+  log "gateway-api $GATEWAY_API_VERSION CRDs (standard channel)"
+  local dir; dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  ls "$dir"/config/crd/standard/*.yaml >/dev/null || { log "no standard CRDs in gateway-api $GATEWAY_API_VERSION"; return 1; }
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  cp "$dir"/config/crd/standard/*.yaml "$out.tmp"
+  chmod u+w "$out.tmp"/*.yaml
+  mv "$out.tmp" "$out"
+}
+
 build_etcd
 build_go_install pebble github.com/letsencrypt/pebble/v2/cmd/pebble "$PEBBLE_VERSION"
 build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 build_kube_apiserver
+build_traefik
+gateway_api_crds
 log "all binaries in $TESTENV_BIN"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops everything tests/env/up.sh started and removes its state. Idempotent.
+# Stops everything tests/env/up.sh started (Traefik included), removes the addresses it added to
+# lo and its state. Idempotent.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -15,5 +16,11 @@ for pidfile in "$TESTENV_DIR"/run/*.pid; do
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null; rm -f "$pidfile"
 done
+# The local addresses up.sh added to lo (and only those).
+if [ -f "$TESTENV_DIR/run/lo-addrs" ]; then
+  while read -r addr; do
+    [ -n "$addr" ] && ip addr del "$addr/32" dev lo 2>/dev/null
+  done < "$TESTENV_DIR/run/lo-addrs"
+fi
 rm -rf "$TESTENV_DIR"
 echo "[testenv] stopped" >&2

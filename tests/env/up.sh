@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local environment every end-to-end test and demo uses, all on 127.0.0.1:
 # etcd + kube-apiserver (RBAC on, admin kubeconfig), Pebble (the ACME test CA; a second Pebble that
-# requires External Account Binding), and BIND serving the test zones with TSIG-signed updates.
+# requires External Account Binding), BIND serving the test zones with TSIG-signed updates, and
+# Traefik as the real ingress controller (Ingress and Gateway API providers) on Pebble's HTTP-01
+# port. Adds two local addresses to `lo` for the controller processes' HTTP-01 listeners (root).
 # Idempotent: components already running are left alone. Prints the variables tests need and writes
 # them to $TESTENV_DIR/env.sh (`source` it).
 set -euo pipefail
@@ -11,13 +13,14 @@ start_ms=$(date +%s%3N)
 log() { printf '[testenv] %s\n' "$*" >&2; }
 
 "$here/build.sh"
-for tool in named openssl tsig-keygen; do
+for tool in named openssl tsig-keygen ip kubectl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run tests/env/install-deps.sh" >&2; exit 1; }
 done
 
-mkdir -p "$TESTENV_DIR"/{bin,pki,logs,run,etcd,bind,pebble}
+mkdir -p "$TESTENV_DIR"/{bin,pki,logs,run,etcd,bind,pebble,traefik}
 cd "$TESTENV_DIR"
-for b in kube-apiserver:$KUBERNETES_VERSION etcd:$ETCD_VERSION pebble:$PEBBLE_VERSION helm:$HELM_VERSION; do
+for b in kube-apiserver:$KUBERNETES_VERSION etcd:$ETCD_VERSION pebble:$PEBBLE_VERSION helm:$HELM_VERSION \
+    traefik:$TRAEFIK_VERSION; do
   ln -sf "$TESTENV_BIN/${b%%:*}-${b#*:}" "bin/${b%%:*}"
 done
 
@@ -202,6 +205,176 @@ wait_for kube-apiserver 60 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.cr
 curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_MGMT_PORT/roots/0" > pebble/issuance-root.pem
 curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_EAB_MGMT_PORT/roots/0" > pebble/issuance-root-eab.pem
 
+# ---- HTTP-01 backends: local addresses the API server accepts in EndpointSlices ----
+# Added only if absent; the ones added here are listed in run/lo-addrs so down.sh removes exactly those.
+for addr in "$HTTP01_BACKEND_IP" "$HTTP01_BACKEND_IP2"; do
+  if ! ip -4 -o addr show dev lo | grep -qF " inet $addr/"; then
+    ip addr add "$addr/32" dev lo || { log "cannot add $addr to lo (needs root)"; exit 1; }
+    echo "$addr" >> run/lo-addrs
+  fi
+done
+
+k() { kubectl --kubeconfig "$TESTENV_DIR/kubeconfig" "$@"; }
+GATEWAY_API_CRDS=$FERROCERT_CACHE/gateway-api-$GATEWAY_API_VERSION/standard
+HTTP01_NAMESPACE=ferrocert-e2e
+GATEWAY_NAMESPACE=ferrocert-gateway
+# The controller's HTTP-01 Service, without a selector (no pods here): the EndpointSlice below
+# sends its traffic to the controller process under test on $HTTP01_BACKEND_IP.
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: $HTTP01_NAMESPACE}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: $GATEWAY_NAMESPACE}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ferrocert-http01, namespace: $HTTP01_NAMESPACE}
+spec:
+  type: ClusterIP
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ferrocert-http01-testenv
+  namespace: $HTTP01_NAMESPACE
+  labels:
+    kubernetes.io/service-name: ferrocert-http01
+    endpointslice.kubernetes.io/managed-by: testenv.ferrocert.dev
+addressType: IPv4
+endpoints:
+- addresses: ["$HTTP01_BACKEND_IP"]
+  conditions: {ready: true}
+ports: [{name: http, port: $HTTP01_BACKEND_PORT, protocol: TCP}]
+YAML
+
+# ---- Traefik (ingress controller outside the cluster, default settings otherwise) ----
+k apply -f "$GATEWAY_API_CRDS" >/dev/null
+k wait --for condition=Established --timeout 60s -f "$GATEWAY_API_CRDS" >/dev/null
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: traefik, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: ferrocert-testenv-traefik}
+rules:
+# Both providers: backends and TLS secrets, in every namespace.
+- apiGroups: [""]
+  resources: [services, secrets, configmaps]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+# Ingress provider. It also watches Nodes (unless disableClusterScopeResources is set): without
+# that right (missing from Traefik's documented Ingress RBAC) it never syncs and routes nothing.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, ingressclasses]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses/status]
+  verbs: [update]
+# Gateway provider (namespaces: for allowedRoutes namespace selectors).
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gatewayclasses, gateways, httproutes, grpcroutes, tcproutes, tlsroutes, referencegrants, backendtlspolicies]
+  verbs: [get, list, watch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gatewayclasses/status, gateways/status, httproutes/status, grpcroutes/status, tcproutes/status, tlsroutes/status, backendtlspolicies/status]
+  verbs: [update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: ferrocert-testenv-traefik}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ferrocert-testenv-traefik}
+subjects: [{kind: ServiceAccount, name: traefik, namespace: kube-system}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: traefik}
+spec: {controller: traefik.io/ingress-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: traefik}
+spec: {controllerName: traefik.io/gateway-controller}
+---
+# Traefik maps a Gateway listener to the entry point whose address ends in ":<listener port>":
+# this listener is the \`web\` entry point.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: traefik, namespace: $GATEWAY_NAMESPACE}
+spec:
+  gatewayClassName: traefik
+  listeners:
+  - name: web
+    protocol: HTTP
+    port: $HTTP01_PORT
+    allowedRoutes:
+      namespaces: {from: All}
+YAML
+
+if ! running traefik; then
+  # A fresh token per start, valid long enough for any test run.
+  k -n kube-system create token traefik --duration 24h > traefik/token
+  chmod 600 traefik/token
+  # A configuration file (not flags): Traefik then ignores TRAEFIK_* environment variables and
+  # the configuration files in its default locations.
+  cat > traefik/traefik.yml <<YAML
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:$HTTP01_PORT"
+  traefik:
+    address: "127.0.0.1:$TRAEFIK_PING_PORT"
+ping: {}
+log:
+  level: INFO
+  noColor: true
+accessLog:
+  filePath: "$TESTENV_DIR/logs/traefik-access.log"
+  format: json
+  bufferingSize: 0
+  # Tests tell the CA's validation requests from the controller's self-check by User-Agent.
+  fields:
+    headers:
+      names:
+        User-Agent: keep
+providers:
+  kubernetesIngress:
+    endpoint: "https://127.0.0.1:$APISERVER_PORT"
+    token: "$TESTENV_DIR/traefik/token"
+    certAuthFilePath: "$pki/ca.crt"
+  kubernetesGateway:
+    endpoint: "https://127.0.0.1:$APISERVER_PORT"
+    token: "$TESTENV_DIR/traefik/token"
+    certAuthFilePath: "$pki/ca.crt"
+YAML
+fi
+# Without KUBECONFIG / KUBERNETES_SERVICE_*: either would take precedence over endpoint + token.
+start traefik env -u KUBECONFIG -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT \
+  bin/traefik --configfile "$TESTENV_DIR/traefik/traefik.yml"
+wait_for traefik 30 curl -sf "http://127.0.0.1:$TRAEFIK_PING_PORT/ping"
+for cond in Accepted Programmed; do
+  if ! k -n "$GATEWAY_NAMESPACE" wait --for "condition=$cond" --timeout 30s gateway/traefik >/dev/null; then
+    log "Gateway $GATEWAY_NAMESPACE/traefik not $cond in 30s:"
+    k -n "$GATEWAY_NAMESPACE" get gateway traefik -o jsonpath='{.status}' >&2 || true; echo >&2
+    tail -n 30 logs/traefik.log >&2 || true
+    exit 1
+  fi
+done
+
 cat > env.sh <<ENV
 # Written by tests/env/up.sh: the local test environment. Source it.
 export FERROCERT_TESTENV=$TESTENV_DIR
@@ -223,6 +396,16 @@ export TEST_ZONE2=$TEST_ZONE2
 export TSIG_KEY_NAME=ferrocert-test
 export TSIG_ALGORITHM=HMACSHA256
 export TSIG_SECRET=$TSIG_SECRET
+export HTTP01_BACKEND_IP=$HTTP01_BACKEND_IP
+export HTTP01_BACKEND_IP2=$HTTP01_BACKEND_IP2
+export HTTP01_BACKEND_PORT=$HTTP01_BACKEND_PORT
+export HTTP01_SERVICE=$HTTP01_NAMESPACE/ferrocert-http01
+export HTTP01_SERVICE_SLICE=ferrocert-http01-testenv
+export INGRESS_CLASS=traefik
+export GATEWAY_NAMESPACE=$GATEWAY_NAMESPACE
+export GATEWAY_NAME=traefik
+export GATEWAY_API_CRDS=$GATEWAY_API_CRDS
+export TRAEFIK_ACCESS_LOG=$TESTENV_DIR/logs/traefik-access.log
 ENV
 cat env.sh
 log "ready in $(( $(date +%s%3N) - start_ms )) ms (source $TESTENV_DIR/env.sh)"

@@ -5,6 +5,11 @@ KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 PEBBLE_VERSION=v2.10.3
 HELM_VERSION=v3.22.0
+# The ingress controller HTTP-01 routes go through. v3.7 does not build from the module proxy.
+TRAEFIK_VERSION=v3.6.12
+# Gateway API CRDs (standard channel) for that Traefik: it implements v1.4 (go.mod: v1.4.0); v1.4.1
+# is the same API with CRD fixes (BackendTLSPolicy gets its status subresource, which Traefik writes).
+GATEWAY_API_VERSION=v1.4.1
 
 # Built binaries live outside the work tree so that every clone (and CI's
 # fresh clone) on this machine shares them.
@@ -23,9 +28,17 @@ PEBBLE_PORT=${PEBBLE_PORT:-14000}
 PEBBLE_MGMT_PORT=${PEBBLE_MGMT_PORT:-15000}
 PEBBLE_EAB_PORT=${PEBBLE_EAB_PORT:-14001}
 PEBBLE_EAB_MGMT_PORT=${PEBBLE_EAB_MGMT_PORT:-15001}
-# Pebble validates HTTP-01 on this port of 127.0.0.1 (every test name resolves there); the
-# controller under test listens on it.
+# Pebble validates HTTP-01 on this port of 127.0.0.1 (every test name resolves there); Traefik's
+# `web` entry point listens on it and routes challenges to the controller's HTTP-01 Service.
 HTTP01_PORT=${HTTP01_PORT:-5002}
+# Traefik's ping entry point (readiness only).
+TRAEFIK_PING_PORT=${TRAEFIK_PING_PORT:-18082}
+# The controller processes under test serve HTTP-01 on these local addresses (added to `lo` by
+# up.sh: the API server refuses 127.0.0.0/8 in EndpointSlices) and this port; the testenv
+# EndpointSlice of the controller's HTTP-01 Service points at the first one.
+HTTP01_BACKEND_IP=${HTTP01_BACKEND_IP:-198.18.0.1}
+HTTP01_BACKEND_IP2=${HTTP01_BACKEND_IP2:-198.18.0.2}
+HTTP01_BACKEND_PORT=${HTTP01_BACKEND_PORT:-8089}
 DNS_PORT=${DNS_PORT:-5353}
 TEST_ZONE=${TEST_ZONE:-example.test}
 # A second zone, for `_acme-challenge` CNAME delegation into another zone.

@@ -27,7 +27,7 @@ use crate::labels;
 
 /// `endpointslice.kubernetes.io/managed-by` on the per-challenge EndpointSlices, so Kubernetes'
 /// own EndpointSlice controllers leave them alone.
-pub const ENDPOINT_SLICE_MANAGER: &str = "ferrocert.dev/controller";
+pub const ENDPOINT_SLICE_MANAGER: &str = "controller.ferrocert.dev";
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label naming an EndpointSlice's manager.
