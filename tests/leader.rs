@@ -7,43 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    CLUSTER_RESOURCE_NAMESPACE, apply, backend_listen, backend_listen2, client, event_count,
-    metric, pebble_issuer, solver_objects, start_controller_with, verify_chain, wait_cert_ready,
+    apply, backend_listen, backend_listen2, client, event_count, holder, metric, pebble_issuer,
+    solver_objects, start_controller_with, verify_chain, wait_cert_ready, wait_holder,
     wait_issuer_ready,
 };
-use common::{env_var, fresh_namespace, kubectl};
+use common::{env_var, fresh_namespace};
 use ferrocert::api::{Certificate, Issuer};
 use kube::api::Api;
 use serde_json::json;
-
-fn holder(lease: &str) -> String {
-    let out = kubectl(
-        &[
-            "get",
-            "lease",
-            "-n",
-            CLUSTER_RESOURCE_NAMESPACE,
-            lease,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn wait_holder(lease: &str, who: &str, within: Duration) -> Duration {
-    let started = Instant::now();
-    while holder(lease) != who {
-        assert!(
-            started.elapsed() < within,
-            "{who} did not hold {lease} within {within:?} (holder: {:?})",
-            holder(lease)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    started.elapsed()
-}
 
 fn cert(name: &str) -> serde_json::Value {
     json!({

@@ -13,7 +13,7 @@ use kube::Client;
 use kube::api::Api;
 use serde_json::json;
 
-use super::{env_var, install_crds, kubectl_ok};
+use super::{env_var, install_crds, kubectl, kubectl_ok};
 
 /// The namespace the controller keeps ClusterIssuer Secrets in, during tests.
 pub const CLUSTER_RESOURCE_NAMESPACE: &str = "ferrocert-e2e";
@@ -490,4 +490,35 @@ pub fn challenge_requests(host: &str) -> Vec<(String, u64)> {
             )
         })
         .collect()
+}
+
+/// The holder of a Lease in the cluster resource namespace ("" when none).
+pub fn holder(lease: &str) -> String {
+    let out = kubectl(
+        &[
+            "get",
+            "lease",
+            "-n",
+            CLUSTER_RESOURCE_NAMESPACE,
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits until `who` holds `lease`; returns how long that took.
+pub fn wait_holder(lease: &str, who: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while holder(lease) != who {
+        assert!(
+            started.elapsed() < within,
+            "{who} did not hold {lease} within {within:?} (holder: {:?})",
+            holder(lease)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
 }
