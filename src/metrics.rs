@@ -58,6 +58,7 @@ pub struct Metrics {
     pub reconcile_seconds: Family<KindLabels, Histogram>,
     pub issuer_ready: Family<IssuerLabels, prometheus_client::metrics::gauge::Gauge>,
     pub http01_self_checks: Family<OutcomeLabels, Counter>,
+    pub http01_route_ready_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -122,9 +123,17 @@ impl Metrics {
             "HTTP-01 self-check probes of challenge routes, by outcome (ok, failed)",
             http01_self_checks.clone(),
         );
+        let http01_route_ready_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 12));
+        registry.register(
+            "http01_route_ready_seconds",
+            "From applying an HTTP-01 challenge's route to the self-check's first success (the \
+             ingress controller's route-loading time, as seen in probe steps)",
+            http01_route_ready_seconds.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             http01_self_checks,
+            http01_route_ready_seconds,
             reconcile_seconds,
             issuer_ready,
             acme_requests,

@@ -137,7 +137,7 @@ async fn a_replica_that_goes_away_mid_challenge_leaves_the_challenge_slice() {
     // The follower dies; its address leaves the HTTP-01 Service (the endpoints controller's job).
     // SAFETY: kill(2) on our own child process.
     assert_eq!(unsafe { libc::kill(follower.pid as i32, libc::SIGKILL) }, 0);
-    set_http01_service_addresses(&[ip1.clone()]);
+    set_http01_service_addresses(std::slice::from_ref(&ip1));
     wait_for(
         "the challenge EndpointSlice to drop the dead replica",
         Duration::from_secs(5),

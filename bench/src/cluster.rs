@@ -30,7 +30,14 @@ pub struct Env {
     pub kubeconfig: String,
     pub pebble_directory: String,
     pub pebble_ca_file: String,
+    /// Where Traefik takes Pebble's HTTP-01 requests (and the self-check's).
     pub http01_port: u16,
+    /// Where the controller's (or the floor's) HTTP-01 listener goes: the address the HTTP-01
+    /// Service's EndpointSlice lists.
+    pub http01_listen: String,
+    /// `NAMESPACE/NAME` of that Service.
+    pub http01_service: String,
+    pub ingress_class: String,
     pub dns_server: String,
     pub zone: String,
 }
@@ -47,6 +54,13 @@ impl Env {
             pebble_directory: var("PEBBLE_DIRECTORY")?,
             pebble_ca_file: var("PEBBLE_CA_FILE")?,
             http01_port: var("HTTP01_PORT")?.parse().context("HTTP01_PORT")?,
+            http01_listen: format!(
+                "{}:{}",
+                var("HTTP01_BACKEND_IP")?,
+                var("HTTP01_BACKEND_PORT")?
+            ),
+            http01_service: var("HTTP01_SERVICE")?,
+            ingress_class: var("INGRESS_CLASS")?,
             dns_server: var("DNS_SERVER")?,
             zone: std::env::var("TEST_ZONE").unwrap_or_else(|_| "example.test".into()),
         })
@@ -91,7 +105,8 @@ pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
     }
 }
 
-/// The Issuer every scenario uses: the local Pebble, HTTP-01 (served by the controller itself).
+/// The Issuer every scenario uses: the local Pebble, HTTP-01 through Traefik (served by the
+/// controller itself).
 pub async fn create_issuer(client: &Client, env: &Env, ns: &str) -> Result<()> {
     let ca = std::fs::read(&env.pebble_ca_file)
         .with_context(|| format!("reading {}", env.pebble_ca_file))?;
@@ -107,7 +122,7 @@ pub async fn create_issuer(client: &Client, env: &Env, ns: &str) -> Result<()> {
             // Without a profile Pebble picks one at random, and a third of the certificates would
             // get the environment's 10-minute profile and renew during a long run.
             "profile": "default",
-            "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+            "solvers": [{"http01": {"ingress": {"ingressClassName": env.ingress_class}}}]
         }}
     }))?;
     Api::<Issuer>::namespaced(client.clone(), ns)

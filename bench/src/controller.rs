@@ -18,7 +18,12 @@ use crate::procstat::{self, ProcStats};
 pub struct Launch {
     pub binary: PathBuf,
     pub kubeconfig: String,
-    pub http01_port: u16,
+    /// The HTTP-01 listen address (see [`crate::cluster::Env::http01_listen`]).
+    pub http01_listen: String,
+    /// `--http01-service`.
+    pub http01_service: String,
+    /// `--http01-self-check-port`: where Traefik listens.
+    pub self_check_port: u16,
     pub dns_server: String,
     pub cluster_resource_namespace: String,
     /// Extra flags (e.g. `--concurrency=16`).
@@ -40,8 +45,9 @@ pub struct Controller {
 impl Controller {
     /// Spawns the controller and waits until it is ready. `tag` names its log file.
     pub async fn start(launch: &Launch, tag: &str) -> Result<Self> {
-        let http01 = format!("127.0.0.1:{}", launch.http01_port);
+        let http01 = launch.http01_listen.clone();
         wait_port_free(&http01, Duration::from_secs(20)).await?;
+        let self_check_port = launch.self_check_port.to_string();
         let metrics_addr = format!("127.0.0.1:{}", free_port()?);
         let log = launch.log_dir.join(format!("controller-{tag}.log"));
         let log_file =
@@ -55,6 +61,9 @@ impl Controller {
                 &launch.cluster_resource_namespace,
             ])
             .args(["--dns01-check-nameservers", &launch.dns_server])
+            .args(["--http01-service", &launch.http01_service])
+            .args(["--http01-self-check-port", &self_check_port])
+            .args(["--http01-self-check-nameservers", &launch.dns_server])
             .args(&launch.extra_args)
             .env("KUBECONFIG", &launch.kubeconfig)
             .env(

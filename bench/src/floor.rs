@@ -1,6 +1,9 @@
 //! The protocol floor: a bare ACME client (instant-acme, over the same HTTP client ferrocert
 //! uses) doing the same order against the same Pebble from this process, with a tiny HTTP-01
-//! responder on the port Pebble validates. What the controller adds on top of this is ours.
+//! responder where the controller's listener would be. Pebble reaches it through Traefik, by a
+//! wildcard Ingress made (and loaded by Traefik) before the first order: the floor pays Traefik's
+//! proxy hop but never waits for a route to load. What the controller adds on top of this is
+//! ours, plus Traefik loading each challenge's new route.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,10 +45,10 @@ fn polling() -> RetryPolicy {
 
 /// Registers an account (not timed), then issues `runs` certificates one after another, each for
 /// one new DNS name, timing order creation → certificate downloaded.
-pub async fn run(env: &Env, runs: usize, tag: &str) -> Result<FloorRun> {
+pub async fn run(client: &kube::Client, env: &Env, runs: usize, tag: &str) -> Result<FloorRun> {
     let tokens: Tokens = Arc::default();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let addr = format!("127.0.0.1:{}", env.http01_port);
+    let addr = env.http01_listen.clone();
     wait_port_free(&addr, Duration::from_secs(20)).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -60,7 +63,19 @@ pub async fn run(env: &Env, runs: usize, tag: &str) -> Result<FloorRun> {
             })
             .await
     });
-    let result = issue_all(env, runs, tag, &tokens).await;
+    let route = FloorRoute::create(client, env, tag).await;
+    let result = match route {
+        Ok(route) => {
+            let ready = route.wait_loaded(env, &tokens).await;
+            let result = match ready {
+                Ok(()) => issue_all(env, runs, tag, &tokens).await,
+                Err(e) => Err(e),
+            };
+            route.delete().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
     let _ = stop_tx.send(());
     let _ = server.await;
     result
@@ -147,4 +162,116 @@ async fn answer(
         .get(&token)
         .cloned()
         .ok_or(axum::http::StatusCode::NOT_FOUND)
+}
+
+/// The floor's route through Traefik: a wildcard Ingress for `*.<tag>.<zone>` and the path prefix
+/// of HTTP-01, to a selector-less Service whose EndpointSlice lists the floor's listener.
+struct FloorRoute {
+    client: kube::Client,
+    name: String,
+}
+
+/// The namespace of the floor's route.
+const FLOOR_NAMESPACE: &str = "ferrocert-bench";
+
+impl FloorRoute {
+    async fn create(client: &kube::Client, env: &Env, tag: &str) -> Result<Self> {
+        use k8s_openapi::api::core::v1::Service;
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        use k8s_openapi::api::networking::v1::Ingress;
+        use kube::api::{Api, Patch, PatchParams};
+        let name = format!("floor-{tag}");
+        let (ip, port) = env
+            .http01_listen
+            .rsplit_once(':')
+            .context("HTTP01 listen address without a port")?;
+        let port: u16 = port.parse().context("HTTP01 listen port")?;
+        let pp = PatchParams::apply("ferrocert-bench").force();
+        let service = serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+        });
+        Api::<Service>::namespaced(client.clone(), FLOOR_NAMESPACE)
+            .patch(&name, &pp, &Patch::Apply(&service))
+            .await
+            .context("creating the floor's Service")?;
+        let slice = serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "labels": {
+                "kubernetes.io/service-name": name,
+                "endpointslice.kubernetes.io/managed-by": "bench.ferrocert.dev"
+            }},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
+        });
+        Api::<EndpointSlice>::namespaced(client.clone(), FLOOR_NAMESPACE)
+            .patch(&name, &pp, &Patch::Apply(&slice))
+            .await
+            .context("creating the floor's EndpointSlice")?;
+        let ingress = serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name},
+            "spec": {
+                "ingressClassName": env.ingress_class,
+                "rules": [{"host": format!("*.{tag}.{}", env.zone), "http": {"paths": [{
+                    "path": "/.well-known/acme-challenge/", "pathType": "Prefix",
+                    "backend": {"service": {"name": name, "port": {"number": 80}}}
+                }]}}]
+            }
+        });
+        Api::<Ingress>::namespaced(client.clone(), FLOOR_NAMESPACE)
+            .patch(&name, &pp, &Patch::Apply(&ingress))
+            .await
+            .context("creating the floor's Ingress")?;
+        Ok(FloorRoute {
+            client: client.clone(),
+            name,
+        })
+    }
+
+    /// Waits until Traefik routes the floor's names to the floor's responder.
+    async fn wait_loaded(&self, env: &Env, tokens: &Tokens) -> Result<()> {
+        use ferrocert::solver::http01::self_check::{SelfCheckConfig, probe};
+        let token = "floor-route-ready";
+        tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.into(), "ready".into());
+        let tag = self.name.trim_start_matches("floor-");
+        let host = format!("probe.{tag}.{}", env.zone);
+        let config = SelfCheckConfig {
+            port: env.http01_port,
+            nameservers: vec![env.dns_server.clone()],
+            ..SelfCheckConfig::default()
+        };
+        let started = Instant::now();
+        loop {
+            match probe(&config, &host, token, "ready").await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                    bail!("Traefik did not route the floor's Ingress within 30 s: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn delete(&self) {
+        use k8s_openapi::api::core::v1::Service;
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        use k8s_openapi::api::networking::v1::Ingress;
+        use kube::api::{Api, DeleteParams};
+        let dp = DeleteParams::default();
+        let _ = Api::<Ingress>::namespaced(self.client.clone(), FLOOR_NAMESPACE)
+            .delete(&self.name, &dp)
+            .await;
+        let _ = Api::<EndpointSlice>::namespaced(self.client.clone(), FLOOR_NAMESPACE)
+            .delete(&self.name, &dp)
+            .await;
+        let _ = Api::<Service>::namespaced(self.client.clone(), FLOOR_NAMESPACE)
+            .delete(&self.name, &dp)
+            .await;
+    }
 }

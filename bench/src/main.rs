@@ -115,7 +115,9 @@ async fn run(args: Args) -> Result<()> {
         launch: Launch {
             binary: binary.clone(),
             kubeconfig: env.kubeconfig.clone(),
-            http01_port: env.http01_port,
+            http01_listen: env.http01_listen.clone(),
+            http01_service: env.http01_service.clone(),
+            self_check_port: env.http01_port,
             dns_server: env.dns_server.clone(),
             cluster_resource_namespace: "ferrocert-bench".into(),
             extra_args: args.controller_args.clone(),

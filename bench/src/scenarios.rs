@@ -88,6 +88,11 @@ pub struct Latency {
     pub acme_requests_per_issuance_controller: f64,
     pub acme_requests_per_issuance_floor: f64,
     pub api_requests_per_issuance: BTreeMap<String, f64>,
+    /// Mean time from applying a challenge's route to the self-check's first success: Traefik
+    /// loading the route, seen in probe steps (0.25 s, 0.5 s, 1 s, ...).
+    pub route_ready_mean_s: f64,
+    /// Self-check probes that did not yet get the key authorization, per issuance.
+    pub self_check_failures_per_issuance: f64,
 }
 
 /// Scenarios 2 and 3: one run of N Certificates applied at once.
@@ -232,7 +237,7 @@ fn mib(kib: u64) -> f64 {
 pub async fn latency(bench: &Bench, runs: usize) -> Result<Latency> {
     let tag = bench.tag("lat");
     eprintln!("[bench] latency: floor, {runs} orders");
-    let floor = floor::run(&bench.env, runs, &tag).await?;
+    let floor = floor::run(&bench.client, &bench.env, runs, &tag).await?;
     eprintln!("[bench] latency: controller, {runs} Certificates one at a time");
     let ns = format!("bench-{tag}");
     cluster::create_namespace(&bench.client, &ns).await?;
@@ -240,7 +245,7 @@ pub async fn latency(bench: &Bench, runs: usize) -> Result<Latency> {
     let controller = Controller::start(&bench.launch, &tag).await?;
     let result = latency_runs(bench, &controller, &ns, &tag, runs).await;
     cleanup(bench, controller, &ns).await?;
-    let (samples, acme, api) = result?;
+    let (samples, acme, api, route) = result?;
     let controller = Distribution::of(&samples);
     let floor_dist = Distribution::of(&floor.samples);
     let per = |x: f64| if runs > 0 { x / runs as f64 } else { 0.0 };
@@ -255,10 +260,19 @@ pub async fn latency(bench: &Bench, runs: usize) -> Result<Latency> {
         acme_requests_per_issuance_controller: per(acme),
         acme_requests_per_issuance_floor: per(floor.acme_requests),
         api_requests_per_issuance: api.into_iter().map(|(k, v)| (k, per(v))).collect(),
+        route_ready_mean_s: route.ready_mean_s,
+        self_check_failures_per_issuance: per(route.failed_probes),
     })
 }
 
-type LatencySamples = (Vec<Duration>, f64, BTreeMap<String, f64>);
+/// What the controller's metrics say about route loading over the latency runs.
+#[derive(Default)]
+struct RouteLoading {
+    ready_mean_s: f64,
+    failed_probes: f64,
+}
+
+type LatencySamples = (Vec<Duration>, f64, BTreeMap<String, f64>, RouteLoading);
 
 async fn latency_runs(
     bench: &Bench,
@@ -301,7 +315,22 @@ async fn latency_runs(
     let mut api_diff = prom::diff(&before.api, &after.api);
     // The harness's own waits (one watch per Certificate) are not the controller's.
     api_diff.remove("WATCH");
-    Ok((samples, acme, api_diff))
+    let moved = |name: &str, filter: fn(&prom::Sample) -> bool| {
+        prom::sum(&after.metrics, name, filter) - prom::sum(&before.metrics, name, filter)
+    };
+    let ready_sum = moved("ferrocert_http01_route_ready_seconds_sum", |_| true);
+    let ready_count = moved("ferrocert_http01_route_ready_seconds_count", |_| true);
+    let route = RouteLoading {
+        ready_mean_s: if ready_count > 0.0 {
+            ready_sum / ready_count
+        } else {
+            0.0
+        },
+        failed_probes: moved("ferrocert_http01_self_checks_total", |s| {
+            s.labels.get("outcome").map(String::as_str) == Some("failed")
+        }),
+    };
+    Ok((samples, acme, api_diff, route))
 }
 
 /// Scenarios 2–5: N Certificates at once (with `unrelated` Secrets already in the cluster), and

@@ -89,6 +89,19 @@ impl SelfCheckClocks {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts a challenge's clock when its route has just been applied.
+    fn start(&self, token: &str) {
+        let now = Instant::now();
+        self.lock().insert(
+            token.to_string(),
+            Clock {
+                presented: now,
+                next_probe: now,
+                probes: 0,
+            },
+        );
+    }
+
     /// Forgets a challenge (it was told to the CA, or its attempt ended).
     pub fn forget(&self, token: &str) {
         self.lock().remove(token);
@@ -210,7 +223,7 @@ pub async fn present(
             .await
             .context(|| format!("creating Ingress {ns}/{name}"))?;
     }
-    ctx.http01_clocks.forget(route.token);
+    ctx.http01_clocks.start(route.token);
     Ok(())
 }
 
@@ -290,6 +303,9 @@ pub async fn check(
     let failure = match outcome {
         Ok(()) => {
             ctx.http01_clocks.forget(route.token);
+            ctx.metrics
+                .http01_route_ready_seconds
+                .observe(now.duration_since(clock.presented).as_secs_f64());
             return CheckStep::Tell;
         }
         Err(failure) => failure,
