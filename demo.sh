@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on this machine and shows ferrocert's main job: starts the local environment
-# (kube-apiserver + etcd, Pebble, BIND), installs the CRDs, runs the controller, applies an Issuer
-# for the local Pebble and a Certificate, waits until the Secret holds a certificate Pebble issued
-# after checking HTTP-01, and prints it. Leaves the environment running (`tests/env/down.sh`
+# (kube-apiserver + etcd, Pebble, BIND, Traefik as the ingress controller), installs the CRDs, runs
+# the controller, applies an Issuer for the local Pebble and a Certificate, waits until the Secret
+# holds a certificate Pebble issued after validating HTTP-01 through Traefik, and prints it. Leaves the environment running (`tests/env/down.sh`
 # stops it); stops the controller it started.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,8 +15,12 @@ kubectl apply --server-side -f crds/ > /dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/certificates.ferrocert.dev crd/issuers.ferrocert.dev crd/clusterissuers.ferrocert.dev > /dev/null
 kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - > /dev/null
 
-target/release/ferrocert controller --http01-listen "127.0.0.1:$HTTP01_PORT" --metrics-listen 127.0.0.1:9402 \
-  --cluster-resource-namespace demo > .testenv/logs/demo-controller.log 2>&1 &
+# The controller listens where the environment's HTTP-01 Service sends traffic; Traefik (on
+# $HTTP01_PORT, where Pebble validates) routes each challenge there through the temporary Ingress.
+target/release/ferrocert controller --http01-listen "$HTTP01_BACKEND_IP:$HTTP01_BACKEND_PORT" \
+  --metrics-listen 127.0.0.1:9402 --cluster-resource-namespace demo \
+  --http01-service "$HTTP01_SERVICE" --http01-self-check-port "$HTTP01_PORT" \
+  --http01-self-check-nameservers "$DNS_SERVER" > .testenv/logs/demo-controller.log 2>&1 &
 controller=$!
 trap 'kill $controller 2>/dev/null || true' EXIT
 
@@ -37,7 +41,7 @@ spec:
     solvers:
       - http01:
           ingress:
-            ingressClassName: nginx
+            ingressClassName: $INGRESS_CLASS
 ---
 apiVersion: ferrocert.dev/v1alpha1
 kind: Certificate

@@ -19,9 +19,10 @@ BENCH_CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrocert-bench}
 out=$BENCH_CACHE/bin/pebble-$PEBBLE_VERSION
 mkdir -p "$BENCH_CACHE/bin"
 "$here/../tests/env/build.sh" >&2
-for b in kube-apiserver-$KUBERNETES_VERSION etcd-$ETCD_VERSION helm-$HELM_VERSION; do
+for b in kube-apiserver-$KUBERNETES_VERSION etcd-$ETCD_VERSION helm-$HELM_VERSION traefik-$TRAEFIK_VERSION; do
   ln -sf "$TESTENV_BIN/$b" "$BENCH_CACHE/bin/$b"
 done
+ln -sfn "$FERROCERT_CACHE/gateway-api-$GATEWAY_API_VERSION" "$BENCH_CACHE/gateway-api-$GATEWAY_API_VERSION"
 if [ ! -x "$out" ]; then
   echo "[bench] building Pebble $PEBBLE_VERSION with the FindValidAuthorization lock fix" >&2
   src=$(cd "$(go env GOMODCACHE)" && pwd)/github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION
