@@ -544,3 +544,111 @@ async fn an_issuer_can_turn_ari_off() {
     );
     assert_eq!(event_count(&ns, "plain", "RenewalWindow"), 0);
 }
+
+/// Issue 12, defect 1: a tenant copies another tenant's public certificate into a Secret of its
+/// own, names the shared ClusterIssuer in the annotations, and asks its own Certificate to revoke
+/// it (and to revoke on deletion). Without its private key nothing is revoked.
+#[tokio::test]
+async fn a_tenant_cannot_revoke_another_tenants_certificate_through_a_shared_cluster_issuer() {
+    controller();
+    let shared = format!("shared-{}", std::process::id());
+    let mut cluster_issuer = pebble_issuer(&shared, &format!("{shared}-account"), json!({}));
+    cluster_issuer["kind"] = json!("ClusterIssuer");
+    kubectl_ok(&["apply", "-f", "-"], Some(&cluster_issuer.to_string()));
+    let cluster_issuers: Api<ferrocert::api::ClusterIssuer> = Api::all(client().await);
+    wait_for(
+        "the shared ClusterIssuer Ready",
+        Duration::from_secs(30),
+        || async {
+            let ci = cluster_issuers.get(&shared).await.ok()?;
+            ci.status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await;
+    let issuer_ref = json!({"issuerRef": {"name": shared, "kind": "ClusterIssuer"}});
+
+    // The victim's certificate.
+    let victim_ns = fresh_namespace("victim");
+    let name = format!("site.{victim_ns}.{}", zone());
+    apply(&victim_ns, &certificate("site", &name, issuer_ref.clone()));
+    let victim_certs: Api<Certificate> = Api::namespaced(client().await, &victim_ns);
+    wait_cert_ready(&victim_certs, "site", 1).await;
+    let (_, victim_der) = leaf(&victim_ns, "site-tls");
+    let victim_serial = serial_of(&victim_der);
+    let victim_chain = secret_field(&victim_ns, "site-tls", "tls.crt");
+
+    // The thief: the victim's certificate next to a key of its own, annotated as ferrocert's.
+    let thief_ns = fresh_namespace("thief");
+    let own_key = ferrocert::pki::generate(&ferrocert::pki::KeySpec::from_spec(None).unwrap())
+        .unwrap()
+        .to_pem(ferrocert::api::PrivateKeyEncoding::PKCS8)
+        .unwrap();
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    apply(
+        &thief_ns,
+        &json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "copy-tls", "annotations": {
+                "ferrocert.dev/certificate-name": "copy",
+                "ferrocert.dev/issuer-name": shared,
+                "ferrocert.dev/issuer-kind": "ClusterIssuer"
+            }},
+            "data": {"tls.crt": b64(&victim_chain), "tls.key": b64(&own_key)}
+        }),
+    );
+    let mut copy = certificate("copy", &name, issuer_ref);
+    copy["metadata"]["annotations"] = json!({"ferrocert.dev/revoke-requested": "steal-1"});
+    copy["spec"]["revokeOnDelete"] = json!(true);
+    apply(&thief_ns, &copy);
+    let thief_certs: Api<Certificate> = Api::namespaced(client().await, &thief_ns);
+    let answered = wait_for(
+        "the revoke request answered",
+        Duration::from_secs(30),
+        || async {
+            let c = thief_certs.get("copy").await.ok()?;
+            let r = c.status?.revocation?;
+            (r.request.as_deref() == Some("steal-1")).then_some(r)
+        },
+    )
+    .await;
+    assert!(answered.revoked_at.is_none(), "{answered:?}");
+    assert!(
+        answered
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("tls.key is not the key")),
+        "{answered:?}"
+    );
+    assert_eq!(event_count(&thief_ns, "copy", "RevocationSkipped"), 1);
+    assert_eq!(pebble_cert_status(&victim_serial)["Status"], "Valid");
+
+    // Deleting the thief's Certificate (revokeOnDelete) revokes only what it can prove is its own.
+    kubectl_ok(
+        &[
+            "delete",
+            "fcert",
+            "-n",
+            &thief_ns,
+            "copy",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert_eq!(pebble_cert_status(&victim_serial)["Status"], "Valid");
+    let _ = kubectl(&["delete", "namespace", &thief_ns, "--wait=false"], None);
+    let _ = kubectl(&["delete", "namespace", &victim_ns, "--wait=false"], None);
+    let _ = kubectl(
+        &[
+            "delete",
+            "clusterissuer.ferrocert.dev",
+            &shared,
+            "--wait=false",
+        ],
+        None,
+    );
+}

@@ -20,7 +20,7 @@ use crate::api::{Certificate, CertificateStatus, RevocationStatus};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki;
-use crate::secret::{self, TLS_CRT, data_str};
+use crate::secret::{self, TLS_CRT, TLS_KEY, data_str};
 
 /// Held by Certificates with `revokeOnDelete: true`, so deletion revokes first.
 pub const REVOKE_FINALIZER: &str = "ferrocert.dev/revoke-on-delete";
@@ -41,6 +41,12 @@ pub struct Revocable {
 }
 
 /// Finds the revocable certificate in `secret`; `Err` says why there is none.
+///
+/// The Secret's annotations only say which issuer the certificate is meant to come from, and
+/// anyone who can write a Secret in the namespace can set them: a tenant could copy another
+/// tenant's public certificate into a Secret of its own, name a shared ClusterIssuer, and have
+/// the controller (which holds that account's key) revoke it. So revocation needs proof: the
+/// Secret's `tls.key` must be the private key of the certificate in `tls.crt`.
 pub fn revocable(
     secret: Option<&Secret>,
     issuer_name: &str,
@@ -59,6 +65,17 @@ pub fn revocable(
             "the certificate in the Secret was not issued through {} {issuer_name}",
             secret::kind_str(issuer_kind)
         ));
+    }
+    let key_pem = data_str(secret, TLS_KEY).ok_or(
+        "the Secret holds no tls.key, so nothing proves the certificate in it is this Certificate's",
+    )?;
+    let key = pki::parse_pem(key_pem).map_err(|e| format!("tls.key does not parse: {e}"))?;
+    if !pki::key_matches_leaf(&key, &chain.leaf) {
+        return Err(
+            "tls.key is not the key of the certificate in tls.crt, so nothing proves \
+                    the certificate is this Certificate's: it is not revoked"
+                .into(),
+        );
     }
     let leaf_der = chain
         .certs_der
@@ -418,19 +435,55 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn tls_secret(issuer: &str, kind: &str) -> Secret {
-        let ca = test_support::TestCa::root("Test Root");
         let key = pki::generate(&pki::KeySpec::from_spec(None).unwrap()).unwrap();
-        let chain_pem = ca.issue(&key, &test_support::LeafOptions::dns(&["a.test"]));
+        tls_secret_with_key(issuer, kind, &key, &key)
+    }
+
+    /// A TLS Secret whose certificate is for `cert_key` and whose tls.key is `stored_key`.
+    fn tls_secret_with_key(
+        issuer: &str,
+        kind: &str,
+        cert_key: &pki::PrivateKey,
+        stored_key: &pki::PrivateKey,
+    ) -> Secret {
+        let ca = test_support::TestCa::root("Test Root");
+        let chain_pem = ca.issue(cert_key, &test_support::LeafOptions::dns(&["a.test"]));
+        let key_pem = stored_key
+            .to_pem(crate::api::PrivateKeyEncoding::PKCS8)
+            .unwrap();
         let mut s = Secret::default();
         s.metadata.annotations = Some(BTreeMap::from([
             (labels::ANN_ISSUER_NAME.to_string(), issuer.to_string()),
             (labels::ANN_ISSUER_KIND.to_string(), kind.to_string()),
         ]));
-        s.data = Some(BTreeMap::from([(
-            TLS_CRT.to_string(),
-            k8s_openapi::ByteString(chain_pem.into_bytes()),
-        )]));
+        s.data = Some(BTreeMap::from([
+            (
+                TLS_CRT.to_string(),
+                k8s_openapi::ByteString(chain_pem.into_bytes()),
+            ),
+            (
+                TLS_KEY.to_string(),
+                k8s_openapi::ByteString(key_pem.into_bytes()),
+            ),
+        ]));
         s
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_never_revocable() {
+        let theirs = pki::generate(&pki::KeySpec::from_spec(None).unwrap()).unwrap();
+        let mine = pki::generate(&pki::KeySpec::from_spec(None).unwrap()).unwrap();
+        // Another tenant's certificate copied next to a key of one's own.
+        let copied = tls_secret_with_key("shared", "ClusterIssuer", &theirs, &mine);
+        let why = revocable(Some(&copied), "shared", IssuerKind::ClusterIssuer).unwrap_err();
+        assert!(why.contains("tls.key is not the key"), "{why}");
+        // ... or with no key at all.
+        let mut keyless = copied.clone();
+        keyless.data.as_mut().unwrap().remove(TLS_KEY);
+        let why = revocable(Some(&keyless), "shared", IssuerKind::ClusterIssuer).unwrap_err();
+        assert!(why.contains("holds no tls.key"), "{why}");
+        let owned = tls_secret_with_key("shared", "ClusterIssuer", &theirs, &theirs);
+        assert!(revocable(Some(&owned), "shared", IssuerKind::ClusterIssuer).is_ok());
     }
 
     #[test]
