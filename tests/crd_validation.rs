@@ -169,6 +169,14 @@ fn valid_edge_cases_are_accepted() {
         with(
             issuer("Issuer"),
             "/acme/solvers",
+            json!([{"http01": {
+                "gatewayHTTPRoute": {"parentRefs": [{"name": "gw", "namespace": "infra"}], "serviceType": "NodePort"},
+                "selfCheck": {"mode": "Delay", "delay": "45s"}
+            }}]),
+        ),
+        with(
+            issuer("Issuer"),
+            "/acme/solvers",
             json!([{"dns01": {"cloudflare": {
                 "email": "dns@example.com",
                 "apiTokenSecretRef": {"name": "cloudflare", "key": "api-token"}
@@ -383,6 +391,33 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                 json!([{"http01": {"ingress": {"class": "a", "ingressClassName": "b"}}}]),
             ),
             "http01.ingress may set at most one of: ingressClassName, class",
+        ),
+        (
+            "self-check delay without Delay mode",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {}, "selfCheck": {"delay": "30s"}}}]),
+            ),
+            "http01.selfCheck.delay is only used with mode: Delay",
+        ),
+        (
+            "self-check delay too long",
+            with(
+                issuer("ClusterIssuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {}, "selfCheck": {"mode": "Delay", "delay": "1h"}}}]),
+            ),
+            "selfCheck.delay must be at most 10m",
+        ),
+        (
+            "unknown self-check mode",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {}, "selfCheck": {"mode": "Sometimes"}}}]),
+            ),
+            "Unsupported value",
         ),
         (
             "TSIG name without secret",

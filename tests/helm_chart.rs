@@ -587,7 +587,7 @@ fn helm_install_creates_every_object_and_uninstall_keeps_the_crds() {
         "--backoff-base=1h".to_string(),
         "--backoff-cap=32h".to_string(),
         format!("--cluster-resource-namespace={ns}"),
-        format!("--http01-service={full}-http01.{ns}.svc.cluster.local"),
+        format!("--http01-service={ns}/{full}-http01"),
         "--log-format=text".to_string(),
         "--leader-elect".to_string(),
         format!("--lease-namespace={ns}"),

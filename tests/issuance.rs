@@ -408,7 +408,23 @@ async fn a_short_lived_certificate_renews_by_itself() {
 
 #[tokio::test]
 async fn a_name_that_cannot_validate_fails_clearly_and_backs_off() {
-    let ns = namespace_with_issuer("failing").await;
+    controller();
+    let ns = fresh_namespace("failing");
+    // `Delay` instead of the self-check, which would catch this before the CA is told (see the
+    // next test): here the CA itself fails the validation.
+    apply(
+        &ns,
+        &pebble_issuer(
+            "pebble",
+            "pebble-account",
+            json!({"solvers": [{"http01": {
+                "ingress": {"ingressClassName": env_var("INGRESS_CLASS")},
+                "selfCheck": {"mode": "Delay", "delay": "1s"}
+            }}]}),
+        ),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
     // Outside every zone BIND serves: Pebble cannot resolve it.
     apply(&ns, &certificate("broken", &["nowhere.invalid"], json!({})));
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
@@ -457,6 +473,72 @@ async fn a_name_that_cannot_validate_fails_clearly_and_backs_off() {
         left.trim().is_empty() || attempts < 4,
         "temporary objects kept after failure: {left}"
     );
+}
+
+#[tokio::test]
+async fn a_route_that_does_not_work_is_caught_by_the_self_check_before_the_ca_is_told() {
+    controller();
+    let ns = fresh_namespace("selfcheck");
+    // An IngressClass no controller serves: the route is never loaded, Traefik answers 404.
+    apply(
+        &ns,
+        &pebble_issuer(
+            "pebble",
+            "pebble-account",
+            json!({"solvers": [{"http01": {"ingress": {"ingressClassName": "nobody-serves-this"}}}]}),
+        ),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    let name = format!("unrouted.{ns}.{}", zone());
+    apply(&ns, &certificate("unrouted", &[&name], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let shown = wait_for(
+        "the self-check's result in the challenge status",
+        Duration::from_secs(20),
+        || async {
+            let c = certs.get("unrouted").await.ok()?;
+            let authz = c.status?.order?.authorizations.first()?.clone();
+            authz
+                .error
+                .filter(|e| e.starts_with("self-check:") && e.contains("404"))
+                .map(|e| (authz.state, e))
+        },
+    )
+    .await;
+    assert_eq!(shown.0.as_deref(), Some("presented"), "{shown:?}");
+    assert!(
+        shown
+            .1
+            .contains(&format!("http://{name}:{}", env_var("HTTP01_PORT"))),
+        "{shown:?}"
+    );
+    // The test controller gives up after --http01-self-check-timeout (10 s), without having told
+    // the CA: the failure is ours, and Pebble never saw a validation request for the name.
+    let failed = wait_for(
+        "Ready=False after the self-check timeout",
+        Duration::from_secs(30),
+        || async {
+            let c = certs.get("unrouted").await.ok()?;
+            let (status, reason, message) = ready_condition(&c)?;
+            (status == "False" && reason == "Failed").then_some(message)
+        },
+    )
+    .await;
+    assert!(
+        failed.contains("self-check") && failed.contains("the CA was not told"),
+        "{failed}"
+    );
+    assert!(!failed.contains("urn:ietf:params:acme:error:"), "{failed}");
+    let from_ca = common::e2e::challenge_requests(&name)
+        .into_iter()
+        .filter(|(agent, _)| !agent.contains("ferrocert"))
+        .count();
+    assert_eq!(
+        from_ca, 0,
+        "the CA was asked to validate a route that did not work"
+    );
+    assert_eq!(event_count(&ns, "unrouted", "OrderCreated"), 1);
 }
 
 #[tokio::test]

@@ -105,6 +105,9 @@ pub fn start_controller_with(
         env_var("HTTP01_PORT"),
         "--http01-self-check-nameservers".into(),
         env_var("DNS_SERVER"),
+        // Routes through Traefik load within 2 s; a test of a broken route should not wait 5 min.
+        "--http01-self-check-timeout".into(),
+        "10s".into(),
     ];
     args.extend(extra_args.iter().map(|a| a.to_string()));
     std::thread::spawn(move || {
