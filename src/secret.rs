@@ -165,6 +165,87 @@ pub fn kind_str(kind: IssuerKind) -> &'static str {
     }
 }
 
+/// The annotation cert-manager puts on the Secrets it writes: a Secret that names the same
+/// Certificate (one of the same name, in the same namespace) can be taken over, so that moving a
+/// Certificate from cert-manager to ferrocert keeps its Secret.
+pub const CERT_MANAGER_CERTIFICATE_NAME: &str = "cert-manager.io/certificate-name";
+
+/// Whose the Secret a Certificate's `secretName` names is, and so whether the Certificate may
+/// write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretClaim {
+    /// No such Secret: the Certificate creates it.
+    Free,
+    /// Written for this Certificate (by ferrocert, or by cert-manager for a Certificate of the
+    /// same name), or handed to it by annotating it with `ferrocert.dev/certificate-name`.
+    Ours,
+    /// Written for another Certificate of the namespace that still names it.
+    OtherCertificate(String),
+    /// Not of type `kubernetes.io/tls` (the type of a Secret cannot change).
+    WrongType(String),
+    /// A TLS Secret ferrocert did not write and nobody handed over.
+    NotOurs,
+}
+
+/// Decides whose `secret` is, for the Certificate `cert_name`. `still_claims(other)` says
+/// whether the Certificate `other` of the namespace exists and still names this Secret: a Secret
+/// left behind by a deleted or renamed Certificate is free to take. Pure.
+pub fn claim(
+    secret: Option<&Secret>,
+    cert_name: &str,
+    still_claims: impl Fn(&str) -> bool,
+) -> SecretClaim {
+    let Some(secret) = secret else {
+        return SecretClaim::Free;
+    };
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if type_ != "kubernetes.io/tls" {
+        return SecretClaim::WrongType(type_.to_string());
+    }
+    let annotations = secret.metadata.annotations.as_ref();
+    let named = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+    match named(labels::ANN_CERTIFICATE_NAME) {
+        Some(name) if name == cert_name => SecretClaim::Ours,
+        Some(other) if still_claims(other) => SecretClaim::OtherCertificate(other.to_string()),
+        Some(_) => SecretClaim::Ours,
+        None if named(CERT_MANAGER_CERTIFICATE_NAME) == Some(cert_name) => SecretClaim::Ours,
+        None => SecretClaim::NotOurs,
+    }
+}
+
+impl SecretClaim {
+    /// Why the Certificate may not write the Secret `secret_name`, as a condition reason and a
+    /// message that says what to do; `None` when it may.
+    pub fn refusal(&self, secret_name: &str, cert_name: &str) -> Option<(&'static str, String)> {
+        match self {
+            SecretClaim::Free | SecretClaim::Ours => None,
+            SecretClaim::OtherCertificate(other) => Some((
+                "SecretInUse",
+                format!(
+                    "Secret {secret_name} holds the certificate of Certificate {other}, which \
+                     also names it as secretName; give one of them another secretName"
+                ),
+            )),
+            SecretClaim::WrongType(type_) => Some((
+                "SecretNotTLS",
+                format!(
+                    "Secret {secret_name} exists with type {type_}, and a Secret's type cannot \
+                     change; delete it or choose another secretName"
+                ),
+            )),
+            SecretClaim::NotOurs => Some((
+                "SecretNotOwned",
+                format!(
+                    "Secret {secret_name} exists and was not written by ferrocert for this \
+                     Certificate, so it is left alone; to hand it over, annotate it with \
+                     {}={cert_name}, or choose another secretName",
+                    labels::ANN_CERTIFICATE_NAME
+                ),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +309,56 @@ mod tests {
     fn next_key_secret_names_fit() {
         assert_eq!(next_key_secret_name("web"), "web-next-key");
         assert!(next_key_secret_name(&"x".repeat(250)).len() <= 253);
+    }
+
+    fn secret_with(type_: &str, annotations: &[(&str, &str)]) -> Secret {
+        Secret {
+            type_: Some(type_.to_string()),
+            metadata: ObjectMeta {
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn a_secret_is_written_only_by_the_certificate_it_belongs_to() {
+        let tls = "kubernetes.io/tls";
+        let none = |_: &str| false;
+        let all = |_: &str| true;
+        assert_eq!(claim(None, "web", none), SecretClaim::Free);
+        let mine = secret_with(tls, &[(labels::ANN_CERTIFICATE_NAME, "web")]);
+        assert_eq!(claim(Some(&mine), "web", all), SecretClaim::Ours);
+        // Another Certificate's, while it still names the Secret; free once it does not.
+        assert_eq!(
+            claim(Some(&mine), "api", all),
+            SecretClaim::OtherCertificate("web".into())
+        );
+        assert_eq!(claim(Some(&mine), "api", none), SecretClaim::Ours);
+        // Someone else's TLS Secret is not taken; cert-manager's for the same name is.
+        let foreign = secret_with(tls, &[]);
+        assert_eq!(claim(Some(&foreign), "web", all), SecretClaim::NotOurs);
+        let cm = secret_with(tls, &[(CERT_MANAGER_CERTIFICATE_NAME, "web")]);
+        assert_eq!(claim(Some(&cm), "web", all), SecretClaim::Ours);
+        assert_eq!(claim(Some(&cm), "api", all), SecretClaim::NotOurs);
+        // A type that cannot become kubernetes.io/tls, whoever wrote it.
+        let opaque = secret_with("Opaque", &[(labels::ANN_CERTIFICATE_NAME, "web")]);
+        assert_eq!(
+            claim(Some(&opaque), "web", all),
+            SecretClaim::WrongType("Opaque".into())
+        );
+        let (reason, message) = SecretClaim::NotOurs.refusal("web-tls", "web").unwrap();
+        assert_eq!(reason, "SecretNotOwned");
+        assert!(
+            message.contains("ferrocert.dev/certificate-name=web"),
+            "{message}"
+        );
+        assert_eq!(SecretClaim::Ours.refusal("web-tls", "web"), None);
     }
 }

@@ -586,6 +586,8 @@ fn helm_install_creates_every_object_and_uninstall_keeps_the_crds() {
         "--concurrency=4".to_string(),
         "--backoff-base=1h".to_string(),
         "--backoff-cap=32h".to_string(),
+        "--issuer-ambient-credentials=false".to_string(),
+        "--cluster-issuer-ambient-credentials=true".to_string(),
         format!("--cluster-resource-namespace={ns}"),
         format!("--http01-service={ns}/{full}-http01"),
         "--log-format=text".to_string(),
@@ -747,17 +749,14 @@ fn service_account_has_exactly_the_listed_rights() {
     let release = Release::install(&["--set", "crds.install=false"]);
     let sa = release.service_account();
     let cluster_wide = [
-        ("certificates.ferrocert.dev", "get list watch patch update"),
-        ("issuers.ferrocert.dev", "get list watch patch update"),
-        (
-            "clusterissuers.ferrocert.dev",
-            "get list watch patch update",
-        ),
-        ("certificates.ferrocert.dev/status", "get patch update"),
-        ("issuers.ferrocert.dev/status", "get patch update"),
-        ("clusterissuers.ferrocert.dev/status", "get patch update"),
+        ("certificates.ferrocert.dev", "get list watch patch"),
+        ("issuers.ferrocert.dev", "get list watch patch"),
+        ("clusterissuers.ferrocert.dev", "get list watch patch"),
+        ("certificates.ferrocert.dev/status", "get patch"),
+        ("issuers.ferrocert.dev/status", "get patch"),
+        ("clusterissuers.ferrocert.dev/status", "get patch"),
         ("certificates.ferrocert.dev/finalizers", "update"),
-        ("secrets", "get list watch create update patch delete"),
+        ("secrets", "get list watch create patch delete"),
         ("services", "list create patch delete"),
         (
             "endpointslices.discovery.k8s.io",
@@ -800,6 +799,8 @@ fn service_account_has_exactly_the_listed_rights() {
             release.namespace.as_str(),
         ),
         ("update", "services", "default"),
+        ("update", "secrets", "default"),
+        ("update", "certificates.ferrocert.dev", "default"),
         ("watch", "endpointslices.discovery.k8s.io", "default"),
         ("get", "services", "default"),
         ("create", "events", "default"),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::e2e::{
     apply, client, controller, event_count, metric, pebble_certificate as certificate,
-    pebble_issuer, pebble_root, ready_condition, secret_key, solver_objects, subject_cn,
-    verify_chain, verify_chain_to, wait_cert_ready, wait_for, wait_issuer_ready,
+    pebble_issuer, pebble_root, ready_condition, secret_field, secret_key, solver_objects,
+    subject_cn, verify_chain, verify_chain_to, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -659,4 +659,168 @@ async fn eab_registration_uses_the_key_from_a_secret() {
     .await;
     assert!(message.contains("externalAccountRequired"), "{message}");
     let _ = kubectl(&["delete", "ns", &ns, "--wait=false"], None);
+}
+
+/// Waits until Certificate `name` is `Ready=False` with `reason`; returns the message.
+async fn refused_with(ns: &str, name: &str, reason: &str) -> String {
+    let certs: Api<Certificate> = Api::namespaced(client().await, ns);
+    wait_for(
+        &format!("{ns}/{name} Ready=False {reason}"),
+        Duration::from_secs(30),
+        || async {
+            let c = certs.get(name).await.ok()?;
+            ready_condition(&c)
+                .filter(|(s, r, _)| s == "False" && r == reason)
+                .map(|(_, _, m)| m)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_secret_that_is_not_ours_is_never_taken_over() {
+    let ns = namespace_with_issuer("claims").await;
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+
+    // Two Certificates naming one Secret: the first has it, the second is refused and orders
+    // nothing; the Secret keeps the first one's certificate.
+    let first = format!("first.{}", zone());
+    apply(
+        &ns,
+        &certificate("first", &[&first], json!({"secretName": "shared-tls"})),
+    );
+    wait_cert_ready(&certs, "first", 1).await;
+    let before = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "shared-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ],
+        None,
+    );
+    let second = format!("second.{}", zone());
+    apply(
+        &ns,
+        &certificate("second", &[&second], json!({"secretName": "shared-tls"})),
+    );
+    let message = refused_with(&ns, "second", "SecretInUse").await;
+    assert!(message.contains("Certificate first"), "{message}");
+    assert_eq!(event_count(&ns, "second", "SecretInUse"), 1);
+    assert_eq!(event_count(&ns, "second", "OrderCreated"), 0);
+
+    // An Opaque Secret: its type cannot change, so say so instead of failing on every write.
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "-n",
+            &ns,
+            "opaque-tls",
+            "--from-literal=a=b",
+        ],
+        None,
+    );
+    let opaque = format!("opaque.{}", zone());
+    apply(
+        &ns,
+        &certificate("opaque", &[&opaque], json!({"secretName": "opaque-tls"})),
+    );
+    let message = refused_with(&ns, "opaque", "SecretNotTLS").await;
+    assert!(message.contains("type Opaque"), "{message}");
+
+    // A TLS Secret someone else made is left alone until it is handed over by annotation.
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=someone-else", "-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "tls",
+            "-n",
+            &ns,
+            "foreign-tls",
+            &format!("--cert={}", crt.display()),
+            &format!("--key={}", key.display()),
+        ],
+        None,
+    );
+    let foreign = format!("foreign.{}", zone());
+    apply(
+        &ns,
+        &certificate("foreign", &[&foreign], json!({"secretName": "foreign-tls"})),
+    );
+    let message = refused_with(&ns, "foreign", "SecretNotOwned").await;
+    assert!(
+        message.contains("ferrocert.dev/certificate-name=foreign"),
+        "{message}"
+    );
+    assert_eq!(
+        subject_cn(secret_field(&ns, "foreign-tls", "tls.crt").as_bytes()),
+        "someone-else"
+    );
+    kubectl_ok(
+        &[
+            "annotate",
+            "secret",
+            "-n",
+            &ns,
+            "foreign-tls",
+            "ferrocert.dev/certificate-name=foreign",
+        ],
+        None,
+    );
+    // Looked at again within 30 s (jittered); then issued into the handed-over Secret.
+    let certs_api = certs.clone();
+    wait_for(
+        "the handed-over Secret used",
+        Duration::from_secs(60),
+        || async {
+            let c = certs_api.get("foreign").await.ok()?;
+            ready_condition(&c).filter(|(s, _, _)| s == "True")
+        },
+    )
+    .await;
+    let text = verify_chain(&ns, "foreign-tls"); // asserts that it verifies against Pebble's root
+    assert!(text.contains(&foreign), "{text}");
+
+    // Nothing changed hands along the way.
+    let after = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "shared-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ],
+        None,
+    );
+    assert_eq!(
+        before, after,
+        "the first Certificate's Secret was overwritten"
+    );
+    assert_eq!(event_count(&ns, "opaque", "OrderCreated"), 0);
 }

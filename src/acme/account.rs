@@ -2,7 +2,7 @@
 //! issuer so Certificates share its connections and nonces.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, Key, NewAccount};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -50,8 +50,11 @@ pub struct Registered {
 /// Shared ACME account clients, keyed by issuer.
 pub struct Accounts {
     metrics: Metrics,
-    /// `Retry-After` values the CAs sent, for the failure backoff.
+    /// `Retry-After` values the CAs sent, per account (keyed by the issuer's cache key), for the
+    /// failure backoff.
     pub retry_after: super::http::RetryAfterLog,
+    /// CA servers that did not answer in time, rested (see [`crate::outbound::Breaker`]).
+    pub slow_servers: Arc<crate::outbound::Breaker>,
     cache: Mutex<HashMap<String, (AccountConfig, String, Account)>>,
 }
 
@@ -61,14 +64,22 @@ impl Accounts {
             metrics,
             cache: Mutex::new(HashMap::new()),
             retry_after: Default::default(),
+            slow_servers: Default::default(),
         }
     }
 
-    fn builder(&self, config: &AccountConfig) -> Result<instant_acme::AccountBuilder, AcmeError> {
+    /// A builder whose HTTP client records `Retry-After`s for the account of `issuer`.
+    fn builder(
+        &self,
+        issuer: &str,
+        config: &AccountConfig,
+    ) -> Result<instant_acme::AccountBuilder, AcmeError> {
         let http = AcmeHttpClient::new(
             config.trust(),
             self.metrics.clone(),
             self.retry_after.clone(),
+            issuer,
+            self.slow_servers.clone(),
         )?;
         Ok(Account::builder_with_http(Box::new(http)))
     }
@@ -98,7 +109,7 @@ impl Accounts {
                     only_return_existing: false,
                 };
                 let (account, creds) = self
-                    .builder(config)?
+                    .builder(issuer, config)?
                     .create(&new, config.server.clone(), eab_key.as_ref())
                     .await?;
                 (account, creds, true)
@@ -108,7 +119,7 @@ impl Accounts {
                     .map_err(|_| AcmeError::AccountKey("not an ECDSA P-256 PKCS#8 key".into()))?;
                 let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()));
                 let (account, creds) = self
-                    .builder(config)?
+                    .builder(issuer, config)?
                     .create_from_key((key, der), config.server.clone())
                     .await?;
                 if email_changed && !contacts.is_empty() {
@@ -145,7 +156,7 @@ impl Accounts {
             return Ok(account.clone());
         }
         let account = self
-            .builder(config)?
+            .builder(issuer, config)?
             .from_parts(
                 uri.to_string(),
                 PrivatePkcs8KeyDer::from(key_pkcs8),

@@ -7,17 +7,21 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::http::{HttpClientError, Trust, connector};
+use super::http::{ACME_SERVICE, HttpClientError, Trust, connector};
+use crate::outbound::{self, Limits, OutboundError};
 
 /// Why the chains could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainFetchError {
     #[error(transparent)]
     Client(#[from] HttpClientError),
+    /// The CA did not answer within the limits of [`crate::outbound`] (or not at all).
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
     #[error("{0}")]
     Request(String),
     #[error("the account key cannot sign: {0}")]
@@ -111,9 +115,9 @@ where
     let req = req
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(req_err)?;
-    let rsp = client.request(req).await.map_err(req_err)?;
-    let (parts, body) = rsp.into_parts();
-    let bytes = body.collect().await.map_err(req_err)?.to_bytes();
+    let (parts, bytes) = outbound::send(client, req, &Limits::DEFAULT, ACME_SERVICE)
+        .await?
+        .into_parts();
     Ok((parts.status, parts.headers, bytes))
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP client instant-acme talks through: rustls with aws-lc-rs, trusting either the system
 //! roots or an Issuer's `caBundle` (every certificate of the bundle, which instant-acme's own
-//! `builder_with_root` does not do), and counting every request in the metrics.
+//! `builder_with_root` does not do), bounded by the limits of [`crate::outbound`] (connect and
+//! total timeouts, body limit: instant-acme itself reads whole bodies with no limit and has no
+//! timeout), counting every request in the metrics, and remembering each account's `Retry-After`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +21,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 
 use crate::metrics::{AcmeRequestLabels, Metrics};
+use crate::outbound::{self, Limits};
+
+/// How ACME servers are named in errors.
+pub const ACME_SERVICE: &str = "ACME server";
 
 /// Why the ACME HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -41,31 +47,59 @@ pub enum Trust<'a> {
     Insecure,
 }
 
-/// An instant-acme HTTP client that records metrics.
+/// An instant-acme HTTP client for one ACME account that records metrics.
 pub struct AcmeHttpClient {
     inner: HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    limits: Limits,
     metrics: Metrics,
     retry_after: RetryAfterLog,
+    /// Whose `Retry-After`s this client records (see [`RetryAfterLog`]).
+    account: String,
+    /// CA servers that timed out, shared by every account (see [`outbound::Breaker`]).
+    breaker: Arc<outbound::Breaker>,
 }
 
-/// The latest `Retry-After` each ACME server sent with an error, by host: instant-acme does not
-/// expose response headers, so the HTTP layer records them for the failure backoff to honour.
+/// The latest `Retry-After` each ACME account was sent with an error: instant-acme does not expose
+/// response headers, so the HTTP layer records them for the failure backoff to honour.
+///
+/// Kept per account, not per CA host: a CA rate-limits an account (Let's Encrypt's new orders
+/// per account, failed validations per account and name), and one tenant's limit must not delay
+/// every other tenant on the same CA. The account is named by the key of the issuer's client in
+/// [`super::Accounts`] (`Issuer/<namespace>/<name>`, `ClusterIssuer/<ns>/<name>`: one ACME account
+/// per issuer), together with the host that sent it, so that an issuer that moves to another CA
+/// does not inherit the old CA's wait.
 #[derive(Clone, Default, Debug)]
-pub struct RetryAfterLog(Arc<std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>>);
+pub struct RetryAfterLog(
+    Arc<std::sync::Mutex<std::collections::HashMap<(String, String), jiff::Timestamp>>>,
+);
 
 impl RetryAfterLog {
-    fn record(&self, host: &str, until: jiff::Timestamp) {
+    /// Records that `host` told `account` to wait until `until` (waits already over are dropped).
+    pub fn record(&self, account: &str, host: &str, until: jiff::Timestamp) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(host.to_string(), until);
+        let now = jiff::Timestamp::now();
+        map.retain(|_, t| *t > now);
+        map.insert((account.to_string(), host.to_string()), until);
     }
 
-    /// How long the server at `url` asked us to wait, if that time is still ahead.
-    pub fn remaining(&self, url: &str, now: jiff::Timestamp) -> Option<std::time::Duration> {
-        let host = url.parse::<http::Uri>().ok()?.authority()?.to_string();
+    /// How long the ACME server at `server` (a URL) asked `account` to wait, if that time is still
+    /// ahead.
+    pub fn remaining(
+        &self,
+        account: &str,
+        server: &str,
+        now: jiff::Timestamp,
+    ) -> Option<std::time::Duration> {
+        let host = url_host(server)?;
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let until = *map.get(&host)?;
+        let until = *map.get(&(account.to_string(), host))?;
         (until > now).then(|| until.duration_since(now).unsigned_abs())
     }
+}
+
+/// `host[:port]` of a URL.
+fn url_host(url: &str) -> Option<String> {
+    Some(url.parse::<http::Uri>().ok()?.authority()?.to_string())
 }
 
 /// Parses a `Retry-After` value: delta-seconds or an HTTP-date.
@@ -105,29 +139,64 @@ pub fn tls_config(trust: Trust<'_>) -> Result<rustls::ClientConfig, HttpClientEr
     Ok(config)
 }
 
-/// An HTTPS connector over a trust choice (HTTP/1 and HTTP/2).
+/// An HTTPS connector over a trust choice (HTTP/1 and HTTP/2), connecting within the default
+/// connect timeout of [`crate::outbound`].
 pub fn connector(
     trust: Trust<'_>,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, HttpClientError> {
+    connector_with(trust, &Limits::DEFAULT)
+}
+
+/// An HTTPS connector over a trust choice, connecting within `limits.connect_timeout`.
+pub fn connector_with(
+    trust: Trust<'_>,
+    limits: &Limits,
 ) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, HttpClientError> {
     Ok(HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(trust)?)
         .https_only()
         .enable_http1()
         .enable_http2()
-        .build())
+        .wrap_connector(outbound::http_connector(limits)))
 }
 
 impl AcmeHttpClient {
+    /// A client for the ACME account `account` (the issuer's key in [`super::Accounts`]), within
+    /// the default limits.
     pub fn new(
         trust: Trust<'_>,
         metrics: Metrics,
         retry_after: RetryAfterLog,
+        account: &str,
+        breaker: Arc<outbound::Breaker>,
     ) -> Result<Self, HttpClientError> {
-        let connector = connector(trust)?;
-        Ok(Self {
-            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
+        Self::with_limits(
+            trust,
             metrics,
             retry_after,
+            account,
+            breaker,
+            Limits::DEFAULT,
+        )
+    }
+
+    /// The same with other limits (tests use short ones).
+    pub fn with_limits(
+        trust: Trust<'_>,
+        metrics: Metrics,
+        retry_after: RetryAfterLog,
+        account: &str,
+        breaker: Arc<outbound::Breaker>,
+        limits: Limits,
+    ) -> Result<Self, HttpClientError> {
+        Ok(Self {
+            inner: HyperClient::builder(TokioExecutor::new())
+                .build(connector_with(trust, &limits)?),
+            limits,
+            metrics,
+            retry_after,
+            account: account.to_string(),
+            breaker,
         })
     }
 }
@@ -144,12 +213,16 @@ impl HttpClient for AcmeHttpClient {
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let fut = self.inner.request(req);
+        let client = self.inner.clone();
+        let limits = self.limits;
         let metrics = self.metrics.clone();
         let retry_after = self.retry_after.clone();
+        let account = self.account.clone();
+        let breaker = self.breaker.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let result = fut.await;
+            let result =
+                outbound::send_unless_resting(&client, req, &limits, ACME_SERVICE, &breaker).await;
             let status = match &result {
                 Ok(rsp) => {
                     if !rsp.status().is_success()
@@ -159,11 +232,11 @@ impl HttpClient for AcmeHttpClient {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()))
                     {
-                        retry_after.record(&host, until);
+                        retry_after.record(&account, &host, until);
                     }
                     rsp.status().as_u16().to_string()
                 }
-                Err(_) => "error".to_string(),
+                Err(e) => e.metric_label().to_string(),
             };
             let labels = AcmeRequestLabels {
                 endpoint,
@@ -176,7 +249,14 @@ impl HttpClient for AcmeHttpClient {
                 .get_or_create(&labels)
                 .observe(started.elapsed().as_secs_f64());
             match result {
-                Ok(rsp) => Ok(BytesResponse::from(rsp)),
+                Ok(rsp) => {
+                    // The body is already read (within the limit): instant-acme gets it as is.
+                    let (parts, body) = rsp.into_parts();
+                    Ok(BytesResponse {
+                        parts,
+                        body: Box::new(body),
+                    })
+                }
                 Err(err) => Err(instant_acme::Error::Other(Box::new(err))),
             }
         })
@@ -293,20 +373,37 @@ mod tests {
         let date = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now).unwrap();
         assert_eq!(date, jiff::Timestamp::from_second(784111777).unwrap());
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_is_kept_per_account_and_host() {
+        let now = jiff::Timestamp::now();
         let log = RetryAfterLog::default();
         log.record(
+            "Issuer/a/le",
             "ca.test:443",
-            jiff::Timestamp::from_second(1_000_060).unwrap(),
+            now + jiff::SignedDuration::from_secs(60),
         );
+        let left = log
+            .remaining("Issuer/a/le", "https://ca.test:443/acme/new-order", now)
+            .unwrap();
+        assert_eq!(left, std::time::Duration::from_secs(60));
+        // Another tenant's account on the same CA is not held back.
         assert_eq!(
-            log.remaining("https://ca.test:443/acme/new-order", now),
-            Some(std::time::Duration::from_secs(60))
+            log.remaining("Issuer/b/le", "https://ca.test:443/x", now),
+            None
         );
-        assert_eq!(log.remaining("https://other.test/x", now), None);
+        // Nor is the same issuer at another CA.
+        assert_eq!(
+            log.remaining("Issuer/a/le", "https://other.test/x", now),
+            None
+        );
+        // And the wait ends.
         assert_eq!(
             log.remaining(
+                "Issuer/a/le",
                 "https://ca.test:443/x",
-                jiff::Timestamp::from_second(1_000_061).unwrap()
+                now + jiff::SignedDuration::from_secs(61)
             ),
             None
         );

@@ -206,6 +206,12 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         .get_opt(&cert.spec.secret_name)
         .await
         .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
+    let claim = secret::claim(secret.as_ref(), &cert.name_any(), |other| {
+        still_claims(&ctx, &ns, other, &cert.spec.secret_name)
+    });
+    if let Some((reason, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
+        return refuse_secret(&ctx, &api, &cert, status, reason, &message).await;
+    }
     if let Some(request) = revocation::pending_request(&cert) {
         return revocation::answer_request(
             &ctx,
@@ -337,7 +343,7 @@ async fn start_issuance(
     reason: IssueReason,
 ) -> Result<Action, Error> {
     let now_ts = Timestamp::now();
-    if let Some(wait) = backoff_remaining(ctx, cert, &status, now_ts) {
+    if let Some(wait) = backoff_remaining(ctx, cert, issuer, &status, now_ts) {
         tracing::debug!(cert = %describe(cert), ?wait, "issuance backing off");
         if Some(&status) != cert.status.as_ref() {
             // E.g. a renewal window fetched meanwhile: keep it, so it is not fetched again.
@@ -434,20 +440,22 @@ async fn start_issuance(
         Err(Error::Acme { source, .. }) if source.is_bad_nonce() => {
             // Not the order's failure: ask again in a moment (the claim in status stands).
             tracing::debug!(cert = %describe(cert), error = %source, "newOrder refused the nonce; retrying");
-            return Ok(Action::requeue(order::TRANSIENT_RETRY));
+            return Ok(Action::requeue(crate::retry::jittered(
+                order::TRANSIENT_RETRY,
+            )));
         }
         Err(Error::Acme { source, .. }) => {
-            let text = source
-                .problem()
-                .map(problem_text)
-                .unwrap_or_else(|| source.to_string());
+            let text = match source.problem() {
+                Some(problem) => format!("the CA refused the order: {}", problem_text(problem)),
+                None => format!("creating the order failed: {source}"),
+            };
             return order::record_failure(
                 ctx,
                 api,
                 issuer,
                 &claimed,
                 status,
-                &format!("the CA refused the order: {text}"),
+                &text,
                 source.is_rate_limited(),
             )
             .await;
@@ -598,6 +606,7 @@ async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<
 fn backoff_remaining(
     ctx: &Ctx,
     cert: &Certificate,
+    issuer: &ResolvedIssuer,
     status: &CertificateStatus,
     now: Timestamp,
 ) -> Option<Duration> {
@@ -611,27 +620,97 @@ fn backoff_remaining(
         return None;
     }
     let last = status.last_failure_time.as_ref()?.0;
-    let wait = retry_delay(ctx, status, attempts, now);
+    let rate_limited =
+        conditions::find(&status.conditions, ISSUING).is_some_and(|c| c.reason == RATE_LIMITED);
+    let wait = failure_delay(ctx, cert, issuer, status, attempts, rate_limited, last);
     let due = last
         .checked_add(jiff::SignedDuration::try_from(wait).ok()?)
         .ok()?;
     (due > now).then(|| due.duration_since(now).unsigned_abs())
 }
 
-/// The delay after `attempts` failures, capped so a retry comes before the current certificate
-/// expires.
-pub fn retry_delay(
+/// The delay after `attempts` failures, the last at `since`: the exponential backoff, jittered
+/// per Certificate (so that orders that failed together, in a CA outage, do not retry together)
+/// and capped so a retry comes before the current certificate expires; at least the CA's
+/// `Retry-After` for the issuer's account, and after a rate limit at least 5 min (jittered) even
+/// when the CA asked for less: a retry that hits the limit again costs more than it gains.
+/// Recomputed from status on every reconcile, so it depends on nothing random.
+pub fn failure_delay(
     ctx: &Ctx,
+    cert: &Certificate,
+    issuer: &ResolvedIssuer,
     status: &CertificateStatus,
     attempts: i64,
-    now: Timestamp,
+    rate_limited: bool,
+    since: Timestamp,
 ) -> Duration {
-    let raw = pki::backoff(
-        attempts.clamp(0, i64::from(u32::MAX)) as u32,
+    let attempts = attempts.clamp(0, i64::from(u32::MAX)) as u32;
+    let key = format!(
+        "{}/{}",
+        cert.namespace().unwrap_or_default(),
+        cert.name_any()
+    );
+    let raw = crate::retry::backoff_for(
+        &key,
+        attempts,
         ctx.settings.backoff_base,
         ctx.settings.backoff_cap,
     );
-    pki::cap_backoff_below_expiry(raw, now, status.not_after.as_ref().map(|t| t.0))
+    let mut delay =
+        pki::cap_backoff_below_expiry(raw, since, status.not_after.as_ref().map(|t| t.0));
+    if rate_limited {
+        let floor =
+            crate::retry::spread_after(RATE_LIMIT_WAIT, crate::retry::stable_unit(&key, attempts));
+        delay = delay.max(floor);
+    }
+    if let Some(wait) =
+        ctx.accounts
+            .retry_after
+            .remaining(&issuer.ident.cache_key(), &issuer.acme.server, since)
+    {
+        delay = delay.max(wait);
+    }
+    delay
+}
+
+/// The least wait after a rate limit the CA gave no `Retry-After` for.
+pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
+
+/// The reason of the conditions of a failure that was a rate limit (also how the backoff knows it
+/// was one).
+pub const RATE_LIMITED: &str = "RateLimited";
+
+/// Whether the Certificate `other` of namespace `ns` exists (and is not being deleted) and names
+/// the Secret `secret_name`, as the controller's cache has it.
+pub fn still_claims(ctx: &Ctx, ns: &str, other: &str, secret_name: &str) -> bool {
+    ctx.certificates
+        .get(&kube::runtime::reflector::ObjectRef::new(other).within(ns))
+        .is_some_and(|c| c.meta().deletion_timestamp.is_none() && c.spec.secret_name == secret_name)
+}
+
+/// The Secret `secretName` names may not be written by this Certificate (see
+/// [`secret::SecretClaim`]): `Ready=False` with the reason, an Event, no CA traffic. Looked at
+/// again every 30 s or so (jittered), because fixing it may mean changing a Secret the controller
+/// does not watch (only its own Secrets are watched, by label).
+async fn refuse_secret(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    reason: &str,
+    message: &str,
+) -> Result<Action, Error> {
+    set_ready(&mut status, cert, false, reason, message);
+    conditions::remove(&mut status.conditions, ISSUING);
+    if Some(&status) != cert.status.as_ref() {
+        tracing::warn!(cert = %describe(cert), reason, "{message}");
+        ctx.event(cert, true, reason, "Issue", message.to_string())
+            .await;
+        apply_status(api, cert, &status).await?;
+    }
+    Ok(Action::requeue(crate::retry::jittered(
+        Duration::from_secs(30),
+    )))
 }
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.

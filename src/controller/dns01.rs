@@ -10,10 +10,10 @@ use kube::api::Api;
 
 use super::Ctx;
 use super::certificate::ResolvedIssuer;
-use crate::api::OrderStatus;
 use crate::api::issuer::{
     CloudflareProvider, Dns01Solver, Rfc2136Provider, Route53Provider, SecretKeySelector,
 };
+use crate::api::{IssuerKind, OrderStatus};
 use crate::secret::data_str;
 use crate::solver::dns01::DnsProvider;
 use crate::solver::dns01::aws_credentials::{self, AwsCredentials};
@@ -153,6 +153,7 @@ async fn route53(
             (id, secret, None)
         }
         None => {
+            may_use_ambient(&ctx.settings, issuer.kind)?;
             let c = aws_credentials::ambient()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -179,6 +180,41 @@ async fn route53(
     }
     config.endpoint = ctx.settings.dns01_route53_endpoint.clone();
     Route53::new(config).map_err(|e| e.to_string())
+}
+
+/// Whether an issuer of `kind` may sign with the controller's own (ambient) cloud credentials;
+/// the refusal says what to do instead. Pure.
+pub fn may_use_ambient(settings: &super::Settings, kind: IssuerKind) -> Result<(), String> {
+    ambient_allowed(
+        settings.issuer_ambient_credentials,
+        settings.cluster_issuer_ambient_credentials,
+        kind,
+    )
+}
+
+fn ambient_allowed(
+    for_issuers: bool,
+    for_cluster_issuers: bool,
+    kind: IssuerKind,
+) -> Result<(), String> {
+    let (allowed, flag) = match kind {
+        IssuerKind::Issuer => (for_issuers, "--issuer-ambient-credentials"),
+        IssuerKind::ClusterIssuer => (for_cluster_issuers, "--cluster-issuer-ambient-credentials"),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "dns01.route53 names no access key, and this controller does not let {kind:?}s use \
+             its own AWS credentials ({flag}=false): put the keys in a Secret \
+             (accessKeyIDSecretRef, secretAccessKeySecretRef){}",
+            if kind == IssuerKind::Issuer {
+                ", or use a ClusterIssuer"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 /// The propagation checker for a solver. Lookups (SOA, NS, CNAME) go to the RFC 2136 nameserver,
@@ -289,6 +325,20 @@ pub async fn cleanup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cluster_issuers_use_ambient_credentials_by_default() {
+        assert!(ambient_allowed(false, true, IssuerKind::ClusterIssuer).is_ok());
+        let refusal = ambient_allowed(false, true, IssuerKind::Issuer).unwrap_err();
+        assert!(
+            refusal.contains("--issuer-ambient-credentials=false"),
+            "{refusal}"
+        );
+        assert!(refusal.contains("use a ClusterIssuer"), "{refusal}");
+        assert!(ambient_allowed(true, true, IssuerKind::Issuer).is_ok());
+        let refusal = ambient_allowed(true, false, IssuerKind::ClusterIssuer).unwrap_err();
+        assert!(!refusal.contains("use a ClusterIssuer"), "{refusal}");
+    }
 
     #[test]
     fn negative_caching_waits_only_after_a_recent_failure() {

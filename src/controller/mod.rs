@@ -57,6 +57,10 @@ pub struct Settings {
     pub dns01_cloudflare_api_url: String,
     /// The Route53 API endpoint (tests and API-compatible gateways change it).
     pub dns01_route53_endpoint: String,
+    /// Whether namespaced Issuers may use the controller's ambient cloud credentials.
+    pub issuer_ambient_credentials: bool,
+    /// Whether ClusterIssuers may.
+    pub cluster_issuer_ambient_credentials: bool,
     /// ARI: bounds on how often a certificate's renewal window is fetched again.
     pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
 }
@@ -73,6 +77,9 @@ pub struct Context {
     /// When each order's challenges were handed to the CA, to pace polling (in memory only: a
     /// restart simply polls promptly once).
     pub polling_since: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Consecutive failures to reach the CA about each order (by URL), so that an outage is
+    /// retried with backoff rather than every few seconds.
+    pub ca_trouble: crate::retry::Backoffs,
     /// DNS-01 changes a provider applies asynchronously (Route53 change ids), by
     /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
     /// a restart the check of the authoritative nameservers alone decides, as for any provider.

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::certificate::{
-    ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, retry_delay, set_ready,
+    ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, set_ready,
 };
 use super::http01::{self, CheckStep, PresentError};
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference};
@@ -135,8 +135,12 @@ pub async fn drive_order(
         .await
         .map_err(AcmeError::from)
     {
-        Ok(order) => order,
+        Ok(order) => {
+            ctx.ca_trouble.succeeded(&recorded.url);
+            order
+        }
         Err(e) if e.is_not_found() => {
+            ctx.ca_trouble.succeeded(&recorded.url);
             // The CA no longer has it (expired, or another CA now): start over.
             tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
             cleanup_temporaries(ctx, cert).await?;
@@ -147,12 +151,13 @@ pub async fn drive_order(
         }
         Err(e) if e.is_bad_nonce() => {
             tracing::debug!(cert = %describe(cert), error = %e, "fetching the order: nonce refused; retrying");
-            return Ok(Action::requeue(TRANSIENT_RETRY));
+            return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
         }
         Err(e) => {
             // Network trouble or a CA hiccup: try again later without counting a failure.
-            tracing::warn!(cert = %describe(cert), error = %e, "fetching the order failed");
-            return Ok(Action::requeue(Duration::from_secs(15)));
+            let wait = ctx.ca_trouble.failed(&recorded.url);
+            tracing::warn!(cert = %describe(cert), error = %e, ?wait, "fetching the order failed");
+            return Ok(Action::requeue(wait));
         }
     };
     let state = order.state().status;
@@ -174,7 +179,7 @@ pub async fn drive_order(
             if let Err(e) = order.finalize_csr(&csr).await.map_err(AcmeError::from) {
                 if e.is_bad_nonce() {
                     tracing::debug!(cert = %describe(cert), error = %e, "finalize refused the nonce; retrying");
-                    return Ok(Action::requeue(TRANSIENT_RETRY));
+                    return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
                 }
                 let text = e
                     .problem()
@@ -267,10 +272,11 @@ pub async fn present_challenges(
                 let e = AcmeError::from(e);
                 if e.is_bad_nonce() {
                     tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
-                    return Ok(Action::requeue(TRANSIENT_RETRY));
+                    return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
                 }
-                tracing::warn!(cert = %describe(cert), error = %e, "fetching an authorization failed");
-                return Ok(Action::requeue(Duration::from_secs(5)));
+                let wait = ctx.ca_trouble.failed(&recorded.url);
+                tracing::warn!(cert = %describe(cert), error = %e, ?wait, "fetching an authorization failed");
+                return Ok(Action::requeue(wait));
             }
         };
         let url = authz.url().to_string();
@@ -644,7 +650,7 @@ pub async fn present_challenges(
             status.order = Some(recorded);
             apply_status(api, cert, &status).await?;
         }
-        return Ok(Action::requeue(TRANSIENT_RETRY));
+        return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
     }
     if let Some(message) = failure {
         recorded.authorizations = current;
@@ -811,8 +817,9 @@ async fn complete(
         Ok(Some(pem)) => pem,
         Ok(None) => return Ok(Action::requeue(Duration::from_millis(500))),
         Err(e) => {
-            tracing::warn!(cert = %describe(cert), error = %e, "downloading the certificate failed");
-            return Ok(Action::requeue(Duration::from_secs(10)));
+            let wait = ctx.ca_trouble.failed(order.url());
+            tracing::warn!(cert = %describe(cert), error = %e, ?wait, "downloading the certificate failed");
+            return Ok(Action::requeue(wait));
         }
     };
     let chain_pem = match issuer.acme.preferred_chain.as_deref() {
@@ -873,6 +880,19 @@ async fn complete(
     );
     let ns = cert.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    // The Secret may have changed hands while the order ran (another Certificate wrote it first,
+    // or someone created one): never overwrite what is not ours. The key stays in its Secret for
+    // the next attempt.
+    let existing = secrets
+        .get_opt(&cert.spec.secret_name)
+        .await
+        .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
+    let claim = secret::claim(existing.as_ref(), &cert.name_any(), |other| {
+        super::certificate::still_claims(ctx, &ns, other, &cert.spec.secret_name)
+    });
+    if let Some((_, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
+        return record_failure(ctx, api, issuer, cert, status, &message, false).await;
+    }
     secrets
         .patch(
             &cert.spec.secret_name,
@@ -913,6 +933,7 @@ async fn complete(
     status.renewal_info = None;
     if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
         ctx.polling_lock().remove(&url);
+        ctx.ca_trouble.succeeded(&url);
     }
     status.order = None;
     status.not_before = Some(Time(chain.leaf.not_before));
@@ -995,20 +1016,19 @@ pub async fn record_failure(
     let action = super::attempt_action(&status);
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();
-    let mut delay = retry_delay(ctx, &status, attempts, now_ts);
-    // The CA's Retry-After wins over our schedule; a rate limit without one waits at least 5 min.
-    match ctx
-        .accounts
-        .retry_after
-        .remaining(&issuer.acme.server, now_ts)
-    {
-        Some(wait) => delay = delay.max(wait),
-        None if rate_limited => delay = delay.max(Duration::from_secs(300)),
-        None => {}
-    }
+    let delay = super::certificate::failure_delay(
+        ctx,
+        cert,
+        issuer,
+        &status,
+        attempts,
+        rate_limited,
+        now_ts,
+    );
     if let Some(order) = status.order.as_mut() {
         order.error = Some(message.to_string());
         ctx.polling_lock().remove(&order.url);
+        ctx.ca_trouble.succeeded(&order.url);
     }
     // Keep the failed order's details visible until the next attempt replaces them: clear only the
     // URL's effect by marking it done; the next issuance overwrites `order`.
@@ -1018,21 +1038,26 @@ pub async fn record_failure(
     let retry_at = now_ts
         .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
         .unwrap_or(now_ts);
+    let reason = if rate_limited {
+        super::certificate::RATE_LIMITED
+    } else {
+        "Failed"
+    };
     let full = format!("{message} (attempt {attempts}; next try at {retry_at})");
     conditions::set(
         &mut status.conditions,
         ISSUING,
         false,
-        "Failed",
+        reason,
         &full,
         cert.meta().generation,
         now(),
     );
     let still_valid = status.not_after.as_ref().is_some_and(|t| t.0 > now_ts);
     if !still_valid {
-        set_ready(&mut status, cert, false, "Failed", &full);
+        set_ready(&mut status, cert, false, reason, &full);
     }
-    ctx.event(cert, true, "Failed", &action, full.clone()).await;
+    ctx.event(cert, true, reason, &action, full.clone()).await;
     if let (Some(nb), Some(na)) = (status.not_before.as_ref(), status.not_after.as_ref())
         && na.0 > now_ts
         && pki::renewal_info::in_last_tenth(nb.0, na.0, now_ts)

@@ -335,7 +335,7 @@ async fn retry_later(
         *number,
         message,
     ));
-    let delay = retry_delay(ctx, *number);
+    let delay = retry_delay(ctx, &target.serial_hex, *number);
     let of_limit = limit.map(|l| format!(" of {l}")).unwrap_or_default();
     ctx.event(
         cert,
@@ -398,12 +398,15 @@ fn backoff_remaining(
     if attempts == 0 {
         return None;
     }
-    let due = last.checked_add(retry_delay(ctx, attempts)).ok()?;
+    let due = last
+        .checked_add(retry_delay(ctx, serial_hex, attempts))
+        .ok()?;
     (due > now).then(|| due.duration_since(now).unsigned_abs())
 }
 
-fn retry_delay(ctx: &Ctx, attempts: i32) -> Duration {
-    pki::backoff(
+fn retry_delay(ctx: &Ctx, serial_hex: &str, attempts: i32) -> Duration {
+    crate::retry::backoff_for(
+        serial_hex,
         u32::try_from(attempts).unwrap_or(1),
         ctx.settings.backoff_base.min(RETRY_CAP),
         RETRY_CAP,

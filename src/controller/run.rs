@@ -40,6 +40,10 @@ pub struct ControllerArgs {
     /// Where the HTTP-01 challenge server listens.
     #[arg(long, default_value = "0.0.0.0:8089")]
     pub http01_listen: SocketAddr,
+    /// Most connections the HTTP-01 listener keeps open at once; more wait in the kernel's
+    /// backlog until one closes (a silent connection is cut after 10 s).
+    #[arg(long, default_value_t = 1024)]
+    pub http01_max_connections: usize,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, default_value = "0.0.0.0:9402")]
     pub metrics_listen: SocketAddr,
@@ -95,6 +99,15 @@ pub struct ControllerArgs {
     /// The Route53 API endpoint (for API-compatible gateways, VPC endpoints and tests).
     #[arg(long, default_value = crate::solver::dns01::route53::DEFAULT_ENDPOINT)]
     pub dns01_route53_endpoint: String,
+    /// Let namespaced Issuers use the controller's own cloud credentials (a Route53 solver without
+    /// keys). Off by default, as in cert-manager: whoever can create an Issuer in any namespace
+    /// could otherwise change DNS in every hosted zone the controller's identity may change.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub issuer_ambient_credentials: bool,
+    /// Let ClusterIssuers (created by cluster administrators) use the controller's own cloud
+    /// credentials.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub cluster_issuer_ambient_credentials: bool,
     /// Elect a leader on a Lease: only the holder reconciles; every replica serves HTTP-01 tokens
     /// and metrics.
     #[arg(long)]
@@ -183,6 +196,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         dns01_recursive_nameservers: args.dns01_recursive_nameservers.clone(),
         dns01_cloudflare_api_url: args.dns01_cloudflare_api_url.clone(),
         dns01_route53_endpoint: args.dns01_route53_endpoint.clone(),
+        issuer_ambient_credentials: args.issuer_ambient_credentials,
+        cluster_issuer_ambient_credentials: args.cluster_issuer_ambient_credentials,
         ari_recheck: RecheckBounds {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
@@ -234,6 +249,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         certificates: store.clone(),
         polling_since: Default::default(),
+        ca_trouble: Default::default(),
         dns01_changes: Default::default(),
         dns01_checked: Default::default(),
         http01_backends: watch::channel(None).0,
@@ -245,14 +261,28 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let http01 = TcpListener::bind(args.http01_listen).await?;
     let metrics_listener = TcpListener::bind(args.metrics_listen).await?;
     tracing::info!(http01 = %http01.local_addr()?, metrics = %metrics_listener.local_addr()?, "listening");
-    let http01_task = tokio::spawn(crate::solver::http01::server::serve(
-        http01,
-        Arc::new(store.clone()),
-        stopped(),
-    ));
+    // Whether the HTTP-01 server still runs: /healthz and /readyz fail once it has stopped, so
+    // the pod leaves the HTTP-01 Service's endpoints and is restarted.
+    let http01_serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let http01_task = {
+        let serving = http01_serving.clone();
+        let server = crate::solver::http01::server::serve(
+            http01,
+            Arc::new(store.clone()),
+            args.http01_max_connections,
+            stopped(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = server.await {
+                tracing::error!(%err, "the HTTP-01 server stopped");
+            }
+            serving.store(false, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
     let metrics_task = tokio::spawn(crate::http_server::serve(
         metrics_listener,
-        metrics_router(metrics.clone(), store.clone()),
+        metrics_router(metrics.clone(), store.clone(), http01_serving),
+        METRICS_MAX_CONNECTIONS,
         stopped(),
     ));
 
@@ -328,9 +358,18 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "ferrocert".into())
 }
 
-/// /metrics, /healthz, and /readyz (ready once the Certificate cache has synced, so a replica
-/// only takes HTTP-01 traffic when it can answer).
-fn metrics_router(metrics: Metrics, store: Store<Certificate>) -> Router {
+/// Connections the metrics and health listener keeps open at once (Prometheus and the kubelet).
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
+/// /metrics, /healthz (alive while the HTTP-01 server runs), and /readyz (also once the
+/// Certificate cache has synced, so a replica only takes HTTP-01 traffic when it can answer).
+fn metrics_router(
+    metrics: Metrics,
+    store: Store<Certificate>,
+    http01_serving: Arc<std::sync::atomic::AtomicBool>,
+) -> Router {
+    let serving = move || http01_serving.load(std::sync::atomic::Ordering::Relaxed);
+    let serving_for_ready = serving.clone();
     Router::new()
         .route(
             "/metrics",
@@ -339,13 +378,34 @@ fn metrics_router(metrics: Metrics, store: Store<Certificate>) -> Router {
                 async move { m.encode() }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let up = serving();
+                async move {
+                    if up {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "HTTP-01 server stopped",
+                        )
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
                 let s = store.clone();
+                let up = serving_for_ready();
                 async move {
-                    if s.wait_until_ready().now_or_never().is_some() {
+                    if !up {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "HTTP-01 server stopped",
+                        )
+                    } else if s.wait_until_ready().now_or_never().is_some() {
                         (axum::http::StatusCode::OK, "ok")
                     } else {
                         (
@@ -490,7 +550,8 @@ async fn timed(
     result
 }
 
-/// Retry after an error: soon for a stale view (409), otherwise after a pause; never a tight loop.
+/// Retry after an error: soon for a stale view (409), otherwise after a pause (30 s, jittered so
+/// that objects failing together do not retry together); never a tight loop.
 fn error_policy<K>(obj: Arc<K>, err: &Error, _ctx: Ctx) -> Action
 where
     K: kube::Resource<DynamicType = ()>,
@@ -500,5 +561,5 @@ where
         return Action::requeue(Duration::from_secs(1));
     }
     tracing::warn!(object = %super::describe(obj.as_ref()), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(30))
+    Action::requeue(crate::retry::jittered(Duration::from_secs(30)))
 }

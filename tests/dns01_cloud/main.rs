@@ -38,8 +38,13 @@ fn controller() -> &'static ControllerProcess {
                 "--dns01-recursive-nameservers",
                 &dns,
             ],
-            // STS for `route53.role` is the same fake.
-            &[("AWS_ENDPOINT_URL_STS", fake.base.as_str())],
+            // STS for `route53.role` is the same fake; the controller's own (ambient) AWS
+            // credentials are keys the fake accepts.
+            &[
+                ("AWS_ENDPOINT_URL_STS", fake.base.as_str()),
+                ("AWS_ACCESS_KEY_ID", fake::AWS_KEY_ID),
+                ("AWS_SECRET_ACCESS_KEY", "e2e-secret"),
+            ],
         )
     })
 }
@@ -400,4 +405,70 @@ async fn fixed_after_a_failure_waits_out_negative_caching(ns: &str) {
         ready.duration_since(failed_at) >= jiff::SignedDuration::from_secs(5),
         "Ready {ready} less than the negative TTL after the failure at {failed_at}"
     );
+}
+
+#[tokio::test]
+async fn only_a_cluster_issuer_may_use_the_controllers_own_aws_credentials() {
+    // A tenant's Issuer naming no keys is refused (cert-manager's default), and Route53 never
+    // hears of its name.
+    let ns = namespace("r53ambient", &[], json!({"route53": {}})).await;
+    let tenant_name = format!("ambient{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(
+        &ns,
+        &certificate("borrowed", std::slice::from_ref(&tenant_name)),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let message = wait_for("Ready=False", Duration::from_secs(30), || async {
+        let c = certs.get("borrowed").await.ok()?;
+        ready_condition(&c)
+            .filter(|(s, _, _)| s == "False")
+            .map(|(_, _, m)| m)
+            .filter(|m| m.contains("ambient-credentials"))
+    })
+    .await;
+    assert!(
+        message.contains("--issuer-ambient-credentials=false") && message.contains("ClusterIssuer"),
+        "{message}"
+    );
+    assert!(
+        !fake::fake()
+            .calls()
+            .iter()
+            .any(|c| c.body.contains(&tenant_name)),
+        "Route53 was asked to change the tenant's name"
+    );
+
+    // A ClusterIssuer (made by a cluster administrator) may.
+    let issuer = format!("ambient-{}", std::process::id());
+    let mut doc = pebble_issuer(
+        &issuer,
+        &format!("{issuer}-account"),
+        json!({"solvers": [{"dns01": {"route53": {}}}]}),
+    );
+    doc["kind"] = json!("ClusterIssuer");
+    kubectl_ok(&["apply", "-f", "-"], Some(&doc.to_string()));
+    let ns = fresh_namespace("r53cluster");
+    let admin_name = format!("cluster{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(
+        &ns,
+        &pebble_certificate(
+            "admin",
+            std::slice::from_ref(&admin_name),
+            json!({"issuerRef": {"name": issuer, "kind": "ClusterIssuer"}}),
+        ),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "admin", 1).await;
+    verify_chain(&ns, "admin-tls");
+    let ambient_key = format!("Credential={}/", fake::AWS_KEY_ID);
+    assert!(
+        fake::fake()
+            .calls()
+            .iter()
+            .any(|c| c.body.contains(&admin_name)
+                && c.auth.contains(&ambient_key)
+                && c.status == 200),
+        "the change was signed with the controller's own keys"
+    );
+    kubectl_ok(&["delete", "clusterissuer", &issuer], None);
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -36,6 +36,7 @@ use serde_json::json;
 
 use super::{Dns01Error, DnsProvider, normalize_name};
 use crate::acme::http::{Trust, connector};
+use crate::outbound;
 
 /// Cloudflare's v4 API.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -45,6 +46,9 @@ pub const DEFAULT_TTL: u32 = 60;
 
 /// How long one API request (including reading the answer) may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the Cloudflare API is named in errors.
+const SERVICE: &str = "Cloudflare API";
 
 /// Records asked for per page when listing (Cloudflare's maximum for DNS records is larger;
 /// a server may still answer with smaller pages, which are followed).
@@ -226,7 +230,10 @@ impl Cloudflare {
                 .map_err(|e| Dns01Error::Config(format!("Cloudflare: TLS setup: {e}")))?;
             Client::Https(HyperClient::builder(TokioExecutor::new()).build(https))
         } else if config.base_url.starts_with("http://") {
-            Client::Http(HyperClient::builder(TokioExecutor::new()).build_http())
+            Client::Http(
+                HyperClient::builder(TokioExecutor::new())
+                    .build(outbound::http_connector(&outbound::Limits::DEFAULT)),
+            )
         } else {
             return Err(Dns01Error::Config(format!(
                 "Cloudflare: API base URL {:?} must start with https:// (or http:// for tests)",
@@ -450,31 +457,16 @@ impl Cloudflare {
                     "Cloudflare: cannot build a request to {uri}: {e}"
                 )))
             })?;
-        let exchange = async {
-            let response = match &self.client {
-                Client::Https(c) => c.request(request).await,
-                Client::Http(c) => c.request(request).await,
-            }
-            .map_err(|e| io_error(&server, e))?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| io_error(&server, e))?
-                .to_bytes();
-            Ok::<_, Dns01Error>((status, bytes))
+        // Connect timeout, total timeout and body limit: see crate::outbound.
+        let limits = outbound::Limits::DEFAULT.with_timeout(self.timeout);
+        let sent = match &self.client {
+            Client::Https(c) => outbound::send(c, request, &limits, SERVICE).await,
+            Client::Http(c) => outbound::send(c, request, &limits, SERVICE).await,
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| {
-                Err(Dns01Error::Timeout {
-                    server: server.clone(),
-                    op: String::new(),
-                    timeout: self.timeout,
-                })
-            })?
-            .map_err(Err)?;
+        let (status, bytes) = match sent {
+            Ok(response) => (response.status(), response.into_body()),
+            Err(e) => return Err(Err(super::outbound_error(&server, "", e))),
+        };
         match serde_json::from_slice::<Envelope<T>>(&bytes) {
             Ok(envelope) if status.is_success() && envelope.success => Ok((envelope, status)),
             Ok(envelope) => Err(Ok(Failure {
@@ -521,22 +513,6 @@ impl DnsProvider for Cloudflare {
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), Dns01Error>> {
         Box::pin(self.clean_up_inner(fqdn, value))
-    }
-}
-
-fn io_error(server: &str, e: impl std::error::Error + Send + Sync + 'static) -> Dns01Error {
-    // Keep the whole cause chain in the message: hyper's top-level error is terse.
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    Dns01Error::Io {
-        server: server.to_string(),
-        op: String::new(),
-        source: std::io::Error::other(text),
     }
 }
 

@@ -371,6 +371,28 @@ pub async fn resolve_addresses(
     Err(last.unwrap_or_else(|| format!("{host} has no address")))
 }
 
+/// A request to a DNS provider's API that got no usable answer within the limits of
+/// [`crate::outbound`], as a DNS-01 error: a timeout stays a timeout, anything else (connection,
+/// body over the limit) is a network failure carrying the limit's message. Both are transient.
+pub(crate) fn outbound_error(
+    server: &str,
+    op: &str,
+    e: crate::outbound::OutboundError,
+) -> Dns01Error {
+    match e.failure {
+        crate::outbound::Failure::Timeout(timeout) => Dns01Error::Timeout {
+            server: server.to_string(),
+            op: op.to_string(),
+            timeout,
+        },
+        _ => Dns01Error::Io {
+            server: server.to_string(),
+            op: op.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,13 +32,14 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::{Dns01Error, DnsProvider, normalize_name};
+use crate::outbound::Limits;
 
 /// The Route53 API endpoint (global).
 pub const DEFAULT_ENDPOINT: &str = "https://route53.amazonaws.com";
@@ -423,18 +424,11 @@ impl Route53 {
             self.config.session_token.as_deref(),
             SystemTime::now(),
         )?;
-        let response = self
-            .client
-            .request(request)
+        let response = crate::outbound::send(&self.client, request, &Limits::DEFAULT, PROVIDER)
             .await
-            .map_err(|e| self.unreachable(op, format!("{e:?}")))?;
+            .map_err(|e| super::outbound_error(&self.endpoint, op, e))?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.unreachable(op, format!("reading the answer: {e}")))?
-            .to_bytes();
+        let body = response.into_body();
         if status.is_success() {
             return Ok(body);
         }
@@ -470,14 +464,6 @@ impl Route53 {
             server: self.endpoint.clone(),
             op: op.to_string(),
             detail,
-        }
-    }
-
-    fn unreachable(&self, op: Op<'_>, detail: String) -> Dns01Error {
-        Dns01Error::Io {
-            server: self.endpoint.clone(),
-            op: op.to_string(),
-            source: std::io::Error::other(detail),
         }
     }
 }
@@ -548,7 +534,7 @@ pub(super) fn aws_client(
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(crate::outbound::http_connector(&Limits::DEFAULT));
     Ok((
         endpoint,
         Client::builder(TokioExecutor::new()).build(connector),

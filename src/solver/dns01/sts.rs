@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::SigningSettings;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use serde::Deserialize;
 
 use super::Dns01Error;
@@ -161,23 +161,16 @@ impl Sts {
                 SystemTime::now(),
             )?;
         }
-        let io = |detail: String| Dns01Error::Io {
-            server: self.endpoint.clone(),
-            op: op.to_string(),
-            source: std::io::Error::other(detail),
-        };
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| io(format!("{e:?}")))?;
+        let response = crate::outbound::send(
+            &self.client,
+            request,
+            &crate::outbound::Limits::DEFAULT,
+            PROVIDER,
+        )
+        .await
+        .map_err(|e| super::outbound_error(&self.endpoint, op, e))?;
         let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| io(format!("reading the answer: {e}")))?
-            .to_bytes();
+        let bytes = response.into_body();
         if !status.is_success() {
             let (code, message) = parse_error(&bytes).unwrap_or_else(|| {
                 (

@@ -86,14 +86,15 @@ pub fn router(tokens: Arc<dyn TokenSource>) -> Router {
         .with_state(tokens)
 }
 
-/// Serves the challenge router on `listener` until `shutdown` resolves. Headers are capped at
-/// 8 KiB per connection.
+/// Serves the challenge router on `listener` until `shutdown` resolves, with at most
+/// `max_connections` open at once. Headers are capped at 8 KiB per connection.
 pub async fn serve(
     listener: TcpListener,
     tokens: Arc<dyn TokenSource>,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http_server::serve(listener, router(tokens), shutdown).await
+    crate::http_server::serve(listener, router(tokens), max_connections, shutdown).await
 }
 
 /// Binds the HTTP-01 listener.

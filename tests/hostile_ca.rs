@@ -1,0 +1,459 @@
+//! End-to-end: tenants whose Issuers point at hostile ACME servers (issue 12). The hostile servers
+//! are our own, small and deliberately broken: they register accounts like a CA, then answer
+//! `newOrder` by hanging, by streaming a body that never ends, with 429 and `Retry-After`, or with
+//! garbage. Each case checks a clear status, bounded memory, no tight loop (requests counted at the
+//! hostile server) and that another tenant's Certificate, on Pebble, still issues in its normal
+//! time through the same controller (the real API server, Pebble and Traefik as everywhere).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::e2e::{
+    ControllerProcess, apply, backend_listen, client, pebble_certificate, pebble_issuer,
+    ready_condition, start_controller_with, verify_chain, wait_cert_ready, wait_for,
+    wait_issuer_ready,
+};
+use common::{env_var, fresh_namespace};
+use ferrocert::api::{Certificate, Issuer};
+use kube::api::Api;
+use serde_json::{Value, json};
+
+/// Two reconcile workers: as many as the hung CAs of the first test.
+const CONCURRENCY: &str = "2";
+
+/// This binary's controller: two workers, failures back off from 2 s doubling to 16 s.
+fn controller() -> &'static ControllerProcess {
+    static C: OnceLock<ControllerProcess> = OnceLock::new();
+    C.get_or_init(|| {
+        start_controller_with(
+            "hostile",
+            &backend_listen(),
+            &["--concurrency", CONCURRENCY],
+            &[],
+        )
+    })
+}
+
+/// How a hostile server answers `newOrder` (everything before it is a plausible CA).
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Reads the request and never answers.
+    Hang,
+    /// Answers 200 and streams a JSON-looking body that never ends.
+    Stream,
+    /// 429 `rateLimited` with `Retry-After: 120`.
+    RateLimited,
+    /// 200 with a body that is not JSON.
+    Garbage,
+}
+
+/// A hostile ACME server on 127.0.0.1: TLS with its own self-signed certificate, one thread per
+/// connection, counting requests by path and the body bytes it streamed.
+struct HostileCa {
+    port: u16,
+    ca_bundle: String,
+    requests: Arc<Mutex<HashMap<String, usize>>>,
+    streamed: Arc<AtomicU64>,
+}
+
+impl HostileCa {
+    fn start(misbehaviour: Misbehaviour) -> HostileCa {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert_pem = key.cert.pem();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![key.cert.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(HashMap::new()));
+        let streamed = Arc::new(AtomicU64::new(0));
+        let (r, s) = (requests.clone(), streamed.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, r, s) = (config.clone(), r.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let tls = rustls::StreamOwned::new(conn, stream);
+                    serve(tls, port, misbehaviour, &r, &s);
+                });
+            }
+        });
+        HostileCa {
+            port,
+            ca_bundle: base64::engine::general_purpose::STANDARD.encode(cert_pem),
+            requests,
+            streamed,
+        }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    fn count(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Serves one keep-alive connection.
+fn serve(
+    tls: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+    port: u16,
+    misbehaviour: Misbehaviour,
+    requests: &Mutex<HashMap<String, usize>>,
+    streamed: &AtomicU64,
+) {
+    let mut reader = BufReader::new(tls);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        *requests.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+        let base = format!("https://127.0.0.1:{port}");
+        let nonce = format!("n{}", rand::random::<u64>());
+        let out = reader.get_mut();
+        let reply = |out: &mut rustls::StreamOwned<_, _>, status: &str, extra: &str, body: &str| {
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\nReplay-Nonce: {nonce}\r\nCache-Control: no-store\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.flush();
+        };
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/dir") => {
+                let dir = json!({
+                    "newNonce": format!("{base}/nonce"),
+                    "newAccount": format!("{base}/acct"),
+                    "newOrder": format!("{base}/order"),
+                    "revokeCert": format!("{base}/revoke"),
+                    "keyChange": format!("{base}/key-change"),
+                });
+                reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    &dir.to_string(),
+                );
+            }
+            (_, "/nonce") => reply(out, "200 OK", "", ""),
+            ("POST", "/acct") => reply(
+                out,
+                "201 Created",
+                &format!("Content-Type: application/json\r\nLocation: {base}/acct/1\r\n"),
+                r#"{"status":"valid","contact":[]}"#,
+            ),
+            ("POST", "/order") => match misbehaviour {
+                Misbehaviour::Hang => loop {
+                    std::thread::park();
+                },
+                Misbehaviour::Stream => {
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nReplay-Nonce: {nonce}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    );
+                    let chunk = vec![b' '; 64 * 1024];
+                    loop {
+                        let head = format!("{:x}\r\n", chunk.len());
+                        if out.write_all(head.as_bytes()).is_err()
+                            || out.write_all(&chunk).is_err()
+                            || out.write_all(b"\r\n").is_err()
+                        {
+                            return;
+                        }
+                        streamed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                Misbehaviour::RateLimited => reply(
+                    out,
+                    "429 Too Many Requests",
+                    "Content-Type: application/problem+json\r\nRetry-After: 120\r\n",
+                    r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders for this account (hostile test CA)","status":429}"#,
+                ),
+                Misbehaviour::Garbage => reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    "<html><body>surprise</body></html>",
+                ),
+            },
+            _ => reply(out, "404 Not Found", "", ""),
+        }
+    }
+}
+
+/// A namespace whose Issuer `hostile` registers at `ca` and is Ready.
+async fn tenant_of(prefix: &str, ca: &HostileCa) -> String {
+    controller();
+    let ns = fresh_namespace(prefix);
+    apply(
+        &ns,
+        &json!({
+            "apiVersion": "ferrocert.dev/v1alpha1",
+            "kind": "Issuer",
+            "metadata": {"name": "hostile"},
+            "spec": {"acme": {
+                "server": ca.directory(),
+                "caBundle": ca.ca_bundle,
+                "privateKeySecretRef": {"name": "hostile-account"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": env_var("INGRESS_CLASS")}}}]
+            }}
+        }),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "hostile").await;
+    ns
+}
+
+fn hostile_certificate(name: &str) -> Value {
+    let mut doc = pebble_certificate(
+        name,
+        &[format!("{name}.{}", env_var("TEST_ZONE"))],
+        json!({}),
+    );
+    doc["spec"]["issuerRef"]["name"] = json!("hostile");
+    doc
+}
+
+/// The Issuing condition's message once it mentions `text`.
+async fn issuing_message_with(ns: &str, name: &str, text: &str, within: Duration) -> String {
+    let api: Api<Certificate> = Api::namespaced(client().await, ns);
+    wait_for(
+        &format!("Certificate {ns}/{name} to say {text:?}"),
+        within,
+        || async {
+            let cert = api.get(name).await.ok()?;
+            let conditions = cert.status.as_ref()?.conditions.clone();
+            conditions
+                .iter()
+                .find(|c| c.type_ == "Issuing" && c.status == "False")
+                .map(|c| c.message.clone())
+                .filter(|m| m.contains(text))
+        },
+    )
+    .await
+}
+
+/// Another tenant's Certificate on Pebble: issued, verified against Pebble's root, and how long it
+/// took from creation to Ready.
+async fn an_unrelated_tenant_issues(prefix: &str) -> Duration {
+    let ns = fresh_namespace(prefix);
+    apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    let host = format!("{prefix}.{}", env_var("TEST_ZONE"));
+    let started = Instant::now();
+    apply(&ns, &pebble_certificate("web", &[host.as_str()], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "web", 1).await;
+    let took = started.elapsed();
+    verify_chain(&ns, "web-tls"); // asserts that it verifies against Pebble's root
+    delete_namespace(&ns);
+    took
+}
+
+/// Deletes a test namespace without waiting (its Certificates point at servers that die with the
+/// test process).
+fn delete_namespace(ns: &str) {
+    common::kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+}
+
+/// Runs the tests of this binary one at a time: they share two workers, and a hung CA holds one
+/// for the whole request timeout the first time it is met, which would skew the others' counts.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
+/// The controller's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib(c: &ControllerProcess) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", c.pid)).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hung_cas_do_not_stop_another_tenants_issuance() {
+    let _serial = one_at_a_time().await;
+    // As many hung CAs (distinct servers) as the controller has workers.
+    let hung: Vec<HostileCa> = (0..2)
+        .map(|_| HostileCa::start(Misbehaviour::Hang))
+        .collect();
+    let mut tenants = Vec::new();
+    for (i, ca) in hung.iter().enumerate() {
+        let ns = tenant_of(&format!("hang{i}"), ca).await;
+        apply(&ns, &hostile_certificate("stuck"));
+        tenants.push(ns);
+    }
+    // Each hung request ends at the total timeout (30 s) with a message that says so.
+    for ns in &tenants {
+        let message = issuing_message_with(
+            ns,
+            "stuck",
+            "no complete answer within 30s",
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(message.contains("creating the order failed"), "{message}");
+        assert!(message.contains("POST /order"), "{message}");
+    }
+    // From now on the hung servers are rested: another Certificate of theirs fails at once
+    // without holding a worker, and the unrelated tenant issues in its normal time.
+    let started = Instant::now();
+    apply(&tenants[0], &hostile_certificate("second"));
+    let message =
+        issuing_message_with(&tenants[0], "second", "not asked", Duration::from_secs(10)).await;
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let took = an_unrelated_tenant_issues("calm").await;
+    eprintln!("with two hung CAs resting, another tenant issued in {took:?}");
+    assert!(took < Duration::from_secs(20), "issuance took {took:?}");
+    // No tight loop: each hung server was asked for one order, then rested (1 min).
+    for ca in &hung {
+        assert_eq!(ca.count("/order"), 1, "newOrder requests");
+    }
+    tenants.iter().for_each(|ns| delete_namespace(ns));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_streaming_forever_is_cut_off_and_memory_stays_bounded() {
+    let _serial = one_at_a_time().await;
+    let ca = HostileCa::start(Misbehaviour::Stream);
+    let ns = tenant_of("stream", &ca).await;
+    apply(&ns, &hostile_certificate("flooded"));
+    let message = issuing_message_with(
+        &ns,
+        "flooded",
+        "larger than the limit of 1 MiB",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(message.contains("POST /order"), "{message}");
+    // Let it retry (backoff 2 s, 4 s, 8 s...) for a while.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let orders = ca.count("/order");
+    assert!(
+        (2..=5).contains(&orders),
+        "newOrder requests in ~14 s: {orders}"
+    );
+    // Each attempt reads at most the limit plus a chunk (the rest stays in socket buffers).
+    let streamed = ca.streamed.load(Ordering::Relaxed) as f64 / 1024.0 / 1024.0;
+    assert!(
+        streamed < orders as f64 * 16.0,
+        "{streamed:.1} MiB streamed over {orders} attempts"
+    );
+    let rss = peak_rss_mib(controller());
+    eprintln!(
+        "streaming CA: {orders} newOrder requests, {streamed:.1} MiB sent, peak RSS {rss:.1} MiB"
+    );
+    assert!(rss < 100.0, "peak RSS {rss:.1} MiB");
+    let cert: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let ready = ready_condition(&cert.get("flooded").await.unwrap()).unwrap();
+    assert_eq!(ready.0, "False", "{ready:?}");
+    delete_namespace(&ns);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_garbage_get_a_clear_status_and_back_off() {
+    let _serial = one_at_a_time().await;
+    let limited = HostileCa::start(Misbehaviour::RateLimited);
+    let garbage = HostileCa::start(Misbehaviour::Garbage);
+    let ns_limited = tenant_of("limited", &limited).await;
+    let ns_garbage = tenant_of("garbage", &garbage).await;
+    apply(&ns_limited, &hostile_certificate("limited"));
+    apply(&ns_garbage, &hostile_certificate("garbage"));
+
+    let message = issuing_message_with(
+        &ns_limited,
+        "limited",
+        "too many new orders for this account",
+        Duration::from_secs(20),
+    )
+    .await;
+    // A rate limit waits the CA's Retry-After (120 s) and at least 5 min (plus up to 20%
+    // jitter), not the 2 s test backoff; the conditions say RateLimited.
+    let next = message
+        .split("next try at ")
+        .nth(1)
+        .and_then(|t| t.trim_end_matches(')').parse::<jiff::Timestamp>().ok())
+        .unwrap_or_else(|| panic!("no next try in {message}"));
+    let wait = next.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!(
+        (290..=365).contains(&wait),
+        "next try in {wait} s: {message}"
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns_limited);
+    let ready = ready_condition(&certs.get("limited").await.unwrap()).unwrap();
+    assert_eq!(ready.1, "RateLimited", "{ready:?}");
+
+    let message = issuing_message_with(
+        &ns_garbage,
+        "garbage",
+        "creating the order failed",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(!message.is_empty());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        limited.count("/order"),
+        1,
+        "the rate-limited CA was asked again"
+    );
+    let garbage_orders = garbage.count("/order");
+    assert!(
+        (2..=5).contains(&garbage_orders),
+        "newOrder requests to the garbage CA in ~12 s: {garbage_orders}"
+    );
+    delete_namespace(&ns_limited);
+    delete_namespace(&ns_garbage);
+}
