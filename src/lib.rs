@@ -6,6 +6,7 @@ pub mod acme;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod crash;
 pub mod crds;
 pub mod error;
 pub mod http_server;

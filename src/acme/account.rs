@@ -47,6 +47,14 @@ pub struct Registered {
     pub key_generated: bool,
 }
 
+/// A new ACME account key (ECDSA P-256, PKCS#8 DER), made here so that it can be stored before
+/// the CA hears of it.
+pub fn new_account_key() -> Result<Vec<u8>, AcmeError> {
+    let (_, der) = Key::generate_pkcs8()
+        .map_err(|e| AcmeError::AccountKey(format!("generating an account key: {e}")))?;
+    Ok(der.secret_pkcs8_der().to_vec())
+}
+
 /// Shared ACME account clients, keyed by issuer.
 pub struct Accounts {
     metrics: Metrics,

@@ -462,6 +462,11 @@ async fn start_issuance(
         }
         Err(other) => return Err(other),
     };
+    crate::crash::point(
+        "order-created",
+        &cert.namespace().unwrap_or_default(),
+        &order_status.url,
+    );
     tracing::info!(cert = %describe(cert), order = %order_status.url, "order created");
     ctx.event(
         cert,

@@ -221,6 +221,22 @@ async fn register(
         None => None,
         Some(binding) => Some(load_eab(&secrets, ident, binding).await?),
     };
+    // Write-ahead: a new key is stored before the CA hears of it, so a crash (or a lost answer)
+    // after the account is created never orphans it; the next try registers the same key, and the
+    // CA returns the same account. With external account binding instant-acme must generate the
+    // key itself (it sends the binding only when it does), so there the key is stored right after
+    // registration: a crash in between costs the binding (see docs/security.md).
+    let key_der = match (key_der, &eab) {
+        (None, None) => {
+            let key = crate::acme::account::new_account_key().map_err(|e| NotReady {
+                reason: "ErrRegisterACMEAccount",
+                message: e.to_string(),
+            })?;
+            store_account_key(&secrets, ident, &key_ref.name, data_key, &key).await?;
+            Some(key)
+        }
+        (key, _) => key,
+    };
     let email_changed = status
         .acme
         .as_ref()
@@ -247,6 +263,11 @@ async fn register(
                     .unwrap_or_else(|| e.to_string())
             ),
         })?;
+    crate::crash::point(
+        "account-registered",
+        &ident.secret_namespace,
+        &registered.uri,
+    );
     if registered.key_generated {
         store_account_key(
             &secrets,

@@ -196,6 +196,11 @@ pub async fn drive_order(
                 )
                 .await;
             }
+            crate::crash::point(
+                "order-finalized",
+                &cert.namespace().unwrap_or_default(),
+                &order.url(),
+            );
             if order.state().status == instant_acme::OrderStatus::Valid {
                 return complete(ctx, api, cert, status, &mut order, issuer, key).await;
             }
@@ -384,8 +389,13 @@ pub async fn present_challenges(
                                     wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
                                 }
                                 (Ok(r), _) if r.all_visible() => {
-                                    match tell_ca(&mut authz, ChallengeType::Dns01, &identifier)
-                                        .await
+                                    match tell_ca(
+                                        &mut authz,
+                                        ChallengeType::Dns01,
+                                        &identifier,
+                                        &cert.namespace().unwrap_or_default(),
+                                    )
+                                    .await
                                     {
                                         Ok(()) => {}
                                         Err(TellFailure::Transient(why)) => {
@@ -501,6 +511,11 @@ pub async fn present_challenges(
                                     break;
                                 }
                             }
+                            crate::crash::point(
+                                "record-presented",
+                                &cert.namespace().unwrap_or_default(),
+                                &name,
+                            );
                             ctx.dns01_checked_lock().remove(&present_key);
                             entry.error = None;
                             entry.propagation_checks = Some(0);
@@ -578,7 +593,14 @@ pub async fn present_challenges(
                                 break;
                             }
                         }
-                        match tell_ca(&mut authz, ChallengeType::Http01, &identifier).await {
+                        match tell_ca(
+                            &mut authz,
+                            ChallengeType::Http01,
+                            &identifier,
+                            &cert.namespace().unwrap_or_default(),
+                        )
+                        .await
+                        {
                             Ok(()) => {}
                             Err(TellFailure::Transient(why)) => {
                                 transient = Some(why);
@@ -596,6 +618,11 @@ pub async fn present_challenges(
                     (instant_acme::ChallengeStatus::Pending, _) => {
                         match http01::present(ctx, &route, http01).await {
                             Ok(()) => {
+                                crate::crash::point(
+                                    "challenge-presented",
+                                    &cert.namespace().unwrap_or_default(),
+                                    &identifier,
+                                );
                                 entry.error = None;
                                 entry.state = Some(PRESENTED.into());
                             }
@@ -744,29 +771,30 @@ async fn tell_ca<'a>(
     authz: &'a mut instant_acme::AuthorizationHandle<'a>,
     kind: ChallengeType,
     identifier: &str,
+    namespace: &str,
 ) -> Result<(), TellFailure> {
     let Some(mut handle) = authz.challenge(kind) else {
         return Err(TellFailure::Failed(format!(
             "the CA's authorization for {identifier} lost its challenge"
         )));
     };
-    handle
-        .set_ready()
-        .await
-        .map_err(AcmeError::from)
-        .map_err(|e| {
-            let text = format!(
-                "telling the CA the challenge for {identifier} is ready failed: {}",
-                e.problem()
-                    .map(problem_text)
-                    .unwrap_or_else(|| e.to_string())
-            );
-            if e.is_bad_nonce() {
-                TellFailure::Transient(text)
-            } else {
-                TellFailure::Failed(text)
-            }
-        })
+    let told = handle.set_ready().await;
+    if told.is_ok() {
+        crate::crash::point("challenge-told", namespace, &identifier);
+    }
+    told.map_err(AcmeError::from).map_err(|e| {
+        let text = format!(
+            "telling the CA the challenge for {identifier} is ready failed: {}",
+            e.problem()
+                .map(problem_text)
+                .unwrap_or_else(|| e.to_string())
+        );
+        if e.is_bad_nonce() {
+            TellFailure::Transient(text)
+        } else {
+            TellFailure::Failed(text)
+        }
+    })
 }
 
 /// How long to wait before polling an order whose challenges the CA is validating.
@@ -901,6 +929,7 @@ async fn complete(
         )
         .await
         .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
+    crate::crash::point("secret-written", &ns, &cert.spec.secret_name);
     cleanup_temporaries(ctx, cert).await?;
     if let Some(order) = status.order.as_ref() {
         let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
