@@ -310,6 +310,9 @@ fn optional_objects_follow_their_values() {
         !single.contains(&"PodDisruptionBudget".to_string()),
         "a PDB with minAvailable 1 and one replica would block node drains"
     );
+    assert!(default.contains(&"NetworkPolicy".to_string()));
+    let open = kinds(&["--set", "networkPolicy.enabled=false"]);
+    assert!(!open.contains(&"NetworkPolicy".to_string()));
     let external_sa = kinds(&[
         "--set",
         "serviceAccount.create=false",
@@ -366,6 +369,7 @@ fn plain_manifests_equal_helm_template() {
             "CustomResourceDefinition",
             "Deployment",
             "Namespace",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
@@ -836,4 +840,54 @@ fn service_account_has_exactly_the_listed_rights() {
             }
         }
     }
+}
+
+/// The NetworkPolicy admits only the HTTP-01 and metrics ports (from the configured peers), and
+/// with egress restricted, only DNS, HTTP, HTTPS and the API server's ports.
+#[test]
+fn network_policy_admits_only_the_two_ports() {
+    let policy = |args: &[&str]| -> Value {
+        let mut all = vec!["template", "x", CHART];
+        all.extend_from_slice(args);
+        documents(&helm_ok(&all))
+            .into_iter()
+            .find(|d| kind_and_name(d).0 == "NetworkPolicy")
+            .expect("a NetworkPolicy")
+    };
+    let default = policy(&[]);
+    assert_eq!(default["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        default["spec"]["ingress"],
+        json!([
+            {"ports": [{"port": "http01", "protocol": "TCP"}]},
+            {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+        ])
+    );
+    assert_eq!(
+        default["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        json!("ferrocert")
+    );
+    let strict = policy(&[
+        "--set",
+        "networkPolicy.egress.enabled=true",
+        "--set-json",
+        r#"networkPolicy.http01.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"traefik"}}}]"#,
+    ]);
+    assert_eq!(strict["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        strict["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        json!("traefik")
+    );
+    let ports: Vec<String> = strict["spec"]["egress"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}/{}", p["protocol"].as_str().unwrap(), p["port"]))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            "UDP/53", "TCP/53", "TCP/80", "TCP/443", "TCP/443", "TCP/6443"
+        ]
+    );
 }
