@@ -457,3 +457,90 @@ async fn rate_limits_and_garbage_get_a_clear_status_and_back_off() {
     delete_namespace(&ns_limited);
     delete_namespace(&ns_garbage);
 }
+
+/// A DNS server on 127.0.0.1 that answers every UDP query with the query's id followed by
+/// garbage, and every TCP connection with a length prefix promising 64 KiB it never sends.
+/// Returns its address and the number of UDP queries it received.
+fn garbage_nameserver() -> (String, Arc<AtomicU64>) {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = TcpListener::bind(addr).unwrap();
+    let queries = Arc::new(AtomicU64::new(0));
+    let counted = queries.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let mut answer = buf[..n.min(2)].to_vec();
+            // QR set, then counts that promise far more records than follow.
+            answer.extend_from_slice(&[0x80, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x01]);
+            answer.extend(std::iter::repeat_n(0xc0, 40));
+            let _ = udp.send_to(&answer, from);
+        }
+    });
+    std::thread::spawn(move || {
+        for stream in tcp.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.write_all(&[0xff, 0xff, 0xc0, 0x0c]);
+                std::thread::sleep(Duration::from_secs(300));
+            });
+        }
+    });
+    (addr.to_string(), queries)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nameserver_answering_garbage_gets_a_clear_status_and_no_tight_loop() {
+    let _serial = one_at_a_time().await;
+    controller();
+    let (server, queries) = garbage_nameserver();
+    let ns = fresh_namespace("baddns");
+    common::kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "tsig",
+            "-n",
+            &ns,
+            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
+        ],
+        None,
+    );
+    apply(
+        &ns,
+        &pebble_issuer(
+            "pebble",
+            "pebble-account",
+            json!({"solvers": [{"dns01": {"rfc2136": {
+                "nameserver": server,
+                "tsigKeyName": env_var("TSIG_KEY_NAME"),
+                "tsigAlgorithm": "HMACSHA256",
+                "tsigSecretSecretRef": {"name": "tsig", "key": "secret"}
+            }}}]}),
+        ),
+    );
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    let name = format!("baddns-{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(&ns, &pebble_certificate("web", &[name.as_str()], json!({})));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let message = wait_for("Ready=False", Duration::from_secs(60), || async {
+        let c = certs.get("web").await.ok()?;
+        ready_condition(&c)
+            .filter(|(s, _, _)| s == "False")
+            .map(|(_, _, m)| m)
+            .filter(|m| m.contains(&server))
+    })
+    .await;
+    eprintln!("garbage nameserver: {message}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let asked = queries.load(Ordering::Relaxed);
+    assert!(asked < 60, "{asked} queries to the garbage nameserver");
+    assert!(
+        common::e2e::ureq_get(&format!("http://{}/healthz", controller().metrics)).is_some(),
+        "the controller is not healthy"
+    );
+    delete_namespace(&ns);
+}
