@@ -52,6 +52,8 @@ enum Misbehaviour {
     RateLimited,
     /// 200 with a body that is not JSON.
     Garbage,
+    /// 429 with `Retry-After: 120` for the first account registered; the others get garbage.
+    RateLimitFirstAccount,
 }
 
 /// A hostile ACME server on 127.0.0.1: TLS with its own self-signed certificate, one thread per
@@ -111,6 +113,45 @@ impl HostileCa {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// The protected header of a JWS request body.
+fn protected_header(body: &[u8]) -> Value {
+    let jws: Value = serde_json::from_slice(body).unwrap_or_default();
+    let protected = jws["protected"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(protected)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+/// The account (`kid`) that signed a request.
+fn signed_by(body: &[u8]) -> String {
+    protected_header(body)["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A stable number per account key (its JWK's `x` coordinate) at the server on `port`, in order
+/// of first registration there.
+fn account_number(port: u16, body: &[u8]) -> usize {
+    static KEYS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let x = format!(
+        "{port} {}",
+        protected_header(body)["jwk"]["x"]
+            .as_str()
+            .unwrap_or_default()
+    );
+    let mut keys = KEYS.get_or_init(Default::default).lock().unwrap();
+    if !keys.contains(&x) {
+        keys.push(x.clone());
+    }
+    let here = format!("{port} ");
+    keys.iter()
+        .filter(|k| k.starts_with(&here))
+        .position(|k| *k == x)
+        .map_or(0, |i| i + 1)
 }
 
 /// Serves one keep-alive connection.
@@ -183,7 +224,10 @@ fn serve(
             ("POST", "/acct") => reply(
                 out,
                 "201 Created",
-                &format!("Content-Type: application/json\r\nLocation: {base}/acct/1\r\n"),
+                &format!(
+                    "Content-Type: application/json\r\nLocation: {base}/acct/{}\r\n",
+                    account_number(port, &body)
+                ),
                 r#"{"status":"valid","contact":[]}"#,
             ),
             ("POST", "/order") => match misbehaviour {
@@ -207,6 +251,20 @@ fn serve(
                         streamed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     }
                 }
+                Misbehaviour::RateLimitFirstAccount if signed_by(&body).ends_with("/acct/1") => {
+                    reply(
+                        out,
+                        "429 Too Many Requests",
+                        "Content-Type: application/problem+json\r\nRetry-After: 120\r\n",
+                        r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders for this account (hostile test CA)","status":429}"#,
+                    )
+                }
+                Misbehaviour::RateLimitFirstAccount => reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    "not an order",
+                ),
                 Misbehaviour::RateLimited => reply(
                     out,
                     "429 Too Many Requests",
@@ -543,4 +601,30 @@ async fn a_nameserver_answering_garbage_gets_a_clear_status_and_no_tight_loop() 
         "the controller is not healthy"
     );
     delete_namespace(&ns);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_accounts_rate_limit_does_not_hold_back_another_account_on_the_same_ca() {
+    let _serial = one_at_a_time().await;
+    let ca = HostileCa::start(Misbehaviour::RateLimitFirstAccount);
+    let limited = tenant_of("acct1", &ca).await;
+    apply(&limited, &hostile_certificate("limited"));
+    let message = issuing_message_with(
+        &limited,
+        "limited",
+        "too many new orders",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(message.contains("next try at"), "{message}");
+    // Another tenant's account on the same CA host: its failures back off on their own schedule
+    // (2 s in the tests), not the first account's Retry-After.
+    let other = tenant_of("acct2", &ca).await;
+    apply(&other, &hostile_certificate("other"));
+    let first = issuing_message_with(&other, "other", "attempt 1;", Duration::from_secs(20)).await;
+    assert!(!first.contains("rateLimited"), "{first}");
+    issuing_message_with(&other, "other", "attempt 2;", Duration::from_secs(20)).await;
+    assert!(ca.count("/order") >= 3, "orders: {}", ca.count("/order"));
+    delete_namespace(&limited);
+    delete_namespace(&other);
 }
