@@ -232,3 +232,64 @@ async fn crash_after_the_txt_record_is_written() {
 async fn crash_after_the_ca_is_told_dns01() {
     sweep("challenge-told", Challenge::Dns01).await;
 }
+
+/// DNS-01 write-ahead: the controller dies right after writing the TXT record, and the Certificate
+/// is deleted before another starts. Clean-up reads only status, so the record must already be
+/// named there: the next controller removes it while finishing the deletion.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_txt_record_written_just_before_a_crash_is_removed_when_the_certificate_goes() {
+    let _serial = one_at_a_time().await;
+    let point = "record-presented";
+    let ns = fresh_namespace("crashdel");
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "tsig",
+            "-n",
+            &ns,
+            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
+        ],
+        None,
+    );
+    let first = Running(start_controller_with(
+        "crash-deleted",
+        &backend_listen(),
+        &[],
+        &[
+            (ferrocert::crash::ENV, point),
+            (ferrocert::crash::NAMESPACE_ENV, &ns),
+        ],
+    ));
+    apply(&ns, &issuer(Challenge::Dns01));
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    wait_issuer_ready(&issuers, "pebble").await;
+    let name = format!("gone-{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(&ns, &pebble_certificate("web", &[name.as_str()], json!({})));
+    crashed_at(&first.0, point);
+    let record = format!("_acme-challenge.{name}");
+    assert_ne!(
+        txt_records(&record),
+        "",
+        "the record was written before the crash"
+    );
+    kubectl_ok(
+        &["delete", "certificate", "-n", &ns, "web", "--wait=false"],
+        None,
+    );
+
+    let _second = Running(start_controller_with(
+        "crash-deleted-after",
+        &backend_listen(),
+        &[],
+        &[],
+    ));
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    common::e2e::wait_for("the Certificate gone", Duration::from_secs(30), || async {
+        certs.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(txt_records(&record), "", "the TXT record was left behind");
+    common::kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
+}

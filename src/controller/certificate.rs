@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
@@ -407,6 +408,17 @@ async fn start_issuance(
         cert.meta().generation,
         now(),
     );
+    // A Certificate that has never been Ready says so from its first issuance on, so that
+    // `kubectl get` never shows an empty READY column.
+    if conditions::find(&status.conditions, READY).is_none() {
+        set_ready(
+            &mut status,
+            cert,
+            false,
+            "Issuing",
+            &format!("No certificate yet: {}", reason.message()),
+        );
+    }
     let cert = &super::set_order_finalizer(api, cert, true).await?;
     let claimed = apply_status(api, cert, &status).await?;
 
@@ -689,7 +701,7 @@ pub const RATE_LIMITED: &str = "RateLimited";
 /// the Secret `secret_name`, as the controller's cache has it.
 pub fn still_claims(ctx: &Ctx, ns: &str, other: &str, secret_name: &str) -> bool {
     ctx.certificates
-        .get(&kube::runtime::reflector::ObjectRef::new(other).within(ns))
+        .get(&ObjectRef::new(other).within(ns))
         .is_some_and(|c| c.meta().deletion_timestamp.is_none() && c.spec.secret_name == secret_name)
 }
 
@@ -759,75 +771,87 @@ pub(super) async fn resolve_issuer(
     cert: &Certificate,
 ) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
     let r = &cert.spec.issuer_ref;
-    let kind = r.kind.unwrap_or_default();
     let ns = cert.namespace().unwrap_or_default();
-    let (acme, status, ident) = match kind {
+    // The cache first: no API request on the common path. It may lag an Issuer that has just
+    // become ready (its change also wakes this reconcile), so anything but a ready issuer is
+    // confirmed with a GET before it is reported.
+    let cached = match r.kind.unwrap_or_default() {
+        IssuerKind::Issuer => ctx
+            .issuers
+            .get(&ObjectRef::new(&r.name).within(&ns))
+            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+        IssuerKind::ClusterIssuer => ctx
+            .cluster_issuers
+            .get(&ObjectRef::new(&r.name))
+            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+    };
+    if let Some((acme, status)) = cached
+        && let Ok(resolved) = issuer_from(ctx, cert, acme, status)
+    {
+        return Ok(Ok(resolved));
+    }
+    let fetched = match r.kind.unwrap_or_default() {
         IssuerKind::Issuer => {
             let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), &ns);
-            match api
-                .get_opt(&r.name)
+            api.get_opt(&r.name)
                 .await
                 .context(|| format!("reading Issuer {ns}/{}", r.name))?
-            {
-                None => {
-                    return Ok(Err((
-                        "IssuerNotFound",
-                        format!("Issuer {ns}/{} does not exist", r.name),
-                    )));
-                }
-                Some(i) => (
-                    i.spec.acme,
-                    i.status,
-                    IssuerIdent {
-                        kind: "Issuer",
-                        name: r.name.clone(),
-                        secret_namespace: ns.clone(),
-                    },
-                ),
-            }
+                .map(|i| (i.spec.acme, i.status))
+                .ok_or_else(|| format!("Issuer {ns}/{} does not exist", r.name))
         }
         IssuerKind::ClusterIssuer => {
             let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
-            match api
-                .get_opt(&r.name)
+            api.get_opt(&r.name)
                 .await
                 .context(|| format!("reading ClusterIssuer {}", r.name))?
-            {
-                None => {
-                    return Ok(Err((
-                        "IssuerNotFound",
-                        format!("ClusterIssuer {} does not exist", r.name),
-                    )));
-                }
-                Some(i) => (
-                    i.spec.acme,
-                    i.status,
-                    IssuerIdent {
-                        kind: "ClusterIssuer",
-                        name: r.name.clone(),
-                        secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
-                    },
-                ),
-            }
+                .map(|i| (i.spec.acme, i.status))
+                .ok_or_else(|| format!("ClusterIssuer {} does not exist", r.name))
         }
+    };
+    Ok(match fetched {
+        Err(missing) => Err(("IssuerNotFound", missing)),
+        Ok((acme, status)) => issuer_from(ctx, cert, acme, status),
+    })
+}
+
+/// The issuer a Certificate uses, from its spec and status: ready with an account, or why not.
+fn issuer_from(
+    ctx: &Ctx,
+    cert: &Certificate,
+    acme: crate::api::issuer::AcmeIssuer,
+    status: Option<crate::api::issuer::IssuerStatus>,
+) -> Result<ResolvedIssuer, (&'static str, String)> {
+    let r = &cert.spec.issuer_ref;
+    let kind = r.kind.unwrap_or_default();
+    let ident = match kind {
+        IssuerKind::Issuer => IssuerIdent {
+            kind: "Issuer",
+            name: r.name.clone(),
+            secret_namespace: cert.namespace().unwrap_or_default(),
+        },
+        IssuerKind::ClusterIssuer => IssuerIdent {
+            kind: "ClusterIssuer",
+            name: r.name.clone(),
+            secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
+        },
     };
     let status = status.unwrap_or_default();
     let uri = status.acme.and_then(|a| a.uri);
     match (conditions::is_true(&status.conditions, READY), uri) {
-        (true, Some(account_uri)) => Ok(Ok(ResolvedIssuer {
+        (true, Some(account_uri)) => Ok(ResolvedIssuer {
             ident,
             kind,
             acme,
             account_uri,
-        })),
+        }),
         _ => {
             let why = conditions::find(&status.conditions, READY)
                 .map(|c| format!(": {}", c.message))
                 .unwrap_or_default();
-            Ok(Err((
+            Err((
                 "IssuerNotReady",
                 format!("{} {} is not ready{why}", ident.kind, r.name),
-            )))
+            ))
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// The Certificate cache (also read by the HTTP-01 server).
     pub certificates: Store<Certificate>,
+    /// The Issuer and ClusterIssuer caches: a reconcile reads its issuer here, and asks the API
+    /// server only when the cache does not (yet) show it ready.
+    pub issuers: Store<crate::api::Issuer>,
+    pub cluster_issuers: Store<crate::api::ClusterIssuer>,
     /// When each order's challenges were handed to the CA, to pace polling (in memory only: a
     /// restart simply polls promptly once).
     pub polling_since: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,

@@ -143,7 +143,7 @@ pub async fn drive_order(
             ctx.ca_trouble.succeeded(&recorded.url);
             // The CA no longer has it (expired, or another CA now): start over.
             tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
-            cleanup_temporaries(ctx, cert).await?;
+            cleanup_temporaries_of(ctx, cert, Some(&recorded)).await?;
             dns01::cleanup(ctx, issuer, cert.labels(), &recorded).await;
             status.order = None;
             apply_status(api, cert, &status).await?;
@@ -260,6 +260,8 @@ pub async fn present_challenges(
     order: &mut instant_acme::Order,
 ) -> Result<Action, Error> {
     let previous = recorded.authorizations.clone();
+    // The Certificate as last written here: a write-ahead status write moves its resourceVersion.
+    let mut latest = std::borrow::Cow::Borrowed(cert);
     let cert_ns = cert.namespace().unwrap_or_default();
     let cert_name = cert.name_any();
     let thumbprint = account.key_thumbprint().to_string();
@@ -476,9 +478,23 @@ pub async fn present_challenges(
                                     }
                                 }
                             }
-                            // Record first, so a crash right after still cleans the record up.
+                            // Write-ahead: the record is in status before the provider is
+                            // called, so clean-up (which reads status only) finds it even if the
+                            // controller dies right after writing it.
                             entry.record_name = Some(name.clone());
                             entry.record_value = Some(value.clone());
+                            let named = |a: &OrderAuthorization| {
+                                a.record_name.as_deref() == Some(name.as_str())
+                                    && a.record_value.as_deref() == Some(value.as_str())
+                            };
+                            if !was.as_ref().is_some_and(named) {
+                                let mut ahead = recorded.clone();
+                                ahead.authorizations = written_ahead(&current, &entry, &previous);
+                                status.order = Some(ahead);
+                                latest = std::borrow::Cow::Owned(
+                                    apply_status(api, &latest, &status).await?,
+                                );
+                            }
                             match provider.present_change(&name, &value).await {
                                 Ok(Some(change)) => {
                                     ctx.dns01_changes_lock()
@@ -675,14 +691,14 @@ pub async fn present_challenges(
         recorded.authorizations = current;
         if status.order.as_ref() != Some(&recorded) {
             status.order = Some(recorded);
-            apply_status(api, cert, &status).await?;
+            apply_status(api, &latest, &status).await?;
         }
         return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
     }
     if let Some(message) = failure {
         recorded.authorizations = current;
         status.order = Some(recorded);
-        return record_failure(ctx, api, issuer, cert, status, &message, false).await;
+        return record_failure(ctx, api, issuer, &latest, status, &message, false).await;
     }
     if told_ca {
         ctx.polling_lock()
@@ -695,7 +711,7 @@ pub async fn present_challenges(
         .all(|a| matches!(a.state.as_deref(), Some(PROCESSING) | Some("valid")));
     if status.order.as_ref() != Some(&recorded) {
         status.order = Some(recorded.clone());
-        apply_status(api, cert, &status).await?;
+        apply_status(api, &latest, &status).await?;
     }
     if all_processing {
         // Waiting for the CA's validation: poll soon after telling it, then less often.
@@ -712,6 +728,23 @@ pub async fn present_challenges(
             w.clamp(Duration::from_millis(100), fallback)
         })))
     }
+}
+
+/// The authorizations to record ahead of writing `entry`'s DNS record: those processed this round,
+/// `entry`, and the rest as recorded before. Pure.
+fn written_ahead(
+    current: &[OrderAuthorization],
+    entry: &OrderAuthorization,
+    previous: &[OrderAuthorization],
+) -> Vec<OrderAuthorization> {
+    let mut all = current.to_vec();
+    all.push(entry.clone());
+    for p in previous {
+        if !all.iter().any(|a| a.url == p.url) {
+            all.push(p.clone());
+        }
+    }
+    all
 }
 
 /// `Some(why)` while the provider still applies the change that wrote `name` = `value`
@@ -930,7 +963,7 @@ async fn complete(
         .await
         .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
     crate::crash::point("secret-written", &ns, &cert.spec.secret_name);
-    cleanup_temporaries(ctx, cert).await?;
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
     if let Some(order) = status.order.as_ref() {
         let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
         if !problems.is_empty() {
@@ -1038,7 +1071,7 @@ pub async fn record_failure(
     message: &str,
     rate_limited: bool,
 ) -> Result<Action, Error> {
-    cleanup_temporaries(ctx, cert).await?;
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
     if let Some(order) = status.order.as_ref() {
         dns01::cleanup(ctx, issuer, cert.labels(), order).await;
     }
@@ -1112,4 +1145,89 @@ pub async fn record_failure(
 /// Removes every temporary solver object of a Certificate.
 pub async fn cleanup_temporaries(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
     http01::cleanup(ctx, cert).await
+}
+
+/// Removes the temporary solver objects an order may have made: none (and no LIST requests) when
+/// it has no HTTP-01 challenge.
+pub async fn cleanup_temporaries_of(
+    ctx: &Ctx,
+    cert: &Certificate,
+    order: Option<&OrderStatus>,
+) -> Result<(), Error> {
+    if may_have_http01_objects(order) {
+        http01::cleanup(ctx, cert).await?;
+    }
+    Ok(())
+}
+
+/// Whether an order (as recorded in status) may have HTTP-01 objects: not when there is no order,
+/// nor when every authorization is recorded with another challenge type. Pure.
+pub fn may_have_http01_objects(order: Option<&OrderStatus>) -> bool {
+    let Some(order) = order else {
+        return false;
+    };
+    order.authorizations.is_empty()
+        || order
+            .authorizations
+            .iter()
+            .any(|a| a.challenge_type.as_deref().is_none_or(|t| t == "http-01"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::OrderAuthorization;
+
+    fn order_with(types: &[Option<&str>]) -> OrderStatus {
+        OrderStatus {
+            url: "https://ca.test/order/1".into(),
+            authorizations: types
+                .iter()
+                .map(|t| OrderAuthorization {
+                    challenge_type: t.map(str::to_string),
+                    ..OrderAuthorization::default()
+                })
+                .collect(),
+            ..OrderStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_record_written_ahead_keeps_every_other_authorization() {
+        let auth = |url: &str, name: Option<&str>| OrderAuthorization {
+            url: Some(url.into()),
+            record_name: name.map(str::to_string),
+            ..OrderAuthorization::default()
+        };
+        let previous = [auth("a", None), auth("b", Some("old")), auth("c", None)];
+        let current = [auth("a", None)];
+        let entry = auth("b", Some("_acme-challenge.b"));
+        let all = written_ahead(&current, &entry, &previous);
+        let urls: Vec<_> = all.iter().map(|a| a.url.clone().unwrap()).collect();
+        assert_eq!(urls, ["a", "b", "c"]);
+        assert_eq!(all[1].record_name.as_deref(), Some("_acme-challenge.b"));
+    }
+
+    #[test]
+    fn only_orders_that_may_have_http01_objects_are_cleaned_up_with_lists() {
+        assert!(
+            !may_have_http01_objects(None),
+            "no order, nothing presented"
+        );
+        assert!(
+            may_have_http01_objects(Some(&order_with(&[]))),
+            "nothing recorded yet: cannot tell"
+        );
+        assert!(!may_have_http01_objects(Some(&order_with(&[Some(
+            "dns-01"
+        )]))));
+        assert!(may_have_http01_objects(Some(&order_with(&[
+            Some("dns-01"),
+            Some("http-01")
+        ]))));
+        assert!(
+            may_have_http01_objects(Some(&order_with(&[Some("dns-01"), None]))),
+            "an authorization without a recorded type may have been presented"
+        );
+    }
 }

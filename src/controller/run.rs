@@ -134,7 +134,10 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client=warn")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only on a terminal: pod logs and files get plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -229,10 +232,31 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     )
     .default_backoff()
     .for_each(|_| async {});
+    // Issuers and ClusterIssuers too, so that a reconcile reads its issuer from memory.
+    let (issuer_store, issuer_writer) = reflector::store::<Issuer>();
+    let issuer_cache = reflector(
+        issuer_writer,
+        watcher(
+            Api::<Issuer>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        ),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let (cluster_issuer_store, cluster_issuer_writer) = reflector::store::<ClusterIssuer>();
+    let cluster_issuer_cache = reflector(
+        cluster_issuer_writer,
+        watcher(
+            Api::<ClusterIssuer>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        ),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
     let cache_stop = stopped_once(stop_rx.clone());
     let cache_task = tokio::spawn(async move {
         tokio::select! {
-            () = cert_cache => {},
+            _ = futures::future::join3(cert_cache, issuer_cache, cluster_issuer_cache) => {},
             () = cache_stop => {},
         }
     });
@@ -248,6 +272,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         settings,
         recorder: Recorder::new(client.clone(), reporter),
         certificates: store.clone(),
+        issuers: issuer_store,
+        cluster_issuers: cluster_issuer_store,
         polling_since: Default::default(),
         ca_trouble: Default::default(),
         dns01_changes: Default::default(),
