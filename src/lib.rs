@@ -1,6 +1,6 @@
 //! ferrocert: a Kubernetes operator that obtains TLS certificates from ACME certificate
-//! authorities and keeps them, renewed, in Secrets. See `DESIGN.md` in the shared notes and the
-//! README for the architecture.
+//! authorities and keeps them, renewed, in Secrets. The architecture is in `docs/design.md`, the
+//! threat model in `docs/security.md`.
 
 pub mod acme;
 pub mod api;
