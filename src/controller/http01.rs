@@ -82,6 +82,8 @@ struct Clock {
     presented: Instant,
     next_probe: Instant,
     probes: u32,
+    /// A probe passed in [`check_without_telling`]; the next [`check`] says `Tell` at once.
+    passed: bool,
 }
 
 impl SelfCheckClocks {
@@ -98,6 +100,7 @@ impl SelfCheckClocks {
                 presented: now,
                 next_probe: now,
                 probes: 0,
+                passed: false,
             },
         );
     }
@@ -239,12 +242,53 @@ pub enum CheckStep {
 }
 
 /// Decides whether the CA may be told about a presented challenge, probing the route when due.
+/// `Tell` ends the challenge's clock: the caller tells the CA.
 pub async fn check(
     ctx: &Ctx,
     route: &Route<'_>,
     solver: &Http01Solver,
     key_authorization: &str,
     previous_message: Option<&str>,
+) -> CheckStep {
+    decide(
+        ctx,
+        route,
+        solver,
+        key_authorization,
+        previous_message,
+        true,
+    )
+    .await
+}
+
+/// The same decision, for a caller that will not tell the CA itself (it only saves the CA requests
+/// of a reconcile that would find nothing to do): a `Tell` or `GiveUp` leaves the clock as it is,
+/// so that the [`check`] of the full step that follows comes to the same answer.
+pub async fn check_without_telling(
+    ctx: &Ctx,
+    route: &Route<'_>,
+    solver: &Http01Solver,
+    key_authorization: &str,
+    previous_message: Option<&str>,
+) -> CheckStep {
+    decide(
+        ctx,
+        route,
+        solver,
+        key_authorization,
+        previous_message,
+        false,
+    )
+    .await
+}
+
+async fn decide(
+    ctx: &Ctx,
+    route: &Route<'_>,
+    solver: &Http01Solver,
+    key_authorization: &str,
+    previous_message: Option<&str>,
+    telling: bool,
 ) -> CheckStep {
     let now = Instant::now();
     let clock = *ctx
@@ -255,7 +299,14 @@ pub async fn check(
             presented: now,
             next_probe: now,
             probes: 0,
+            passed: false,
         });
+    if clock.passed {
+        if telling {
+            ctx.http01_clocks.forget(route.token);
+        }
+        return CheckStep::Tell;
+    }
     let mode = solver
         .self_check
         .as_ref()
@@ -271,7 +322,9 @@ pub async fn check(
             .unwrap_or(Duration::from_secs(30));
         let elapsed = now.duration_since(clock.presented);
         if elapsed >= delay {
-            ctx.http01_clocks.forget(route.token);
+            if telling {
+                ctx.http01_clocks.forget(route.token);
+            }
             return CheckStep::Tell;
         }
         return CheckStep::Wait {
@@ -302,7 +355,11 @@ pub async fn check(
         .inc();
     let failure = match outcome {
         Ok(()) => {
-            ctx.http01_clocks.forget(route.token);
+            if telling {
+                ctx.http01_clocks.forget(route.token);
+            } else if let Some(c) = ctx.http01_clocks.lock().get_mut(route.token) {
+                c.passed = true;
+            }
             ctx.metrics
                 .http01_route_ready_seconds
                 .observe(now.duration_since(clock.presented).as_secs_f64());
@@ -318,7 +375,9 @@ pub async fn check(
         message.push_str(&format!("; {why}"));
     }
     if elapsed >= ctx.settings.http01.self_check_timeout {
-        ctx.http01_clocks.forget(route.token);
+        if telling {
+            ctx.http01_clocks.forget(route.token);
+        }
         return CheckStep::GiveUp(format!(
             "the HTTP-01 self-check for {} failed for {:?}, so the CA was not told: {message}",
             route.host, ctx.settings.http01.self_check_timeout
