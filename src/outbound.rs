@@ -145,6 +145,21 @@ pub enum Failure {
 }
 
 impl OutboundError {
+    /// The error `failure` for the request `req` to a `service`.
+    fn of<B>(req: &Request<B>, service: &'static str, failure: Failure) -> OutboundError {
+        let uri = req.uri();
+        OutboundError {
+            service,
+            server: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+            method: req.method().to_string(),
+            path: uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "/".into()),
+            failure,
+        }
+    }
+
     /// A short label for metrics: `timeout`, `too_large` or `error`.
     pub fn metric_label(&self) -> &'static str {
         match self.failure {
@@ -171,19 +186,10 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let error = {
-        let uri = req.uri();
-        let server = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        let path = uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "/".into());
-        let method = req.method().to_string();
+        let unanswered = OutboundError::of(&req, service, Failure::Resting);
         move |failure| OutboundError {
-            service,
-            server,
-            method,
-            path,
             failure,
+            ..unanswered
         }
     };
     let exchange = async {
@@ -297,19 +303,13 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let uri = req.uri().clone();
-    let server = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+    let server = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     if breaker.resting(&server, std::time::Instant::now()) {
-        return Err(OutboundError {
-            service,
-            server,
-            method: req.method().to_string(),
-            path: uri
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "/".into()),
-            failure: Failure::Resting,
-        });
+        return Err(OutboundError::of(&req, service, Failure::Resting));
     }
     let result = send(client, req, limits, service).await;
     breaker.record(

@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::e2e::{
-    ControllerProcess, apply, backend_listen, client, event_count, event_fields,
-    pebble_certificate, pebble_issuer, secret_field, solver_objects, start_controller_with,
-    txt_records, verify_chain, wait_cert_ready, wait_issuer_ready,
+    ControllerProcess, apply, backend_listen, client, create_tsig_secret, event_count,
+    event_fields, pebble_certificate, pebble_issuer, secret_field, solver_objects,
+    start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -95,44 +95,43 @@ fn issuer(challenge: Challenge) -> Value {
     pebble_issuer("pebble", "pebble-account", json!({"solvers": solvers}))
 }
 
-/// Runs one case: crash at `point`, restart, check the outcome.
-async fn sweep(point: &str, challenge: Challenge) {
-    let _serial = one_at_a_time().await;
-    let tag = format!("crash-{point}");
-    let ns = fresh_namespace(
-        &format!("c{}", point.replace('-', ""))
-            .chars()
-            .take(20)
-            .collect::<String>(),
-    );
-    kubectl_ok(
-        &[
-            "create",
-            "secret",
-            "generic",
-            "tsig",
-            "-n",
-            &ns,
-            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
-        ],
-        None,
-    );
-    let first = Running(start_controller_with(
-        &tag,
+/// In `ns`: a controller that dies at `point`, an Issuer for `challenge` and a Certificate `web`
+/// for `<label>-<pid>.<zone>` (its name returned). The Issuer is waited for unless the crash is
+/// in its registration.
+async fn crashing_issuance(
+    ns: &str,
+    tag: &str,
+    point: &str,
+    challenge: Challenge,
+    label: &str,
+) -> (Running, String) {
+    create_tsig_secret(ns);
+    let controller = Running(start_controller_with(
+        tag,
         &backend_listen(),
         &[],
         &[
             (ferrocert::crash::ENV, point),
-            (ferrocert::crash::NAMESPACE_ENV, &ns),
+            (ferrocert::crash::NAMESPACE_ENV, ns),
         ],
     ));
-    apply(&ns, &issuer(challenge));
-    let name = format!("{}-{}.{}", point, std::process::id(), env_var("TEST_ZONE"));
-    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
+    apply(ns, &issuer(challenge));
     if point != "account-registered" {
+        let issuers: Api<Issuer> = Api::namespaced(client().await, ns);
         wait_issuer_ready(&issuers, "pebble").await;
     }
-    apply(&ns, &pebble_certificate("web", &[name.as_str()], json!({})));
+    let name = format!("{label}-{}.{}", std::process::id(), env_var("TEST_ZONE"));
+    apply(ns, &pebble_certificate("web", &[name.as_str()], json!({})));
+    (controller, name)
+}
+
+/// Runs one case: crash at `point`, restart, check the outcome.
+async fn sweep(point: &str, challenge: Challenge) {
+    let _serial = one_at_a_time().await;
+    let tag = format!("crash-{point}");
+    let ns = fresh_namespace(&format!("c{}", point.replace('-', "")));
+    let (first, name) = crashing_issuance(&ns, &tag, point, challenge, point).await;
+    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
     let detail = crashed_at(&first.0, point);
 
     let _second = Running(start_controller_with(
@@ -241,32 +240,8 @@ async fn a_txt_record_written_just_before_a_crash_is_removed_when_the_certificat
     let _serial = one_at_a_time().await;
     let point = "record-presented";
     let ns = fresh_namespace("crashdel");
-    kubectl_ok(
-        &[
-            "create",
-            "secret",
-            "generic",
-            "tsig",
-            "-n",
-            &ns,
-            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
-        ],
-        None,
-    );
-    let first = Running(start_controller_with(
-        "crash-deleted",
-        &backend_listen(),
-        &[],
-        &[
-            (ferrocert::crash::ENV, point),
-            (ferrocert::crash::NAMESPACE_ENV, &ns),
-        ],
-    ));
-    apply(&ns, &issuer(Challenge::Dns01));
-    let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
-    wait_issuer_ready(&issuers, "pebble").await;
-    let name = format!("gone-{}.{}", std::process::id(), env_var("TEST_ZONE"));
-    apply(&ns, &pebble_certificate("web", &[name.as_str()], json!({})));
+    let (first, name) =
+        crashing_issuance(&ns, "crash-deleted", point, Challenge::Dns01, "gone").await;
     crashed_at(&first.0, point);
     let record = format!("_acme-challenge.{name}");
     assert_ne!(

@@ -554,18 +554,7 @@ async fn a_nameserver_answering_garbage_gets_a_clear_status_and_no_tight_loop() 
     controller();
     let (server, queries) = garbage_nameserver();
     let ns = fresh_namespace("baddns");
-    common::kubectl_ok(
-        &[
-            "create",
-            "secret",
-            "generic",
-            "tsig",
-            "-n",
-            &ns,
-            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
-        ],
-        None,
-    );
+    common::e2e::create_tsig_secret(&ns);
     apply(
         &ns,
         &pebble_issuer(

@@ -525,3 +525,20 @@ pub fn wait_holder(lease: &str, who: &str, within: Duration) -> Duration {
     }
     started.elapsed()
 }
+
+/// Creates the Secret `tsig` (key `secret`) with the test BIND's TSIG secret in `ns`, for Issuers
+/// with an RFC 2136 solver.
+pub fn create_tsig_secret(ns: &str) {
+    kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "tsig",
+            "-n",
+            ns,
+            &format!("--from-literal=secret={}", env_var("TSIG_SECRET")),
+        ],
+        None,
+    );
+}
