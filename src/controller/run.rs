@@ -228,7 +228,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         watcher(
             Api::<Certificate>::all(client.clone()),
             watcher::Config::default().any_semantic(),
-        ),
+        )
+        .modify(strip_unused_metadata),
     )
     .default_backoff()
     .for_each(|_| async {});
@@ -444,15 +445,35 @@ fn metrics_router(
         )
 }
 
+/// Drops what the controller never reads from a cached object: its managed fields and kubectl's
+/// last-applied copy of the whole object (together often more than half of a Certificate's size),
+/// so the caches grow by less per Certificate.
+fn strip_unused_metadata<K: ResourceExt>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    obj.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// The three reconcilers, until `stop` turns true.
 async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>) {
     let client = ctx.client.clone();
     let stop_for_mirror = stop.clone();
     let stopped = move || stopped_once(stop.clone());
     let store = ctx.certificates.clone();
-    let cert_controller = Controller::new(
-        Api::<Certificate>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
+    // The controller's own Certificate cache, trimmed like the shared one.
+    let (controller_store, controller_writer) = reflector::store::<Certificate>();
+    let cert_controller = Controller::for_stream(
+        reflector(
+            controller_writer,
+            watcher(
+                Api::<Certificate>::all(client.clone()),
+                watcher::Config::default().any_semantic(),
+            )
+            .modify(strip_unused_metadata),
+        )
+        .default_backoff()
+        .applied_objects(),
+        controller_store,
     );
     // Secrets: only ours (by label), metadata only; map back to their Certificate.
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
