@@ -441,6 +441,15 @@ impl PropagationChecker {
     }
 }
 
+/// Fuzzing entry (`fuzz/`): decodes `bytes` as a DNS answer and judges it as the TXT check does
+/// for `owner` = `value`; `None` when the bytes are not a DNS message. Never panics.
+#[doc(hidden)]
+pub fn judge_raw_txt_answer(bytes: &[u8], owner: &str, value: &str) -> Option<String> {
+    let message = hickory_proto::op::Message::from_vec(bytes).ok()?;
+    let owner = super::wire::parse_name(owner).ok()?;
+    Some(format!("{:?}", judge(&message, &owner, value, false)))
+}
+
 /// What a TXT answer says about `value` at `owner`.
 fn judge(
     answer: &hickory_proto::op::Message,
