@@ -690,18 +690,7 @@ async fn a_secret_that_is_not_ours_is_never_taken_over() {
         &certificate("first", &[&first], json!({"secretName": "shared-tls"})),
     );
     wait_cert_ready(&certs, "first", 1).await;
-    let before = kubectl_ok(
-        &[
-            "get",
-            "secret",
-            "-n",
-            &ns,
-            "shared-tls",
-            "-o",
-            "jsonpath={.data.tls\\.crt}",
-        ],
-        None,
-    );
+    let before = secret_field(&ns, "shared-tls", "tls.crt");
     let second = format!("second.{}", zone());
     apply(
         &ns,
@@ -806,18 +795,7 @@ async fn a_secret_that_is_not_ours_is_never_taken_over() {
     assert!(text.contains(&foreign), "{text}");
 
     // Nothing changed hands along the way.
-    let after = kubectl_ok(
-        &[
-            "get",
-            "secret",
-            "-n",
-            &ns,
-            "shared-tls",
-            "-o",
-            "jsonpath={.data.tls\\.crt}",
-        ],
-        None,
-    );
+    let after = secret_field(&ns, "shared-tls", "tls.crt");
     assert_eq!(
         before, after,
         "the first Certificate's Secret was overwritten"

@@ -86,6 +86,18 @@ struct Clock {
     passed: bool,
 }
 
+impl Clock {
+    /// A clock for a route applied at `now`, probed at once.
+    fn new(now: Instant) -> Clock {
+        Clock {
+            presented: now,
+            next_probe: now,
+            probes: 0,
+            passed: false,
+        }
+    }
+}
+
 impl SelfCheckClocks {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Clock>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -94,15 +106,7 @@ impl SelfCheckClocks {
     /// Starts a challenge's clock when its route has just been applied.
     fn start(&self, token: &str) {
         let now = Instant::now();
-        self.lock().insert(
-            token.to_string(),
-            Clock {
-                presented: now,
-                next_probe: now,
-                probes: 0,
-                passed: false,
-            },
-        );
+        self.lock().insert(token.to_string(), Clock::new(now));
     }
 
     /// Forgets a challenge (it was told to the CA, or its attempt ended).
@@ -295,12 +299,7 @@ async fn decide(
         .http01_clocks
         .lock()
         .entry(route.token.to_string())
-        .or_insert(Clock {
-            presented: now,
-            next_probe: now,
-            probes: 0,
-            passed: false,
-        });
+        .or_insert(Clock::new(now));
     if clock.passed {
         if telling {
             ctx.http01_clocks.forget(route.token);
