@@ -209,8 +209,12 @@ curl -sf --cacert "$pki/ca.crt" "https://localhost:$PEBBLE_EAB_MGMT_PORT/roots/0
 # Added only if absent; the ones added here are listed in run/lo-addrs so down.sh removes exactly those.
 for addr in "$HTTP01_BACKEND_IP" "$HTTP01_BACKEND_IP2"; do
   if ! ip -4 -o addr show dev lo | grep -qF " inet $addr/"; then
-    ip addr add "$addr/32" dev lo || { log "cannot add $addr to lo (needs root)"; exit 1; }
-    echo "$addr" >> run/lo-addrs
+    if ip addr add "$addr/32" dev lo; then
+      echo "$addr" >> run/lo-addrs
+    elif ! ip -4 -o addr show dev lo | grep -qF " inet $addr/"; then
+      # (Added meanwhile by another start is fine; anything else is not.)
+      log "cannot add $addr to lo (needs root)"; exit 1
+    fi
   fi
 done
 
