@@ -721,9 +721,10 @@ async fn refuse_secret(
     conditions::remove(&mut status.conditions, ISSUING);
     if Some(&status) != cert.status.as_ref() {
         tracing::warn!(cert = %describe(cert), reason, "{message}");
+        // Status first: a reconcile on a stale view fails there (409) instead of announcing twice.
+        apply_status(api, cert, &status).await?;
         ctx.event(cert, true, reason, "Issue", message.to_string())
             .await;
-        apply_status(api, cert, &status).await?;
     }
     Ok(Action::requeue(crate::retry::jittered(
         Duration::from_secs(30),

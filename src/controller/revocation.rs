@@ -147,15 +147,9 @@ pub async fn answer_request(
     let target = match revocable(secret, &issuer.ident.name, issuer.kind) {
         Ok(t) => t,
         Err(why) => {
-            // Nothing of ours to revoke: answer the request so it is not retried forever.
-            ctx.event(
-                cert,
-                true,
-                "RevocationSkipped",
-                "Revoke",
-                format!("Revocation requested ({request}) but nothing to revoke: {why}"),
-            )
-            .await;
+            // Nothing of ours to revoke: answer the request so it is not retried forever. Status
+            // first: a reconcile on a stale view fails there (409) instead of announcing twice.
+            let message = format!("Revocation requested ({request}) but nothing to revoke: {why}");
             status.revocation = Some(RevocationStatus {
                 serial: String::new(),
                 reason: reason.as_str().into(),
@@ -164,6 +158,8 @@ pub async fn answer_request(
                 ..RevocationStatus::default()
             });
             apply_status(api, cert, &status).await?;
+            ctx.event(cert, true, "RevocationSkipped", "Revoke", message)
+                .await;
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
     };
