@@ -125,7 +125,7 @@ pub fn next_key_secret(cert: &Certificate, secret_name: &str, key_pem: &str) -> 
                     labels::MANAGED_BY_VALUE.to_string(),
                 ),
             ])),
-            owner_references: crate::controller::owner_reference(cert).map(|o| vec![o]),
+            owner_references: crate::api::certificate::owner_reference(cert).map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_string()),

@@ -367,3 +367,15 @@ pub struct OrderAuthorization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// An owner reference to a Certificate, for the objects made on its behalf.
+pub fn owner_reference(
+    cert: &Certificate,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    kube::Resource::controller_owner_ref(cert, &()).map(|o| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            block_owner_deletion: Some(false),
+            ..o
+        }
+    })
+}

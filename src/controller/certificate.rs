@@ -9,33 +9,23 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
+use super::backoff::{backoff_remaining, requeue_at};
+use super::issuer_ref::{ResolvedIssuer, resolve_issuer};
 use super::order::{self, drive_order};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
+    set_ready, still_claims,
 };
 use crate::acme::lifecycle;
 use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
-use crate::api::issuer::AcmeIssuer;
-use crate::api::{
-    Certificate, CertificateStatus, ClusterIssuer, Issuer, IssuerKind, RotationPolicy,
-};
+use crate::api::{Certificate, CertificateStatus, IssuerKind, RotationPolicy};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki::{self, KeySpec, Mismatch};
 use crate::secret::{self, TLS_CRT, TLS_KEY, data_str};
-
-/// The issuer a Certificate uses, resolved and ready.
-pub struct ResolvedIssuer {
-    pub ident: IssuerIdent,
-    pub kind: IssuerKind,
-    pub acme: AcmeIssuer,
-    pub account_uri: String,
-}
 
 /// Why a Certificate needs a new certificate now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -326,12 +316,6 @@ async fn clean_up_deleted(
     Ok(Action::await_change())
 }
 
-/// Requeue exactly when something is due (at least one second from now).
-pub fn requeue_at(at: Timestamp, now: Timestamp) -> Action {
-    let wait = at.duration_since(now).unsigned_abs();
-    Action::requeue(wait.max(Duration::from_secs(1)))
-}
-
 /// Begins an issuance: respects the failure backoff, persists the next key, creates the order and
 /// records it. Each write happens before the step that depends on it.
 async fn start_issuance(
@@ -352,7 +336,7 @@ async fn start_issuance(
         }
         return Ok(Action::requeue(wait));
     }
-    let account = order::account_for(ctx, issuer).await?;
+    let account = super::issuer_ref::account_for(ctx, issuer).await?;
     let profile = cert
         .spec
         .profile
@@ -618,93 +602,6 @@ async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<
     Ok(())
 }
 
-/// How long to wait before the next attempt after failures, or `None` to go now. A spec change
-/// since the last failure (new generation) retries at once.
-fn backoff_remaining(
-    ctx: &Ctx,
-    cert: &Certificate,
-    issuer: &ResolvedIssuer,
-    status: &CertificateStatus,
-    now: Timestamp,
-) -> Option<Duration> {
-    let attempts = status.failed_issuance_attempts.unwrap_or(0);
-    if attempts <= 0 {
-        return None;
-    }
-    let failed_generation =
-        conditions::find(&status.conditions, ISSUING).and_then(|c| c.observed_generation);
-    if failed_generation.is_some() && failed_generation != cert.meta().generation {
-        return None;
-    }
-    let last = status.last_failure_time.as_ref()?.0;
-    let rate_limited =
-        conditions::find(&status.conditions, ISSUING).is_some_and(|c| c.reason == RATE_LIMITED);
-    let wait = failure_delay(ctx, cert, issuer, status, attempts, rate_limited, last);
-    let due = last
-        .checked_add(jiff::SignedDuration::try_from(wait).ok()?)
-        .ok()?;
-    (due > now).then(|| due.duration_since(now).unsigned_abs())
-}
-
-/// The delay after `attempts` failures, the last at `since`: the exponential backoff, jittered
-/// per Certificate (so that orders that failed together, in a CA outage, do not retry together)
-/// and capped so a retry comes before the current certificate expires; at least the CA's
-/// `Retry-After` for the issuer's account, and after a rate limit at least 5 min (jittered) even
-/// when the CA asked for less: a retry that hits the limit again costs more than it gains.
-/// Recomputed from status on every reconcile, so it depends on nothing random.
-pub fn failure_delay(
-    ctx: &Ctx,
-    cert: &Certificate,
-    issuer: &ResolvedIssuer,
-    status: &CertificateStatus,
-    attempts: i64,
-    rate_limited: bool,
-    since: Timestamp,
-) -> Duration {
-    let attempts = attempts.clamp(0, i64::from(u32::MAX)) as u32;
-    let key = format!(
-        "{}/{}",
-        cert.namespace().unwrap_or_default(),
-        cert.name_any()
-    );
-    let raw = crate::retry::backoff_for(
-        &key,
-        attempts,
-        ctx.settings.backoff_base,
-        ctx.settings.backoff_cap,
-    );
-    let mut delay =
-        pki::cap_backoff_below_expiry(raw, since, status.not_after.as_ref().map(|t| t.0));
-    if rate_limited {
-        let floor =
-            crate::retry::spread_after(RATE_LIMIT_WAIT, crate::retry::stable_unit(&key, attempts));
-        delay = delay.max(floor);
-    }
-    if let Some(wait) =
-        ctx.accounts
-            .retry_after
-            .remaining(&issuer.ident.cache_key(), &issuer.acme.server, since)
-    {
-        delay = delay.max(wait);
-    }
-    delay
-}
-
-/// The least wait after a rate limit the CA gave no `Retry-After` for.
-pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
-
-/// The reason of the conditions of a failure that was a rate limit (also how the backoff knows it
-/// was one).
-pub const RATE_LIMITED: &str = "RateLimited";
-
-/// Whether the Certificate `other` of namespace `ns` exists (and is not being deleted) and names
-/// the Secret `secret_name`, as the controller's cache has it.
-pub fn still_claims(ctx: &Ctx, ns: &str, other: &str, secret_name: &str) -> bool {
-    ctx.certificates
-        .get(&ObjectRef::new(other).within(ns))
-        .is_some_and(|c| c.meta().deletion_timestamp.is_none() && c.spec.secret_name == secret_name)
-}
-
 /// The Secret `secretName` names may not be written by this Certificate (see
 /// [`secret::SecretClaim`]): `Ready=False` with the reason, an Event, no CA traffic. Looked at
 /// again every 30 s or so (jittered), because fixing it may mean changing a Secret the controller
@@ -745,143 +642,4 @@ async fn fail_permanently(
         .await;
     apply_status(api, cert, &status).await?;
     Ok(Action::await_change())
-}
-
-/// Sets `Ready`, keeping its transition time when the status does not change.
-pub fn set_ready(
-    status: &mut CertificateStatus,
-    cert: &Certificate,
-    ready: bool,
-    reason: &str,
-    message: &str,
-) {
-    conditions::set(
-        &mut status.conditions,
-        READY,
-        ready,
-        reason,
-        message,
-        cert.meta().generation,
-        now(),
-    );
-}
-
-/// Finds the Certificate's issuer; `Ok(Err(..))` is a condition to show, not an error.
-pub(super) async fn resolve_issuer(
-    ctx: &Ctx,
-    cert: &Certificate,
-) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
-    let r = &cert.spec.issuer_ref;
-    let ns = cert.namespace().unwrap_or_default();
-    // The cache first: no API request on the common path. It may lag an Issuer that has just
-    // become ready (its change also wakes this reconcile), so anything but a ready issuer is
-    // confirmed with a GET before it is reported.
-    let cached = match r.kind.unwrap_or_default() {
-        IssuerKind::Issuer => ctx
-            .issuers
-            .get(&ObjectRef::new(&r.name).within(&ns))
-            .map(|i| (i.spec.acme.clone(), i.status.clone())),
-        IssuerKind::ClusterIssuer => ctx
-            .cluster_issuers
-            .get(&ObjectRef::new(&r.name))
-            .map(|i| (i.spec.acme.clone(), i.status.clone())),
-    };
-    if let Some((acme, status)) = cached
-        && let Ok(resolved) = issuer_from(ctx, cert, acme, status)
-    {
-        return Ok(Ok(resolved));
-    }
-    let fetched = match r.kind.unwrap_or_default() {
-        IssuerKind::Issuer => {
-            let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), &ns);
-            api.get_opt(&r.name)
-                .await
-                .context(|| format!("reading Issuer {ns}/{}", r.name))?
-                .map(|i| (i.spec.acme, i.status))
-                .ok_or_else(|| format!("Issuer {ns}/{} does not exist", r.name))
-        }
-        IssuerKind::ClusterIssuer => {
-            let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
-            api.get_opt(&r.name)
-                .await
-                .context(|| format!("reading ClusterIssuer {}", r.name))?
-                .map(|i| (i.spec.acme, i.status))
-                .ok_or_else(|| format!("ClusterIssuer {} does not exist", r.name))
-        }
-    };
-    Ok(match fetched {
-        Err(missing) => Err(("IssuerNotFound", missing)),
-        Ok((acme, status)) => issuer_from(ctx, cert, acme, status),
-    })
-}
-
-/// The issuer a Certificate uses, from its spec and status: ready with an account, or why not.
-fn issuer_from(
-    ctx: &Ctx,
-    cert: &Certificate,
-    acme: crate::api::issuer::AcmeIssuer,
-    status: Option<crate::api::issuer::IssuerStatus>,
-) -> Result<ResolvedIssuer, (&'static str, String)> {
-    let r = &cert.spec.issuer_ref;
-    let kind = r.kind.unwrap_or_default();
-    let ident = match kind {
-        IssuerKind::Issuer => IssuerIdent {
-            kind: "Issuer",
-            name: r.name.clone(),
-            secret_namespace: cert.namespace().unwrap_or_default(),
-        },
-        IssuerKind::ClusterIssuer => IssuerIdent {
-            kind: "ClusterIssuer",
-            name: r.name.clone(),
-            secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
-        },
-    };
-    let status = status.unwrap_or_default();
-    let uri = status.acme.and_then(|a| a.uri);
-    match (conditions::is_true(&status.conditions, READY), uri) {
-        (true, Some(account_uri)) => Ok(ResolvedIssuer {
-            ident,
-            kind,
-            acme,
-            account_uri,
-        }),
-        _ => {
-            let why = conditions::find(&status.conditions, READY)
-                .map(|c| format!(": {}", c.message))
-                .unwrap_or_default();
-            Err((
-                "IssuerNotReady",
-                format!("{} {} is not ready{why}", ident.kind, r.name),
-            ))
-        }
-    }
-}
-
-/// Loads the account key of an issuer (for restoring its account client after a restart).
-pub async fn account_key_der(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Vec<u8>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &issuer.ident.secret_namespace);
-    let sref = &issuer.acme.private_key_secret_ref;
-    let data_key = sref.key.as_deref().unwrap_or(ACCOUNT_KEY);
-    let secret = secrets.get(&sref.name).await.context(|| {
-        format!(
-            "reading account key Secret {}/{}",
-            issuer.ident.secret_namespace, sref.name
-        )
-    })?;
-    let pem = data_str(&secret, data_key).ok_or_else(|| {
-        Error::Invalid(format!(
-            "account key Secret {} lacks {data_key:?}",
-            sref.name
-        ))
-    })?;
-    let key = pki::parse_pem(pem).map_err(|source| Error::Pki {
-        context: format!("account key Secret {}", sref.name),
-        source,
-    })?;
-    Ok(key.pkcs8_der().to_vec())
-}
-
-/// The account configuration of an issuer, or an `Invalid` error.
-pub fn issuer_account_config(issuer: &ResolvedIssuer) -> Result<crate::acme::AccountConfig, Error> {
-    account_config(&issuer.acme).map_err(Error::Invalid)
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use super::Ctx;
-use super::certificate::ResolvedIssuer;
+use super::issuer_ref::ResolvedIssuer;
 use crate::api::issuer::{
     CloudflareProvider, Dns01Solver, Rfc2136Provider, Route53Provider, SecretKeySelector,
 };

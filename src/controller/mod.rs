@@ -5,10 +5,12 @@
 //! reconcile read, so a reconcile working from a stale cache is refused (409) instead of acting
 //! twice (for example creating a second order).
 
+pub mod backoff;
 pub mod certificate;
 pub mod dns01;
 pub mod http01;
 pub mod issuer;
+pub mod issuer_ref;
 pub mod leader;
 pub mod order;
 pub mod renewal_info;
@@ -18,7 +20,7 @@ pub mod run;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
@@ -27,7 +29,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::acme::Accounts;
-use crate::api::Certificate;
+use crate::api::conditions::{self, READY};
+use crate::api::{Certificate, CertificateStatus};
 use crate::error::{Error, KubeContext};
 use crate::metrics::Metrics;
 
@@ -244,13 +247,7 @@ pub fn describe<K: Resource>(obj: &K) -> String {
     }
 }
 
-/// An owner reference to a Certificate, for the objects made on its behalf.
-pub fn owner_reference(cert: &Certificate) -> Option<OwnerReference> {
-    cert.controller_owner_ref(&()).map(|o| OwnerReference {
-        block_owner_deletion: Some(false),
-        ..o
-    })
-}
+pub use crate::api::certificate::owner_reference;
 
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())
@@ -269,3 +266,30 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// The shared context handle reconcilers receive.
 pub type Ctx = Arc<Context>;
+
+/// Sets `Ready`, keeping its transition time when the status does not change.
+pub fn set_ready(
+    status: &mut CertificateStatus,
+    cert: &Certificate,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) {
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        ready,
+        reason,
+        message,
+        cert.meta().generation,
+        now(),
+    );
+}
+
+/// Whether the Certificate `other` of namespace `ns` exists (and is not being deleted) and names
+/// the Secret `secret_name`, as the controller's cache has it.
+pub fn still_claims(ctx: &Ctx, ns: &str, other: &str, secret_name: &str) -> bool {
+    ctx.certificates
+        .get(&kube::runtime::reflector::ObjectRef::new(other).within(ns))
+        .is_some_and(|c| c.meta().deletion_timestamp.is_none() && c.spec.secret_name == secret_name)
+}

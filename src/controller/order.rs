@@ -11,11 +11,12 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::certificate::{
-    ResolvedIssuer, account_key_der, issuer_account_config, requeue_at, set_ready,
-};
+use super::backoff::requeue_at;
 use super::http01::{self, CheckStep, PresentError};
-use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference};
+use super::issuer_ref::{ResolvedIssuer, account_for, account_key_der, issuer_account_config};
+use super::{
+    Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference, set_ready,
+};
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{Certificate, CertificateStatus, OrderAuthorization, OrderStatus};
@@ -40,23 +41,6 @@ enum TellFailure {
     Transient(String),
     /// The attempt failed; the message to record.
     Failed(String),
-}
-
-/// The account client for an issuer: the cached one, or restored from its key.
-pub async fn account_for(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Account, Error> {
-    let config = issuer_account_config(issuer)?;
-    let key = issuer.ident.cache_key();
-    if let Some(account) = ctx.accounts.cached(&key, &config, &issuer.account_uri) {
-        return Ok(account);
-    }
-    let der = account_key_der(ctx, issuer).await?;
-    ctx.accounts
-        .get(&key, &config, &issuer.account_uri, &der)
-        .await
-        .map_err(|source| Error::Acme {
-            context: format!("restoring the ACME account of {key}"),
-            source,
-        })
 }
 
 /// Creates the order; `replaces` is the ARI identifier of the certificate it renews.
@@ -1044,7 +1028,7 @@ async fn complete(
         .await
         .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
     let claim = secret::claim(existing.as_ref(), &cert.name_any(), |other| {
-        super::certificate::still_claims(ctx, &ns, other, &cert.spec.secret_name)
+        super::still_claims(ctx, &ns, other, &cert.spec.secret_name)
     });
     if let Some((_, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
         return record_failure(ctx, api, issuer, cert, status, &message, false).await;
@@ -1173,15 +1157,8 @@ pub async fn record_failure(
     let action = super::attempt_action(&status);
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();
-    let delay = super::certificate::failure_delay(
-        ctx,
-        cert,
-        issuer,
-        &status,
-        attempts,
-        rate_limited,
-        now_ts,
-    );
+    let delay =
+        super::backoff::failure_delay(ctx, cert, issuer, &status, attempts, rate_limited, now_ts);
     if let Some(order) = status.order.as_mut() {
         order.error = Some(message.to_string());
         ctx.polling_lock().remove(&order.url);
@@ -1196,7 +1173,7 @@ pub async fn record_failure(
         .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
         .unwrap_or(now_ts);
     let reason = if rate_limited {
-        super::certificate::RATE_LIMITED
+        super::backoff::RATE_LIMITED
     } else {
         "Failed"
     };

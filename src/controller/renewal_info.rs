@@ -7,8 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::Ctx;
-use super::certificate::ResolvedIssuer;
-use super::order::account_for;
+use super::issuer_ref::{ResolvedIssuer, account_for};
 use crate::acme::lifecycle::{self, WindowError};
 use crate::api::{Certificate, CertificateStatus, RenewalInfoStatus};
 use crate::pki::renewal_info::{self, Window};

@@ -11,8 +11,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use super::certificate::{ResolvedIssuer, resolve_issuer};
-use super::order::account_for;
+use super::issuer_ref::{ResolvedIssuer, account_for, resolve_issuer};
 use super::{Ctx, apply_status, describe, set_finalizer};
 use crate::acme::lifecycle::{self, RevokeReason};
 use crate::acme::problem_text;

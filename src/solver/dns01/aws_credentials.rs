@@ -19,26 +19,7 @@ use std::path::PathBuf;
 
 use super::Dns01Error;
 
-/// One set of AWS credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AwsCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
+pub use super::route53::AwsCredentials;
 
 /// The ambient credentials of the process (see the module docs for the sources).
 pub async fn ambient() -> Result<AwsCredentials, Dns01Error> {

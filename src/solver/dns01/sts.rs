@@ -21,8 +21,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 
 use super::Dns01Error;
-use super::aws_credentials::AwsCredentials;
-use super::route53::{AwsHttpClient, aws_client, parse_error, sign_with};
+use super::route53::{AwsCredentials, AwsHttpClient, aws_client, parse_error, sign_with};
 
 /// The global STS endpoint.
 pub const GLOBAL_ENDPOINT: &str = "https://sts.amazonaws.com";

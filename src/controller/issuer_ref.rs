@@ -1,0 +1,162 @@
+//! The issuer a Certificate names, resolved from the caches (or the API server) into what an
+//! issuance needs: the ACME settings, the account's URI, its key and its client.
+
+use instant_acme::Account;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+
+use super::Ctx;
+use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
+use crate::api::conditions::{self, READY};
+use crate::api::issuer::AcmeIssuer;
+use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind};
+use crate::error::{Error, KubeContext};
+use crate::pki;
+use crate::secret::data_str;
+
+/// The issuer a Certificate uses, resolved and ready.
+pub struct ResolvedIssuer {
+    pub ident: IssuerIdent,
+    pub kind: IssuerKind,
+    pub acme: AcmeIssuer,
+    pub account_uri: String,
+}
+
+/// Finds the Certificate's issuer; `Ok(Err(..))` is a condition to show, not an error.
+pub(super) async fn resolve_issuer(
+    ctx: &Ctx,
+    cert: &Certificate,
+) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
+    let r = &cert.spec.issuer_ref;
+    let ns = cert.namespace().unwrap_or_default();
+    // The cache first: no API request on the common path. It may lag an Issuer that has just
+    // become ready (its change also wakes this reconcile), so anything but a ready issuer is
+    // confirmed with a GET before it is reported.
+    let cached = match r.kind.unwrap_or_default() {
+        IssuerKind::Issuer => ctx
+            .issuers
+            .get(&ObjectRef::new(&r.name).within(&ns))
+            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+        IssuerKind::ClusterIssuer => ctx
+            .cluster_issuers
+            .get(&ObjectRef::new(&r.name))
+            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+    };
+    if let Some((acme, status)) = cached
+        && let Ok(resolved) = issuer_from(ctx, cert, acme, status)
+    {
+        return Ok(Ok(resolved));
+    }
+    let fetched = match r.kind.unwrap_or_default() {
+        IssuerKind::Issuer => {
+            let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), &ns);
+            api.get_opt(&r.name)
+                .await
+                .context(|| format!("reading Issuer {ns}/{}", r.name))?
+                .map(|i| (i.spec.acme, i.status))
+                .ok_or_else(|| format!("Issuer {ns}/{} does not exist", r.name))
+        }
+        IssuerKind::ClusterIssuer => {
+            let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
+            api.get_opt(&r.name)
+                .await
+                .context(|| format!("reading ClusterIssuer {}", r.name))?
+                .map(|i| (i.spec.acme, i.status))
+                .ok_or_else(|| format!("ClusterIssuer {} does not exist", r.name))
+        }
+    };
+    Ok(match fetched {
+        Err(missing) => Err(("IssuerNotFound", missing)),
+        Ok((acme, status)) => issuer_from(ctx, cert, acme, status),
+    })
+}
+
+/// The issuer a Certificate uses, from its spec and status: ready with an account, or why not.
+fn issuer_from(
+    ctx: &Ctx,
+    cert: &Certificate,
+    acme: crate::api::issuer::AcmeIssuer,
+    status: Option<crate::api::issuer::IssuerStatus>,
+) -> Result<ResolvedIssuer, (&'static str, String)> {
+    let r = &cert.spec.issuer_ref;
+    let kind = r.kind.unwrap_or_default();
+    let ident = match kind {
+        IssuerKind::Issuer => IssuerIdent {
+            kind: "Issuer",
+            name: r.name.clone(),
+            secret_namespace: cert.namespace().unwrap_or_default(),
+        },
+        IssuerKind::ClusterIssuer => IssuerIdent {
+            kind: "ClusterIssuer",
+            name: r.name.clone(),
+            secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
+        },
+    };
+    let status = status.unwrap_or_default();
+    let uri = status.acme.and_then(|a| a.uri);
+    match (conditions::is_true(&status.conditions, READY), uri) {
+        (true, Some(account_uri)) => Ok(ResolvedIssuer {
+            ident,
+            kind,
+            acme,
+            account_uri,
+        }),
+        _ => {
+            let why = conditions::find(&status.conditions, READY)
+                .map(|c| format!(": {}", c.message))
+                .unwrap_or_default();
+            Err((
+                "IssuerNotReady",
+                format!("{} {} is not ready{why}", ident.kind, r.name),
+            ))
+        }
+    }
+}
+
+/// Loads the account key of an issuer (for restoring its account client after a restart).
+pub async fn account_key_der(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Vec<u8>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &issuer.ident.secret_namespace);
+    let sref = &issuer.acme.private_key_secret_ref;
+    let data_key = sref.key.as_deref().unwrap_or(ACCOUNT_KEY);
+    let secret = secrets.get(&sref.name).await.context(|| {
+        format!(
+            "reading account key Secret {}/{}",
+            issuer.ident.secret_namespace, sref.name
+        )
+    })?;
+    let pem = data_str(&secret, data_key).ok_or_else(|| {
+        Error::Invalid(format!(
+            "account key Secret {} lacks {data_key:?}",
+            sref.name
+        ))
+    })?;
+    let key = pki::parse_pem(pem).map_err(|source| Error::Pki {
+        context: format!("account key Secret {}", sref.name),
+        source,
+    })?;
+    Ok(key.pkcs8_der().to_vec())
+}
+
+/// The account configuration of an issuer, or an `Invalid` error.
+pub fn issuer_account_config(issuer: &ResolvedIssuer) -> Result<crate::acme::AccountConfig, Error> {
+    account_config(&issuer.acme).map_err(Error::Invalid)
+}
+
+/// The account client for an issuer: the cached one, or restored from its key.
+pub async fn account_for(ctx: &Ctx, issuer: &ResolvedIssuer) -> Result<Account, Error> {
+    let config = issuer_account_config(issuer)?;
+    let key = issuer.ident.cache_key();
+    if let Some(account) = ctx.accounts.cached(&key, &config, &issuer.account_uri) {
+        return Ok(account);
+    }
+    let der = account_key_der(ctx, issuer).await?;
+    ctx.accounts
+        .get(&key, &config, &issuer.account_uri, &der)
+        .await
+        .map_err(|source| Error::Acme {
+            context: format!("restoring the ACME account of {key}"),
+            source,
+        })
+}
