@@ -476,7 +476,7 @@ async fn start_issuance(
     let recorded = apply_status(api, &claimed, &status).await?;
     // The URL is stored: present the challenges now, from the order just created, instead of
     // fetching it again in the next reconcile.
-    order::present_challenges(
+    let result = order::present_challenges(
         ctx,
         api,
         &recorded,
@@ -486,7 +486,11 @@ async fn start_issuance(
         &account,
         &mut order,
     )
-    .await
+    .await;
+    if result.is_ok() {
+        ctx.orders.keep(order);
+    }
+    result
 }
 
 /// The ARI identifier to send as `replaces`: the current certificate's, when it came from this

@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod issuer_ref;
 pub mod leader;
 pub mod order;
+pub mod order_handles;
 pub mod renewal_info;
 pub mod revocation;
 pub mod run;
@@ -87,6 +88,8 @@ pub struct Context {
     /// Consecutive failures to reach the CA about each order (by URL), so that an outage is
     /// retried with backoff rather than every few seconds.
     pub ca_trouble: crate::retry::Backoffs,
+    /// The handles (and nonces) of orders in flight, between reconciles of the same order.
+    pub orders: order_handles::OrderHandles,
     /// DNS-01 changes a provider applies asynchronously (Route53 change ids), by
     /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
     /// a restart the check of the authoritative nameservers alone decides, as for any provider.

@@ -119,11 +119,19 @@ pub async fn drive_order(
         return Ok(action);
     }
     let account = account_for(ctx, issuer).await?;
-    let mut order = match account
-        .order(recorded.url.clone())
-        .await
-        .map_err(AcmeError::from)
-    {
+    // The handle kept from the last step (its nonce saves asking the CA for one), refreshed; or,
+    // after a restart, the order restored from its URL.
+    let fetched = match ctx.orders.take(&recorded.url) {
+        Some(mut kept) => match kept.refresh().await {
+            Ok(_) => Ok(kept),
+            Err(e) => Err(AcmeError::from(e)),
+        },
+        None => account
+            .order(recorded.url.clone())
+            .await
+            .map_err(AcmeError::from),
+    };
+    let mut order = match fetched {
         Ok(order) => {
             ctx.ca_trouble.succeeded(&recorded.url);
             order
@@ -132,6 +140,7 @@ pub async fn drive_order(
             ctx.ca_trouble.succeeded(&recorded.url);
             // The CA no longer has it (expired, or another CA now): start over.
             tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
+            ctx.orders.forget(&recorded.url);
             cleanup_temporaries_of(ctx, cert, Some(&recorded)).await?;
             dns01::cleanup(ctx, issuer, cert.labels(), &recorded).await;
             status.order = None;
@@ -149,15 +158,34 @@ pub async fn drive_order(
             return Ok(Action::requeue(wait));
         }
     };
+    let result = step_order(
+        ctx, api, cert, status, recorded, issuer, &account, &mut order,
+    )
+    .await;
+    if result.is_ok() && super::order_handles::worth_keeping(order.state().status) {
+        ctx.orders.keep(order);
+    }
+    result
+}
+
+/// The step for the order's state at the CA: present and tell, finalize, or complete.
+#[allow(clippy::too_many_arguments)]
+async fn step_order(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    recorded: OrderStatus,
+    issuer: &ResolvedIssuer,
+    account: &Account,
+    order: &mut instant_acme::Order,
+) -> Result<Action, Error> {
     let state = order.state().status;
     let mut recorded = recorded;
     recorded.state = Some(order_state_str(state).to_string());
     match state {
         instant_acme::OrderStatus::Pending => {
-            present_challenges(
-                ctx, api, cert, status, recorded, issuer, &account, &mut order,
-            )
-            .await
+            present_challenges(ctx, api, cert, status, recorded, issuer, account, order).await
         }
         instant_acme::OrderStatus::Ready => {
             let key = next_key(ctx, cert, &status).await?;
@@ -191,7 +219,7 @@ pub async fn drive_order(
                 &order.url(),
             );
             if order.state().status == instant_acme::OrderStatus::Valid {
-                return complete(ctx, api, cert, status, &mut order, issuer, key).await;
+                return complete(ctx, api, cert, status, order, issuer, key).await;
             }
             recorded.state = Some(order_state_str(order.state().status).to_string());
             if status.order.as_ref() != Some(&recorded) {
@@ -203,7 +231,7 @@ pub async fn drive_order(
         instant_acme::OrderStatus::Processing => Ok(Action::requeue(Duration::from_millis(500))),
         instant_acme::OrderStatus::Valid => {
             let key = next_key(ctx, cert, &status).await?;
-            complete(ctx, api, cert, status, &mut order, issuer, key).await
+            complete(ctx, api, cert, status, order, issuer, key).await
         }
         instant_acme::OrderStatus::Invalid => {
             let mut errors = Vec::new();
@@ -1075,6 +1103,7 @@ async fn complete(
     if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
         ctx.polling_lock().remove(&url);
         ctx.ca_trouble.succeeded(&url);
+        ctx.orders.forget(&url);
     }
     status.order = None;
     status.not_before = Some(Time(chain.leaf.not_before));
@@ -1163,6 +1192,7 @@ pub async fn record_failure(
         order.error = Some(message.to_string());
         ctx.polling_lock().remove(&order.url);
         ctx.ca_trouble.succeeded(&order.url);
+        ctx.orders.forget(&order.url);
     }
     // Keep the failed order's details visible until the next attempt replaces them: clear only the
     // URL's effect by marking it done; the next issuance overwrites `order`.

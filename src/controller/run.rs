@@ -277,6 +277,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_issuers: cluster_issuer_store,
         polling_since: Default::default(),
         ca_trouble: Default::default(),
+        orders: Default::default(),
         dns01_changes: Default::default(),
         dns01_checked: Default::default(),
         http01_backends: watch::channel(None).0,
