@@ -1,0 +1,86 @@
+//! A failed attempt: the CA's words in status and an Event, clean-up, backoff.
+
+// The order module's imports and shared items (states, helpers).
+use super::*;
+
+/// A failed attempt: keep the CA's words in status and an Event, clean up, back off.
+pub async fn record_failure(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    issuer: &ResolvedIssuer,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    message: &str,
+    rate_limited: bool,
+) -> Result<Action, Error> {
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
+    if let Some(order) = status.order.as_ref() {
+        dns01::cleanup(ctx, issuer, cert.labels(), order).await;
+    }
+    let action = crate::controller::attempt_action(&status);
+    let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
+    let now_ts = Timestamp::now();
+    let delay = crate::controller::backoff::failure_delay(
+        ctx,
+        cert,
+        issuer,
+        &status,
+        attempts,
+        rate_limited,
+        now_ts,
+    );
+    if let Some(order) = status.order.as_mut() {
+        order.error = Some(message.to_string());
+        ctx.polling_lock().remove(&order.url);
+        ctx.ca_trouble.succeeded(&order.url);
+        ctx.orders.forget(&order.url);
+    }
+    // Keep the failed order's details visible until the next attempt replaces them: clear only the
+    // URL's effect by marking it done; the next issuance overwrites `order`.
+    status.order = None;
+    status.failed_issuance_attempts = Some(attempts);
+    status.last_failure_time = Some(now());
+    let retry_at = now_ts
+        .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+        .unwrap_or(now_ts);
+    let reason = if rate_limited {
+        crate::controller::backoff::RATE_LIMITED
+    } else {
+        "Failed"
+    };
+    let full = format!("{message} (attempt {attempts}; next try at {retry_at})");
+    conditions::set(
+        &mut status.conditions,
+        ISSUING,
+        false,
+        reason,
+        &full,
+        cert.meta().generation,
+        now(),
+    );
+    let still_valid = status.not_after.as_ref().is_some_and(|t| t.0 > now_ts);
+    if !still_valid {
+        set_ready(&mut status, cert, false, reason, &full);
+    }
+    ctx.event(cert, true, reason, &action, full.clone()).await;
+    if let (Some(nb), Some(na)) = (status.not_before.as_ref(), status.not_after.as_ref())
+        && na.0 > now_ts
+        && pki::renewal_info::in_last_tenth(nb.0, na.0, now_ts)
+    {
+        ctx.event(
+            cert,
+            true,
+            "ExpiringSoon",
+            &action,
+            format!(
+                "The certificate in Secret {} expires at {} (last tenth of its lifetime) and renewing it has failed {attempts} time(s); next try at {retry_at}",
+                cert.spec.secret_name, na.0
+            ),
+        )
+        .await;
+    }
+    tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
+    let updated = apply_status(api, cert, &status).await?;
+    crate::controller::set_order_finalizer(api, &updated, false).await?;
+    Ok(Action::requeue(delay))
+}
