@@ -1,28 +1,126 @@
-//! Presenting a pending order's challenges: each authorization's step (present, check, tell the CA), written ahead where a side effect needs it.
+//! Presenting a pending order's challenges. Each authorization takes one step per reconcile
+//! ([`step_authorization`]): present the challenge (apply the HTTP-01 route, write the DNS-01
+//! record, written ahead in status), check it as the CA will, tell the CA. The step's outcome is a
+//! typed [`AuthzStep`]; what to do with a challenge is the pure [`challenge_action`].
+
+use std::borrow::Cow;
+
+use instant_acme::{AuthorizationHandle, ChallengeStatus};
 
 // The order module's imports and shared items (states, helpers).
 use super::*;
 
+/// What to do with a challenge, from the CA's state of it and ours.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ChallengeAction {
+    /// Make it answerable (apply the route, write the record).
+    Present,
+    /// Our side is ready (recorded `presented` for this very token): check it as the CA will,
+    /// then tell the CA.
+    CheckThenTell,
+    /// The CA found it invalid: record its error.
+    Invalid,
+    /// Nothing for us to do (the CA is processing it, or it is valid): record this state.
+    Record(String),
+}
+
+/// The next thing to do with a challenge the CA reports in `ca`, recorded by us as
+/// `recorded_state`; `same_token` when the recorded token is the CA's. Pure.
+pub(super) fn challenge_action(
+    ca: ChallengeStatus,
+    recorded_state: Option<&str>,
+    same_token: bool,
+) -> ChallengeAction {
+    match (ca, recorded_state) {
+        (ChallengeStatus::Pending, Some(PRESENTED)) if same_token => ChallengeAction::CheckThenTell,
+        (ChallengeStatus::Pending, _) => ChallengeAction::Present,
+        (ChallengeStatus::Invalid, _) => ChallengeAction::Invalid,
+        (other, _) => ChallengeAction::Record(format!("{other:?}").to_lowercase()),
+    }
+}
+
+/// What one authorization's step came to.
+#[derive(Debug)]
+pub(super) enum AuthzStep {
+    /// Recorded as it now stands; look again within `wake` at the latest (`None`: the fallback).
+    Recorded {
+        entry: OrderAuthorization,
+        wake: Option<Duration>,
+    },
+    /// The CA was told; it validates now.
+    Told(OrderAuthorization),
+    /// Repeat the whole step soon (the CA refused a nonce).
+    Transient(String),
+    /// The attempt failed; `entry` is recorded with the failure when it carries news.
+    Failed {
+        entry: Option<OrderAuthorization>,
+        message: String,
+    },
+}
+
+impl AuthzStep {
+    fn recorded(entry: OrderAuthorization) -> Self {
+        AuthzStep::Recorded { entry, wake: None }
+    }
+
+    fn waking(entry: OrderAuthorization, wake: Duration) -> Self {
+        AuthzStep::Recorded {
+            entry,
+            wake: Some(wake),
+        }
+    }
+
+    fn failed(message: String) -> Self {
+        AuthzStep::Failed {
+            entry: None,
+            message,
+        }
+    }
+}
+
+/// One round over a pending order's authorizations: what they share, and what the round has
+/// recorded so far.
+struct Round<'c> {
+    ctx: &'c Ctx,
+    api: &'c Api<Certificate>,
+    cert: &'c Certificate,
+    issuer: &'c ResolvedIssuer,
+    thumbprint: String,
+    status: CertificateStatus,
+    recorded: OrderStatus,
+    /// The authorizations as recorded before this round.
+    previous: Vec<OrderAuthorization>,
+    /// Those this round has processed.
+    current: Vec<OrderAuthorization>,
+    /// The Certificate as last written here: a write-ahead status write moves its resourceVersion.
+    latest: Cow<'c, Certificate>,
+}
+
 /// Pending order: make each pending challenge answerable, then (next reconcile, once the status
-/// that the challenge servers read carries the token) tell the CA.
+/// that the challenge servers read carries the token) check it and tell the CA.
 #[allow(clippy::too_many_arguments)]
 pub async fn present_challenges(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
-    mut status: CertificateStatus,
-    mut recorded: OrderStatus,
+    status: CertificateStatus,
+    recorded: OrderStatus,
     issuer: &ResolvedIssuer,
     account: &Account,
     order: &mut instant_acme::Order,
 ) -> Result<Action, Error> {
-    let previous = recorded.authorizations.clone();
-    // The Certificate as last written here: a write-ahead status write moves its resourceVersion.
-    let mut latest = std::borrow::Cow::Borrowed(cert);
-    let cert_ns = cert.namespace().unwrap_or_default();
-    let cert_name = cert.name_any();
-    let thumbprint = account.key_thumbprint().to_string();
-    let mut current = Vec::new();
+    let mut round = Round {
+        ctx,
+        api,
+        cert,
+        issuer,
+        thumbprint: account.key_thumbprint().to_string(),
+        status,
+        previous: recorded.authorizations.clone(),
+        recorded,
+        current: Vec::new(),
+        latest: Cow::Borrowed(cert),
+    };
     let mut told_ca = false;
     // Sooner than the usual 2 s fallback, when a wait ends before that.
     let mut wake_in: Option<Duration> = None;
@@ -30,7 +128,7 @@ pub async fn present_challenges(
     let mut transient: Option<String> = None;
     let mut authzs = order.authorizations();
     while let Some(next) = authzs.next().await {
-        let mut authz = match next {
+        let authz = match next {
             Ok(a) => a,
             Err(e) => {
                 let e = AcmeError::from(e);
@@ -38,402 +136,57 @@ pub async fn present_challenges(
                     tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
                     return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
                 }
-                let wait = ctx.ca_trouble.failed(&recorded.url);
+                let wait = ctx.ca_trouble.failed(&round.recorded.url);
                 tracing::warn!(cert = %describe(cert), error = %e, ?wait, "fetching an authorization failed");
                 return Ok(Action::requeue(wait));
             }
         };
-        let url = authz.url().to_string();
-        let identifier = authz.identifier().to_string();
-        let bare = identifier.trim_start_matches("*.").to_string();
-        let was = previous
-            .iter()
-            .find(|a| a.url.as_deref() == Some(url.as_str()))
-            .cloned();
-        let mut entry = was.clone().unwrap_or(OrderAuthorization {
-            identifier: identifier.clone(),
-            wildcard: authz.wildcard.then_some(true),
-            url: Some(url.clone()),
-            ..OrderAuthorization::default()
-        });
-        match authz.status {
-            AuthorizationStatus::Valid => {
-                entry.state = Some("valid".into());
-            }
-            AuthorizationStatus::Pending => {
-                let target = Target {
-                    name: &bare,
-                    wildcard: authz.wildcard,
-                    is_ip: matches!(
-                        authz.identifier().identifier,
-                        instant_acme::Identifier::Ip(_)
-                    ),
-                };
-                let Some(solver) = select(&issuer.acme.solvers, target, cert.labels()) else {
-                    failure = Some(format!(
-                        "no solver of {} {} can take {identifier}",
-                        issuer.ident.kind, issuer.ident.name
-                    ));
-                    break;
-                };
-                if let Some(dns01) = &solver.dns01 {
-                    let challenge = match offered(&authz.challenges, &ChallengeType::Dns01) {
-                        Ok(c) => c,
-                        Err(kind) => {
-                            failure = Some(format!(
-                                "the CA offered no {kind} challenge for {identifier}"
-                            ));
-                            break;
-                        }
-                    };
-                    let token = challenge.token.clone();
-                    let challenge_state = challenge.status;
-                    let value = dns01_txt_value(&format!("{token}.{thumbprint}"));
-                    entry.challenge_type = Some("dns-01".into());
-                    entry.challenge_url = Some(challenge.url.clone());
-                    let same_token =
-                        was.as_ref().and_then(|w| w.token.as_deref()) == Some(token.as_str());
-                    entry.token = Some(token);
-                    let recorded_state = was.as_ref().and_then(|w| w.state.clone());
-                    match (challenge_state, recorded_state.as_deref()) {
-                        (instant_acme::ChallengeStatus::Pending, Some(PRESENTED)) if same_token => {
-                            let name = entry.record_name.clone().unwrap_or_default();
-                            // Every status write wakes us at once: pace the checks of a record.
-                            let key = dns01::change_key(&name, &value);
-                            let since = ctx.dns01_checked_lock().get(&key).map(|t| t.elapsed());
-                            if let Some(since) = since
-                                && since < dns01::CHECK_INTERVAL
-                            {
-                                let left = dns01::CHECK_INTERVAL - since;
-                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
-                                current.push(entry);
-                                continue;
-                            }
-                            ctx.dns01_checked_lock().insert(key.clone(), Instant::now());
-                            let report =
-                                match provider_change_pending(ctx, issuer, dns01, &name, &value)
-                                    .await
-                                {
-                                    Some(waiting) => Err(waiting),
-                                    None => match dns01::checker(ctx, dns01) {
-                                        Ok(checker) => checker
-                                            .check(&name, &value)
-                                            .await
-                                            .map_err(|e| e.to_string()),
-                                        Err(e) => Err(e),
-                                    },
-                                };
-                            let negative_cache = report.as_ref().ok().and_then(|r| {
-                                let deadline = dns01::negative_cache_deadline(
-                                    status.last_failure_time.as_ref().map(|t| t.0),
-                                    status.failed_issuance_attempts.unwrap_or(0),
-                                    r.zone.negative_ttl,
-                                    Timestamp::now(),
-                                )?;
-                                Some((deadline, r.zone.zone.clone(), r.zone.negative_ttl))
-                            });
-                            match (report, negative_cache) {
-                                (Ok(r), Some((deadline, zone, ttl))) if r.all_visible() => {
-                                    // A stable message (no countdown), so waiting writes no status.
-                                    entry.error = Some(format!(
-                                        "the TXT record is visible at every nameserver; telling \
-                                         the CA at {deadline}: the previous attempt failed, and \
-                                         a resolver may still cache its \"no such record\" \
-                                         answer for zone {zone}'s negative-caching TTL ({ttl}s)"
-                                    ));
-                                    // Visible already: check again right at the deadline.
-                                    ctx.dns01_checked_lock().remove(&key);
-                                    let left = Timestamp::now().duration_until(deadline);
-                                    let left = Duration::try_from(left).unwrap_or_default();
-                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
-                                }
-                                (Ok(r), _) if r.all_visible() => {
-                                    match tell_ca(
-                                        &mut authz,
-                                        ChallengeType::Dns01,
-                                        &identifier,
-                                        &cert.namespace().unwrap_or_default(),
-                                    )
-                                    .await
-                                    {
-                                        Ok(()) => {}
-                                        Err(TellFailure::Transient(why)) => {
-                                            transient = Some(why);
-                                            break;
-                                        }
-                                        Err(TellFailure::Failed(e)) => {
-                                            failure = Some(e);
-                                            break;
-                                        }
-                                    }
-                                    told_ca = true;
-                                    entry.error = None;
-                                    entry.state = Some(PROCESSING.into());
-                                }
-                                (other, _) => {
-                                    let checks = entry.propagation_checks.unwrap_or(0) + 1;
-                                    entry.propagation_checks = Some(checks);
-                                    let why = match other {
-                                        Ok(r) => r.summary(),
-                                        Err(e) => e,
-                                    };
-                                    if checks >= dns01::MAX_PROPAGATION_CHECKS {
-                                        failure = Some(format!(
-                                            "the TXT record for {identifier} at {name} did not become visible after {checks} checks: {why}"
-                                        ));
-                                        break;
-                                    }
-                                    entry.error = Some(format!(
-                                        "waiting for DNS propagation (check {checks}): {why}"
-                                    ));
-                                }
-                            }
-                        }
-                        (instant_acme::ChallengeStatus::Pending, _) => {
-                            // After a transient failure to write, try again no sooner than this.
-                            let present_key =
-                                format!("present {}", entry.token.as_deref().unwrap_or_default());
-                            let since = ctx
-                                .dns01_checked_lock()
-                                .get(&present_key)
-                                .map(|t| t.elapsed());
-                            if let Some(since) = since
-                                && since < dns01::CHECK_INTERVAL
-                            {
-                                let left = dns01::CHECK_INTERVAL - since;
-                                wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
-                                current.push(entry);
-                                continue;
-                            }
-                            let provider = match dns01::provider(ctx, issuer, dns01).await {
-                                Ok(p) => p,
-                                Err(e) => {
-                                    failure =
-                                        Some(format!("the DNS-01 solver for {identifier}: {e}"));
-                                    break;
-                                }
-                            };
-                            let mut name = crate::solver::dns01::challenge_name(&bare);
-                            if dns01.cname_strategy
-                                == Some(crate::api::issuer::CnameStrategy::Follow)
-                            {
-                                match dns01::checker(ctx, dns01) {
-                                    Ok(checker) => {
-                                        match checker.resolve_challenge_name(&name).await {
-                                            Ok(target) => name = target,
-                                            Err(e) => {
-                                                failure = Some(format!(
-                                                    "following the CNAME at {name}: {e}"
-                                                ));
-                                                break;
-                                            }
-                                        }
-                                    }
-                                    Err(e) => {
-                                        failure = Some(e);
-                                        break;
-                                    }
-                                }
-                            }
-                            // Write-ahead: the record is in status before the provider is
-                            // called, so clean-up (which reads status only) finds it even if the
-                            // controller dies right after writing it.
-                            entry.record_name = Some(name.clone());
-                            entry.record_value = Some(value.clone());
-                            let named = |a: &OrderAuthorization| {
-                                a.record_name.as_deref() == Some(name.as_str())
-                                    && a.record_value.as_deref() == Some(value.as_str())
-                            };
-                            if !was.as_ref().is_some_and(named) {
-                                let mut ahead = recorded.clone();
-                                ahead.authorizations = written_ahead(&current, &entry, &previous);
-                                status.order = Some(ahead);
-                                latest = std::borrow::Cow::Owned(
-                                    apply_status(api, &latest, &status).await?,
-                                );
-                            }
-                            match provider.present_change(&name, &value).await {
-                                Ok(Some(change)) => {
-                                    ctx.dns01_changes_lock()
-                                        .insert(dns01::change_key(&name, &value), change);
-                                }
-                                Ok(None) => {}
-                                // Throttling, a 5xx, the network: try again within the attempt.
-                                Err(e)
-                                    if e.is_transient()
-                                        && entry.propagation_checks.unwrap_or(0) + 1
-                                            < dns01::MAX_PROPAGATION_CHECKS =>
-                                {
-                                    let tries = entry.propagation_checks.unwrap_or(0) + 1;
-                                    entry.propagation_checks = Some(tries);
-                                    entry.error = Some(format!(
-                                        "writing the TXT record at {name} failed, trying again \
-                                         (try {tries}): {e}"
-                                    ));
-                                    ctx.dns01_checked_lock().insert(present_key, Instant::now());
-                                    let left = dns01::CHECK_INTERVAL;
-                                    wake_in = Some(wake_in.map_or(left, |w: Duration| w.min(left)));
-                                    current.push(entry);
-                                    continue;
-                                }
-                                Err(e) => {
-                                    current.push(entry);
-                                    failure = Some(format!(
-                                        "writing the TXT record for {identifier} at {name}: {e}"
-                                    ));
-                                    break;
-                                }
-                            }
-                            crate::crash::point(
-                                "record-presented",
-                                &cert.namespace().unwrap_or_default(),
-                                &name,
-                            );
-                            ctx.dns01_checked_lock().remove(&present_key);
-                            entry.error = None;
-                            entry.propagation_checks = Some(0);
-                            entry.state = Some(PRESENTED.into());
-                        }
-                        (instant_acme::ChallengeStatus::Invalid, _) => {
-                            let why = challenge_error(&authz.challenges);
-                            entry.state = Some("invalid".into());
-                            entry.error = Some(why);
-                        }
-                        (other, _) => entry.state = Some(format!("{other:?}").to_lowercase()),
-                    }
-                    current.push(entry);
-                    continue;
-                }
-                let Some(http01) = solver.http01.as_ref() else {
-                    failure = Some(format!(
-                        "the solver chosen for {identifier} has neither http01 nor dns01"
-                    ));
-                    break;
-                };
-                let challenge = match offered(&authz.challenges, &ChallengeType::Http01) {
-                    Ok(c) => c,
-                    Err(kind) => {
-                        failure = Some(format!(
-                            "the CA offered no {kind} challenge for {identifier}"
-                        ));
-                        break;
-                    }
-                };
-                let token = challenge.token.clone();
-                let challenge_state = challenge.status;
-                let key_authorization = format!("{token}.{thumbprint}");
-                entry.challenge_type = Some("http-01".into());
-                entry.challenge_url = Some(challenge.url.clone());
-                entry.key_authorization = Some(key_authorization.clone());
-                let route = Route {
-                    namespace: &cert_ns,
-                    certificate: &cert_name,
-                    owner: owner_reference(cert)
-                        .ok_or_else(|| Error::Invalid("Certificate has no uid".into()))?,
-                    host: &bare,
-                    token: &token,
-                };
-                entry.token = Some(token.clone());
-                let recorded_state = was.as_ref().and_then(|w| w.state.clone());
-                match (challenge_state, recorded_state.as_deref()) {
-                    (instant_acme::ChallengeStatus::Pending, Some(PRESENTED))
-                        if was.as_ref().and_then(|w| w.token.as_deref())
-                            == Some(token.as_str()) =>
-                    {
-                        // The route was applied before `presented` was recorded (and is removed
-                        // only when the attempt ends): check it works, then tell the CA.
-                        let previous_message = was.as_ref().and_then(|w| w.error.as_deref());
-                        match http01::check(
-                            ctx,
-                            &route,
-                            http01,
-                            &key_authorization,
-                            previous_message,
-                        )
-                        .await
-                        {
-                            CheckStep::Tell => {}
-                            CheckStep::Wait { message, retry_in } => {
-                                entry.error = Some(message);
-                                wake_in = Some(wake_in.map_or(retry_in, |w| w.min(retry_in)));
-                                current.push(entry);
-                                continue;
-                            }
-                            CheckStep::GiveUp(message) => {
-                                entry.error = Some(message.clone());
-                                current.push(entry);
-                                failure = Some(message);
-                                break;
-                            }
-                        }
-                        match tell_ca(
-                            &mut authz,
-                            ChallengeType::Http01,
-                            &identifier,
-                            &cert.namespace().unwrap_or_default(),
-                        )
-                        .await
-                        {
-                            Ok(()) => {}
-                            Err(TellFailure::Transient(why)) => {
-                                transient = Some(why);
-                                break;
-                            }
-                            Err(TellFailure::Failed(e)) => {
-                                failure = Some(e);
-                                break;
-                            }
-                        }
-                        told_ca = true;
-                        entry.error = None;
-                        entry.state = Some(PROCESSING.into());
-                    }
-                    (instant_acme::ChallengeStatus::Pending, _) => {
-                        match http01::present(ctx, &route, http01).await {
-                            Ok(()) => {
-                                crate::crash::point(
-                                    "challenge-presented",
-                                    &cert.namespace().unwrap_or_default(),
-                                    &identifier,
-                                );
-                                entry.error = None;
-                                entry.state = Some(PRESENTED.into());
-                            }
-                            Err(PresentError::NoBackends(why)) => {
-                                entry.error = Some(PresentError::NoBackends(why).to_string());
-                                let left = Duration::from_secs(2);
-                                wake_in = Some(wake_in.map_or(left, |w| w.min(left)));
-                            }
-                            Err(e @ PresentError::GatewayApiMissing { .. }) => {
-                                failure = Some(e.to_string());
-                                break;
-                            }
-                            Err(PresentError::Kube(e)) => return Err(e),
-                        }
-                    }
-                    (instant_acme::ChallengeStatus::Invalid, _) => {
-                        let why = challenge_error(&authz.challenges);
-                        entry.state = Some("invalid".into());
-                        entry.error = Some(why);
-                    }
-                    (other, _) => entry.state = Some(format!("{other:?}").to_lowercase()),
+        match step_authorization(&mut round, authz).await? {
+            AuthzStep::Recorded { entry, wake } => {
+                round.current.push(entry);
+                if let Some(w) = wake {
+                    wake_in = Some(wake_in.map_or(w, |x| x.min(w)));
                 }
             }
-            other => {
-                entry.state = Some(authz_state_str(other).into());
-                let why = authz
-                    .challenges
-                    .iter()
-                    .find_map(|c| c.error.as_ref().map(problem_text));
-                failure = Some(format!(
-                    "the authorization for {identifier} is {}{}",
-                    authz_state_str(other),
-                    why.map(|w| format!(": {w}")).unwrap_or_default()
-                ));
+            AuthzStep::Told(entry) => {
+                told_ca = true;
+                round.current.push(entry);
+            }
+            AuthzStep::Transient(why) => {
+                transient = Some(why);
+                break;
+            }
+            AuthzStep::Failed { entry, message } => {
+                round.current.extend(entry);
+                failure = Some(message);
+                break;
             }
         }
-        current.push(entry);
     }
+    finish_round(round, told_ca, wake_in, failure, transient).await
+}
+
+/// Records what the round did and decides when to come back: at once after a refused nonce, the
+/// failure path after a failure, soon after telling the CA, else when the first wait ends.
+async fn finish_round(
+    round: Round<'_>,
+    told_ca: bool,
+    wake_in: Option<Duration>,
+    failure: Option<String>,
+    transient: Option<String>,
+) -> Result<Action, Error> {
+    let Round {
+        ctx,
+        api,
+        cert,
+        issuer,
+        mut status,
+        mut recorded,
+        previous,
+        mut current,
+        latest,
+        ..
+    } = round;
     if failure.is_some() || transient.is_some() {
         // Keep what this round wrote (DNS records) so the failure path removes it too.
         for p in &previous {
@@ -484,6 +237,408 @@ pub async fn present_challenges(
         Ok(Action::requeue(wake_in.map_or(fallback, |w| {
             w.clamp(Duration::from_millis(100), fallback)
         })))
+    }
+}
+
+/// One authorization's step: valid ones are recorded, pending ones go to their solver, any other
+/// state fails the attempt with the CA's words.
+async fn step_authorization(
+    round: &mut Round<'_>,
+    authz: AuthorizationHandle<'_>,
+) -> Result<AuthzStep, Error> {
+    let (cert, issuer) = (round.cert, round.issuer);
+    let url = authz.url().to_string();
+    let identifier = authz.identifier().to_string();
+    let was = round
+        .previous
+        .iter()
+        .find(|a| a.url.as_deref() == Some(url.as_str()))
+        .cloned();
+    let mut entry = was.clone().unwrap_or(OrderAuthorization {
+        identifier: identifier.clone(),
+        wildcard: authz.wildcard.then_some(true),
+        url: Some(url),
+        ..OrderAuthorization::default()
+    });
+    match authz.status {
+        AuthorizationStatus::Valid => {
+            entry.state = Some("valid".into());
+            Ok(AuthzStep::recorded(entry))
+        }
+        AuthorizationStatus::Pending => {
+            let bare = identifier.trim_start_matches("*.").to_string();
+            let target = Target {
+                name: &bare,
+                wildcard: authz.wildcard,
+                is_ip: matches!(
+                    authz.identifier().identifier,
+                    instant_acme::Identifier::Ip(_)
+                ),
+            };
+            let Some(solver) = select(&issuer.acme.solvers, target, cert.labels()) else {
+                return Ok(AuthzStep::failed(format!(
+                    "no solver of {} {} can take {identifier}",
+                    issuer.ident.kind, issuer.ident.name
+                )));
+            };
+            if let Some(dns01) = &solver.dns01 {
+                return step_dns01(round, authz, entry, was.as_ref(), &bare, dns01).await;
+            }
+            let Some(http01) = solver.http01.as_ref() else {
+                return Ok(AuthzStep::failed(format!(
+                    "the solver chosen for {identifier} has neither http01 nor dns01"
+                )));
+            };
+            step_http01(round, authz, entry, was.as_ref(), &bare, http01).await
+        }
+        other => {
+            entry.state = Some(authz_state_str(other).into());
+            let why = authz
+                .challenges
+                .iter()
+                .find_map(|c| c.error.as_ref().map(problem_text));
+            let message = format!(
+                "the authorization for {identifier} is {}{}",
+                authz_state_str(other),
+                why.map(|w| format!(": {w}")).unwrap_or_default()
+            );
+            Ok(AuthzStep::Failed {
+                entry: Some(entry),
+                message,
+            })
+        }
+    }
+}
+
+/// The challenge recorded as the CA found it: invalid with its error, or in the CA's state.
+fn recorded_as_found(
+    mut entry: OrderAuthorization,
+    action: ChallengeAction,
+    challenges: &[instant_acme::Challenge],
+) -> AuthzStep {
+    match action {
+        ChallengeAction::Invalid => {
+            entry.state = Some("invalid".into());
+            entry.error = Some(challenge_error(challenges));
+        }
+        ChallengeAction::Record(state) => entry.state = Some(state),
+        ChallengeAction::Present | ChallengeAction::CheckThenTell => {}
+    }
+    AuthzStep::recorded(entry)
+}
+
+/// Tells the CA; the step that follows.
+async fn tell(
+    cert: &Certificate,
+    authz: AuthorizationHandle<'_>,
+    mut entry: OrderAuthorization,
+    kind: ChallengeType,
+) -> AuthzStep {
+    let mut authz = authz;
+    let namespace = cert.namespace().unwrap_or_default();
+    let identifier = entry.identifier.clone();
+    match tell_ca(&mut authz, kind, &identifier, &namespace).await {
+        Ok(()) => {
+            entry.error = None;
+            entry.state = Some(PROCESSING.into());
+            AuthzStep::Told(entry)
+        }
+        Err(TellFailure::Transient(why)) => AuthzStep::Transient(why),
+        Err(TellFailure::Failed(message)) => AuthzStep::failed(message),
+    }
+}
+
+/// How long is left of a [`dns01::CHECK_INTERVAL`] that began `since` ago; `None` once it is over.
+fn left_of_check_interval(since: Option<Duration>) -> Option<Duration> {
+    since
+        .filter(|s| *s < dns01::CHECK_INTERVAL)
+        .map(|s| dns01::CHECK_INTERVAL - s)
+}
+
+/// DNS-01: write the TXT record (written ahead in status), or check it is visible and tell the CA.
+async fn step_dns01(
+    round: &mut Round<'_>,
+    authz: AuthorizationHandle<'_>,
+    mut entry: OrderAuthorization,
+    was: Option<&OrderAuthorization>,
+    bare: &str,
+    solver: &crate::api::issuer::Dns01Solver,
+) -> Result<AuthzStep, Error> {
+    let challenge = match offered(&authz.challenges, &ChallengeType::Dns01) {
+        Ok(c) => c,
+        Err(kind) => {
+            return Ok(AuthzStep::failed(format!(
+                "the CA offered no {kind} challenge for {}",
+                entry.identifier
+            )));
+        }
+    };
+    let token = challenge.token.clone();
+    let value = dns01_txt_value(&format!("{token}.{}", round.thumbprint));
+    entry.challenge_type = Some("dns-01".into());
+    entry.challenge_url = Some(challenge.url.clone());
+    let same_token = was.and_then(|w| w.token.as_deref()) == Some(token.as_str());
+    let action = challenge_action(
+        challenge.status,
+        was.and_then(|w| w.state.as_deref()),
+        same_token,
+    );
+    entry.token = Some(token);
+    match action {
+        ChallengeAction::CheckThenTell => {
+            check_dns01_record(round, authz, entry, solver, &value).await
+        }
+        ChallengeAction::Present => {
+            present_dns01_record(round, entry, was, bare, solver, &value).await
+        }
+        other => Ok(recorded_as_found(entry, other, &authz.challenges)),
+    }
+}
+
+/// DNS-01, record written: once it is visible at every nameserver (and a resolver's cached "no
+/// such record" from a failed attempt has expired), tell the CA.
+async fn check_dns01_record(
+    round: &mut Round<'_>,
+    authz: AuthorizationHandle<'_>,
+    mut entry: OrderAuthorization,
+    solver: &crate::api::issuer::Dns01Solver,
+    value: &str,
+) -> Result<AuthzStep, Error> {
+    let ctx = round.ctx;
+    let name = entry.record_name.clone().unwrap_or_default();
+    // Every status write wakes us at once: pace the checks of a record.
+    let key = dns01::change_key(&name, value);
+    let since = ctx.dns01_checked_lock().get(&key).map(|t| t.elapsed());
+    if let Some(left) = left_of_check_interval(since) {
+        return Ok(AuthzStep::waking(entry, left));
+    }
+    ctx.dns01_checked_lock().insert(key.clone(), Instant::now());
+    let report = match provider_change_pending(ctx, round.issuer, solver, &name, value).await {
+        Some(waiting) => Err(waiting),
+        None => match dns01::checker(ctx, solver) {
+            Ok(checker) => checker.check(&name, value).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+    };
+    let status = &round.status;
+    let negative_cache = report.as_ref().ok().and_then(|r| {
+        let deadline = dns01::negative_cache_deadline(
+            status.last_failure_time.as_ref().map(|t| t.0),
+            status.failed_issuance_attempts.unwrap_or(0),
+            r.zone.negative_ttl,
+            Timestamp::now(),
+        )?;
+        Some((deadline, r.zone.zone.clone(), r.zone.negative_ttl))
+    });
+    match (report, negative_cache) {
+        (Ok(r), Some((deadline, zone, ttl))) if r.all_visible() => {
+            // A stable message (no countdown), so waiting writes no status.
+            entry.error = Some(format!(
+                "the TXT record is visible at every nameserver; telling the CA at {deadline}: \
+                 the previous attempt failed, and a resolver may still cache its \"no such \
+                 record\" answer for zone {zone}'s negative-caching TTL ({ttl}s)"
+            ));
+            // Visible already: check again right at the deadline.
+            ctx.dns01_checked_lock().remove(&key);
+            let left = Timestamp::now().duration_until(deadline);
+            Ok(AuthzStep::waking(
+                entry,
+                Duration::try_from(left).unwrap_or_default(),
+            ))
+        }
+        (Ok(r), _) if r.all_visible() => {
+            Ok(tell(round.cert, authz, entry, ChallengeType::Dns01).await)
+        }
+        (other, _) => {
+            let checks = entry.propagation_checks.unwrap_or(0) + 1;
+            entry.propagation_checks = Some(checks);
+            let why = match other {
+                Ok(r) => r.summary(),
+                Err(e) => e,
+            };
+            if checks >= dns01::MAX_PROPAGATION_CHECKS {
+                return Ok(AuthzStep::failed(format!(
+                    "the TXT record for {} at {name} did not become visible after {checks} checks: {why}",
+                    entry.identifier
+                )));
+            }
+            entry.error = Some(format!(
+                "waiting for DNS propagation (check {checks}): {why}"
+            ));
+            Ok(AuthzStep::recorded(entry))
+        }
+    }
+}
+
+/// DNS-01, nothing written yet (or a write to repeat): find the record's name (following a CNAME
+/// when asked), record it in status, then write it.
+async fn present_dns01_record(
+    round: &mut Round<'_>,
+    mut entry: OrderAuthorization,
+    was: Option<&OrderAuthorization>,
+    bare: &str,
+    solver: &crate::api::issuer::Dns01Solver,
+    value: &str,
+) -> Result<AuthzStep, Error> {
+    let (ctx, cert, issuer) = (round.ctx, round.cert, round.issuer);
+    let identifier = entry.identifier.clone();
+    // After a transient failure to write, try again no sooner than this.
+    let present_key = format!("present {}", entry.token.as_deref().unwrap_or_default());
+    let since = ctx
+        .dns01_checked_lock()
+        .get(&present_key)
+        .map(|t| t.elapsed());
+    if let Some(left) = left_of_check_interval(since) {
+        return Ok(AuthzStep::waking(entry, left));
+    }
+    let provider = match dns01::provider(ctx, issuer, solver).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(AuthzStep::failed(format!(
+                "the DNS-01 solver for {identifier}: {e}"
+            )));
+        }
+    };
+    let mut name = crate::solver::dns01::challenge_name(bare);
+    if solver.cname_strategy == Some(crate::api::issuer::CnameStrategy::Follow) {
+        let checker = match dns01::checker(ctx, solver) {
+            Ok(checker) => checker,
+            Err(e) => return Ok(AuthzStep::failed(e)),
+        };
+        match checker.resolve_challenge_name(&name).await {
+            Ok(target) => name = target,
+            Err(e) => {
+                return Ok(AuthzStep::failed(format!(
+                    "following the CNAME at {name}: {e}"
+                )));
+            }
+        }
+    }
+    // Write-ahead: the record is in status before the provider is called, so clean-up (which
+    // reads status only) finds it even if the controller dies right after writing it.
+    entry.record_name = Some(name.clone());
+    entry.record_value = Some(value.to_string());
+    let named = |a: &OrderAuthorization| {
+        a.record_name.as_deref() == Some(name.as_str()) && a.record_value.as_deref() == Some(value)
+    };
+    if !was.is_some_and(named) {
+        let mut ahead = round.recorded.clone();
+        ahead.authorizations = written_ahead(&round.current, &entry, &round.previous);
+        round.status.order = Some(ahead);
+        round.latest = Cow::Owned(apply_status(round.api, &round.latest, &round.status).await?);
+    }
+    match provider.present_change(&name, value).await {
+        Ok(Some(change)) => {
+            ctx.dns01_changes_lock()
+                .insert(dns01::change_key(&name, value), change);
+        }
+        Ok(None) => {}
+        // Throttling, a 5xx, the network: try again within the attempt.
+        Err(e)
+            if e.is_transient()
+                && entry.propagation_checks.unwrap_or(0) + 1 < dns01::MAX_PROPAGATION_CHECKS =>
+        {
+            let tries = entry.propagation_checks.unwrap_or(0) + 1;
+            entry.propagation_checks = Some(tries);
+            entry.error = Some(format!(
+                "writing the TXT record at {name} failed, trying again (try {tries}): {e}"
+            ));
+            ctx.dns01_checked_lock().insert(present_key, Instant::now());
+            return Ok(AuthzStep::waking(entry, dns01::CHECK_INTERVAL));
+        }
+        Err(e) => {
+            return Ok(AuthzStep::Failed {
+                entry: Some(entry),
+                message: format!("writing the TXT record for {identifier} at {name}: {e}"),
+            });
+        }
+    }
+    crate::crash::point(
+        "record-presented",
+        &cert.namespace().unwrap_or_default(),
+        &name,
+    );
+    ctx.dns01_checked_lock().remove(&present_key);
+    entry.error = None;
+    entry.propagation_checks = Some(0);
+    entry.state = Some(PRESENTED.into());
+    Ok(AuthzStep::recorded(entry))
+}
+
+/// HTTP-01: apply the route, or check it answers as the CA will and tell the CA.
+async fn step_http01(
+    round: &mut Round<'_>,
+    authz: AuthorizationHandle<'_>,
+    mut entry: OrderAuthorization,
+    was: Option<&OrderAuthorization>,
+    bare: &str,
+    solver: &crate::api::issuer::Http01Solver,
+) -> Result<AuthzStep, Error> {
+    let (ctx, cert) = (round.ctx, round.cert);
+    let identifier = entry.identifier.clone();
+    let challenge = match offered(&authz.challenges, &ChallengeType::Http01) {
+        Ok(c) => c,
+        Err(kind) => {
+            return Ok(AuthzStep::failed(format!(
+                "the CA offered no {kind} challenge for {identifier}"
+            )));
+        }
+    };
+    let token = challenge.token.clone();
+    let key_authorization = format!("{token}.{}", round.thumbprint);
+    entry.challenge_type = Some("http-01".into());
+    entry.challenge_url = Some(challenge.url.clone());
+    entry.key_authorization = Some(key_authorization.clone());
+    let action = challenge_action(
+        challenge.status,
+        was.and_then(|w| w.state.as_deref()),
+        was.and_then(|w| w.token.as_deref()) == Some(token.as_str()),
+    );
+    entry.token = Some(token.clone());
+    let (cert_ns, cert_name) = (cert.namespace().unwrap_or_default(), cert.name_any());
+    let route = Route {
+        namespace: &cert_ns,
+        certificate: &cert_name,
+        owner: owner_reference(cert)
+            .ok_or_else(|| Error::Invalid("Certificate has no uid".into()))?,
+        host: bare,
+        token: &token,
+    };
+    match action {
+        ChallengeAction::CheckThenTell => {
+            // The route was applied before `presented` was recorded (and is removed only when the
+            // attempt ends): check it works, then tell the CA.
+            let previous_message = was.and_then(|w| w.error.as_deref());
+            match http01::check(ctx, &route, solver, &key_authorization, previous_message).await {
+                CheckStep::Tell => Ok(tell(cert, authz, entry, ChallengeType::Http01).await),
+                CheckStep::Wait { message, retry_in } => {
+                    entry.error = Some(message);
+                    Ok(AuthzStep::waking(entry, retry_in))
+                }
+                CheckStep::GiveUp(message) => {
+                    entry.error = Some(message.clone());
+                    Ok(AuthzStep::Failed {
+                        entry: Some(entry),
+                        message,
+                    })
+                }
+            }
+        }
+        ChallengeAction::Present => match http01::present(ctx, &route, solver).await {
+            Ok(()) => {
+                crate::crash::point("challenge-presented", &cert_ns, &identifier);
+                entry.error = None;
+                entry.state = Some(PRESENTED.into());
+                Ok(AuthzStep::recorded(entry))
+            }
+            Err(PresentError::NoBackends(why)) => {
+                entry.error = Some(PresentError::NoBackends(why).to_string());
+                Ok(AuthzStep::waking(entry, Duration::from_secs(2)))
+            }
+            Err(e @ PresentError::GatewayApiMissing { .. }) => Ok(AuthzStep::failed(e.to_string())),
+            Err(PresentError::Kube(e)) => Err(e),
+        },
+        other => Ok(recorded_as_found(entry, other, &authz.challenges)),
     }
 }
 
@@ -554,4 +709,79 @@ pub(super) fn challenge_error(challenges: &[instant_acme::Challenge]) -> String 
         .iter()
         .find_map(|c| c.error.as_ref().map(problem_text))
         .unwrap_or_else(|| "the challenge is invalid".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_is_checked_only_when_we_presented_this_very_token() {
+        use ChallengeStatus::*;
+        assert_eq!(
+            challenge_action(Pending, Some(PRESENTED), true),
+            ChallengeAction::CheckThenTell
+        );
+        assert_eq!(
+            challenge_action(Pending, Some(PRESENTED), false),
+            ChallengeAction::Present,
+            "a new token (a new order) is presented again"
+        );
+        assert_eq!(
+            challenge_action(Pending, None, false),
+            ChallengeAction::Present
+        );
+        assert_eq!(
+            challenge_action(Pending, Some(PROCESSING), true),
+            ChallengeAction::Present,
+            "the CA says pending although we told it: present again (idempotent) and tell again"
+        );
+        assert_eq!(
+            challenge_action(Invalid, Some(PROCESSING), true),
+            ChallengeAction::Invalid
+        );
+        assert_eq!(
+            challenge_action(Processing, Some(PROCESSING), true),
+            ChallengeAction::Record("processing".into())
+        );
+        assert_eq!(
+            challenge_action(Valid, Some(PRESENTED), true),
+            ChallengeAction::Record("valid".into())
+        );
+    }
+
+    #[test]
+    fn what_is_left_of_a_check_interval() {
+        assert_eq!(left_of_check_interval(None), None);
+        assert_eq!(
+            left_of_check_interval(Some(Duration::ZERO)),
+            Some(dns01::CHECK_INTERVAL)
+        );
+        assert_eq!(
+            left_of_check_interval(Some(dns01::CHECK_INTERVAL - Duration::from_millis(500))),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(left_of_check_interval(Some(dns01::CHECK_INTERVAL)), None);
+    }
+
+    #[test]
+    fn an_invalid_challenge_is_recorded_with_the_cas_error_and_others_with_their_state() {
+        let entry = OrderAuthorization::default();
+        let AuthzStep::Recorded {
+            entry: invalid,
+            wake,
+        } = recorded_as_found(entry.clone(), ChallengeAction::Invalid, &[])
+        else {
+            panic!("recorded");
+        };
+        assert_eq!(invalid.state.as_deref(), Some("invalid"));
+        assert_eq!(invalid.error.as_deref(), Some("the challenge is invalid"));
+        assert_eq!(wake, None);
+        let AuthzStep::Recorded { entry: valid, .. } =
+            recorded_as_found(entry, ChallengeAction::Record("valid".into()), &[])
+        else {
+            panic!("recorded");
+        };
+        assert_eq!(valid.state.as_deref(), Some("valid"));
+    }
 }
