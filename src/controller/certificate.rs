@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use instant_acme::Account;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -337,30 +338,10 @@ async fn start_issuance(
         return Ok(Action::requeue(wait));
     }
     let account = super::issuer_ref::account_for(ctx, issuer).await?;
-    let profile = cert
-        .spec
-        .profile
-        .clone()
-        .or_else(|| issuer.acme.profile.clone());
-    if let Some(wanted) = profile.as_deref()
-        && let Err(message) = lifecycle::check_profile(
-            wanted,
-            account.profiles().map(|p| p.name),
-            &issuer.acme.server,
-        )
-    {
-        return fail_permanently(ctx, api, cert, status, "UnknownProfile", &message).await;
-    }
-    let key_spec = match KeySpec::from_spec(cert.spec.private_key.as_ref()) {
-        Ok(k) => k,
-        Err(e) => {
-            return fail_permanently(ctx, api, cert, status, "InvalidSpec", &e.to_string()).await;
-        }
-    };
-    let identifiers = match pki::identifiers(&cert.spec) {
-        Ok(ids) => ids,
-        Err(e) => {
-            return fail_permanently(ctx, api, cert, status, "InvalidSpec", &e.to_string()).await;
+    let inputs = match order_inputs(cert, issuer, &account) {
+        Ok(inputs) => inputs,
+        Err((reason, message)) => {
+            return fail_permanently(ctx, api, cert, status, reason, &message).await;
         }
     };
 
@@ -374,7 +355,7 @@ async fn start_issuance(
         &secrets,
         cert,
         &next_name,
-        key_spec,
+        inputs.key_spec,
         current.as_ref().filter(|_| may_reuse_key),
         resuming,
     )
@@ -382,81 +363,31 @@ async fn start_issuance(
 
     // 2. Claim the issuance in status (fails with 409 if our view of the Certificate is stale, so
     //    two reconciles never create two orders).
-    status.next_private_key_secret_name = Some(next_name);
-    conditions::set(
-        &mut status.conditions,
-        ISSUING,
-        true,
-        reason.reason(),
-        &format!("Issuing a certificate: {}", reason.message()),
-        cert.meta().generation,
-        now(),
-    );
-    // A Certificate that has never been Ready says so from its first issuance on, so that
-    // `kubectl get` never shows an empty READY column.
-    if conditions::find(&status.conditions, READY).is_none() {
-        set_ready(
-            &mut status,
-            cert,
-            false,
-            "Issuing",
-            &format!("No certificate yet: {}", reason.message()),
-        );
-    }
+    mark_issuing(&mut status, cert, next_name, &reason);
     let cert = &super::set_order_finalizer(api, cert, true).await?;
     let claimed = apply_status(api, cert, &status).await?;
 
     // 3. The order, recorded before any challenge is presented.
     let replaces = replaces_id(issuer, &status, current.as_ref());
-    let mut created = order::create_order(
-        ctx,
-        &account,
-        &identifiers,
-        profile.as_deref(),
-        replaces.as_deref(),
-    )
-    .await;
-    if replaces.is_some()
-        && let Err(e) = &created
-        && e.problem().is_some()
-        && !e.is_rate_limited()
-        && !e.is_bad_nonce()
-    {
-        // E.g. `alreadyReplaced` after an earlier replacement order: the renewal matters more
-        // than the hint, so order again without it.
-        tracing::info!(cert = %describe(cert), error = %e, "the CA refused the order naming the replaced certificate; ordering without `replaces`");
-        created = order::create_order(ctx, &account, &identifiers, profile.as_deref(), None).await;
-    }
-    let created = created.map_err(|source| Error::Acme {
-        context: format!("creating an order for Certificate {}", describe(cert)),
-        source,
-    });
+    let created = new_order(ctx, cert, &account, &inputs, replaces.as_deref()).await;
     let (order_status, mut order) = match created {
         Ok(created) => created,
-        Err(Error::Acme { source, .. }) if source.is_bad_nonce() => {
+        Err(source) if source.is_bad_nonce() => {
             // Not the order's failure: ask again in a moment (the claim in status stands).
             tracing::debug!(cert = %describe(cert), error = %source, "newOrder refused the nonce; retrying");
             return Ok(Action::requeue(crate::retry::jittered(
                 order::TRANSIENT_RETRY,
             )));
         }
-        Err(Error::Acme { source, .. }) => {
+        Err(source) => {
             let text = match source.problem() {
                 Some(problem) => format!("the CA refused the order: {}", problem_text(problem)),
                 None => format!("creating the order failed: {source}"),
             };
-            return order::record_failure(
-                ctx,
-                api,
-                issuer,
-                &claimed,
-                status,
-                &text,
-                source.is_rate_limited(),
-            )
-            .await;
+            let rate_limited = source.is_rate_limited();
+            return order::record_failure(ctx, api, issuer, &claimed, status, &text, rate_limited)
+                .await;
         }
-        Err(other) => return Err(other),
     };
     crate::crash::point(
         "order-created",
@@ -491,6 +422,98 @@ async fn start_issuance(
         ctx.orders.keep(order);
     }
     result
+}
+
+/// Claims an issuance in status: the next key's Secret, `Issuing=True` with the reason, and, for a
+/// Certificate that has never been Ready, `Ready=False` (reason `Issuing`) so that `kubectl get`
+/// never shows an empty READY column.
+fn mark_issuing(
+    status: &mut CertificateStatus,
+    cert: &Certificate,
+    next_key_secret: String,
+    reason: &IssueReason,
+) {
+    status.next_private_key_secret_name = Some(next_key_secret);
+    conditions::set(
+        &mut status.conditions,
+        ISSUING,
+        true,
+        reason.reason(),
+        &format!("Issuing a certificate: {}", reason.message()),
+        cert.meta().generation,
+        now(),
+    );
+    if conditions::find(&status.conditions, READY).is_none() {
+        set_ready(
+            status,
+            cert,
+            false,
+            "Issuing",
+            &format!("No certificate yet: {}", reason.message()),
+        );
+    }
+}
+
+/// What an order asks the CA for, taken from the spec and checked before anything is written.
+struct OrderInputs {
+    profile: Option<String>,
+    key_spec: KeySpec,
+    identifiers: Vec<pki::Identifier>,
+}
+
+/// The order's inputs, or the reason and message of a spec that no order can satisfy.
+fn order_inputs(
+    cert: &Certificate,
+    issuer: &ResolvedIssuer,
+    account: &Account,
+) -> Result<OrderInputs, (&'static str, String)> {
+    let profile = cert
+        .spec
+        .profile
+        .clone()
+        .or_else(|| issuer.acme.profile.clone());
+    if let Some(wanted) = profile.as_deref() {
+        lifecycle::check_profile(
+            wanted,
+            account.profiles().map(|p| p.name),
+            &issuer.acme.server,
+        )
+        .map_err(|message| ("UnknownProfile", message))?;
+    }
+    let key_spec = KeySpec::from_spec(cert.spec.private_key.as_ref())
+        .map_err(|e| ("InvalidSpec", e.to_string()))?;
+    let identifiers = pki::identifiers(&cert.spec).map_err(|e| ("InvalidSpec", e.to_string()))?;
+    Ok(OrderInputs {
+        profile,
+        key_spec,
+        identifiers,
+    })
+}
+
+/// Creates the order, naming the replaced certificate where there is one; if the CA refuses the
+/// order for that hint (e.g. `alreadyReplaced` after an earlier replacement order), orders again
+/// without it: the renewal matters more than the hint.
+async fn new_order(
+    ctx: &Ctx,
+    cert: &Certificate,
+    account: &Account,
+    inputs: &OrderInputs,
+    replaces: Option<&str>,
+) -> Result<(crate::api::OrderStatus, instant_acme::Order), crate::acme::AcmeError> {
+    let profile = inputs.profile.as_deref();
+    let created = order::create_order(ctx, account, &inputs.identifiers, profile, replaces).await;
+    match created {
+        Err(e)
+            if replaces.is_some()
+                && e.problem().is_some()
+                && !e.is_rate_limited()
+                && !e.is_bad_nonce() =>
+        {
+            tracing::info!(cert = %describe(cert), error = %e, "the CA refused the order naming the replaced certificate; ordering without `replaces`");
+            order::create_order(ctx, account, &inputs.identifiers, profile, None).await
+        }
+        other => other,
+    }
 }
 
 /// The ARI identifier to send as `replaces`: the current certificate's, when it came from this
@@ -646,4 +669,77 @@ async fn fail_permanently(
         .await;
     apply_status(api, cert, &status).await?;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, IssuerRef};
+
+    fn certificate() -> Certificate {
+        let mut c = Certificate::new(
+            "web",
+            CertificateSpec {
+                secret_name: "web-tls".into(),
+                dns_names: vec!["a.example".into()],
+                issuer_ref: IssuerRef {
+                    name: "pebble".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        c.metadata.namespace = Some("shop".into());
+        c.metadata.generation = Some(3);
+        c
+    }
+
+    #[test]
+    fn a_first_issuance_is_marked_issuing_and_not_ready() {
+        let cert = certificate();
+        let mut status = CertificateStatus::default();
+        let reason = IssueReason::DoesNotExist("Secret shop/web-tls does not exist".into());
+        mark_issuing(&mut status, &cert, "web-next-key".into(), &reason);
+        assert_eq!(
+            status.next_private_key_secret_name.as_deref(),
+            Some("web-next-key")
+        );
+        let issuing = conditions::find(&status.conditions, ISSUING).expect("Issuing condition");
+        assert_eq!(
+            (issuing.status.as_str(), issuing.reason.as_str()),
+            ("True", "DoesNotExist")
+        );
+        assert_eq!(issuing.observed_generation, Some(3));
+        let ready = conditions::find(&status.conditions, READY).expect("Ready condition");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Issuing")
+        );
+        assert!(
+            ready.message.contains("does not exist"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn a_renewal_leaves_ready_as_it_was() {
+        let cert = certificate();
+        let mut status = CertificateStatus::default();
+        set_ready(&mut status, &cert, true, "Ready", "valid until then");
+        let at = Timestamp::from_second(1_800_000_000).expect("a valid time");
+        mark_issuing(
+            &mut status,
+            &cert,
+            "web-next-key".into(),
+            &IssueReason::Renewal(at),
+        );
+        let ready = conditions::find(&status.conditions, READY).expect("Ready condition");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Ready")
+        );
+        let issuing = conditions::find(&status.conditions, ISSUING).expect("Issuing condition");
+        assert_eq!(issuing.reason, "Renewing");
+    }
 }

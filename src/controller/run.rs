@@ -175,13 +175,13 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+/// The controller's settings from its command line.
+fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
     let (service_namespace, service_name) =
         Http01Settings::parse_service(&args.http01_service, &args.cluster_resource_namespace)
             .map_err(anyhow::Error::msg)?;
     let self_check_timeout = parse_go_duration(&args.http01_self_check_timeout)?.unsigned_abs();
-    let settings = Settings {
+    Ok(Settings {
         backoff_base: parse_go_duration(&args.backoff_base)?.unsigned_abs(),
         backoff_cap: parse_go_duration(&args.backoff_cap)?.unsigned_abs(),
         cluster_resource_namespace: args.cluster_resource_namespace.clone(),
@@ -205,7 +205,125 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
         },
+    })
+}
+
+/// The reflector caches every replica keeps: Certificates (the HTTP-01 server answers from them;
+/// managed fields stripped), Issuers and ClusterIssuers (a reconcile reads its issuer from memory).
+struct Caches {
+    certificates: Store<Certificate>,
+    issuers: Store<Issuer>,
+    cluster_issuers: Store<ClusterIssuer>,
+    /// The watches, until `stop` turns true.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Caches {
+    fn start(client: &Client, stop: watch::Receiver<bool>) -> Self {
+        let (certificates, writer) = reflector::store::<Certificate>();
+        let cert_cache = reflector(
+            writer,
+            watcher(
+                Api::<Certificate>::all(client.clone()),
+                watcher::Config::default().any_semantic(),
+            )
+            .modify(strip_unused_metadata),
+        )
+        .default_backoff()
+        .for_each(|_| async {});
+        let (issuers, issuer_writer) = reflector::store::<Issuer>();
+        let issuer_cache = reflector(
+            issuer_writer,
+            watcher(
+                Api::<Issuer>::all(client.clone()),
+                watcher::Config::default().any_semantic(),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {});
+        let (cluster_issuers, cluster_issuer_writer) = reflector::store::<ClusterIssuer>();
+        let cluster_issuer_cache = reflector(
+            cluster_issuer_writer,
+            watcher(
+                Api::<ClusterIssuer>::all(client.clone()),
+                watcher::Config::default().any_semantic(),
+            ),
+        )
+        .default_backoff()
+        .for_each(|_| async {});
+        let cache_stop = stopped_once(stop);
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                _ = futures::future::join3(cert_cache, issuer_cache, cluster_issuer_cache) => {},
+                () = cache_stop => {},
+            }
+        });
+        Caches {
+            certificates,
+            issuers,
+            cluster_issuers,
+            task,
+        }
+    }
+}
+
+/// Runs the reconcilers whenever this replica holds the Lease, until asked to stop; stops them at
+/// once when the Lease is lost, so that two replicas never write at the same time.
+async fn run_while_leading(
+    args: &ControllerArgs,
+    client: Client,
+    ctx: Ctx,
+    lease_duration: Duration,
+    stop_rx: watch::Receiver<bool>,
+) {
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+    let lease = LeaseSettings {
+        name: args.lease_name.clone(),
+        namespace: args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| args.cluster_resource_namespace.clone()),
+        identity,
+        duration: lease_duration,
     };
+    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let election = tokio::spawn(leader::run(
+        client.clone(),
+        lease,
+        leader_tx,
+        stop_rx.clone(),
+    ));
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            _ = leader_rx.wait_for(|l| *l) => {},
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tracing::info!("leading: starting the reconcilers");
+        let (lead_stop_tx, lead_stop_rx) = watch::channel(false);
+        let mut reconcilers =
+            tokio::spawn(run_controllers(ctx.clone(), args.concurrency, lead_stop_rx));
+        tokio::select! {
+            _ = leader_rx.wait_for(|l| !*l) => {
+                // Lost the lease: stop writing at once.
+                reconcilers.abort();
+                tracing::warn!("lost the lease: reconcilers stopped");
+            }
+            _ = stop.wait_for(|s| *s) => {
+                let _ = lead_stop_tx.send(true);
+                let _ = (&mut reconcilers).await;
+                break;
+            }
+            _ = &mut reconcilers => {}
+        }
+    }
+    let _ = election.await;
+}
+
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let settings = settings_from(&args)?;
     let lease_duration = parse_go_duration(&args.lease_duration)?.unsigned_abs();
     let client = client(&args).await?;
 
@@ -221,47 +339,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
 
     // Every replica keeps a Certificate cache: the HTTP-01 server answers from it.
-    let (store, writer) = reflector::store::<Certificate>();
+    let caches = Caches::start(&client, stop_rx.clone());
+    let store = caches.certificates.clone();
     let metrics = Metrics::new(Some(store.clone()));
-    let cert_cache = reflector(
-        writer,
-        watcher(
-            Api::<Certificate>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .modify(strip_unused_metadata),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    // Issuers and ClusterIssuers too, so that a reconcile reads its issuer from memory.
-    let (issuer_store, issuer_writer) = reflector::store::<Issuer>();
-    let issuer_cache = reflector(
-        issuer_writer,
-        watcher(
-            Api::<Issuer>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        ),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    let (cluster_issuer_store, cluster_issuer_writer) = reflector::store::<ClusterIssuer>();
-    let cluster_issuer_cache = reflector(
-        cluster_issuer_writer,
-        watcher(
-            Api::<ClusterIssuer>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        ),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    let cache_stop = stopped_once(stop_rx.clone());
-    let cache_task = tokio::spawn(async move {
-        tokio::select! {
-            _ = futures::future::join3(cert_cache, issuer_cache, cluster_issuer_cache) => {},
-            () = cache_stop => {},
-        }
-    });
-
     let reporter = Reporter {
         controller: "ferrocert".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -273,8 +353,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         settings,
         recorder: Recorder::new(client.clone(), reporter),
         certificates: store.clone(),
-        issuers: issuer_store,
-        cluster_issuers: cluster_issuer_store,
+        issuers: caches.issuers.clone(),
+        cluster_issuers: caches.cluster_issuers.clone(),
         polling_since: Default::default(),
         ca_trouble: Default::default(),
         orders: Default::default(),
@@ -321,56 +401,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     });
 
     if args.leader_elect {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
-        let lease = LeaseSettings {
-            name: args.lease_name.clone(),
-            namespace: args
-                .lease_namespace
-                .clone()
-                .unwrap_or_else(|| args.cluster_resource_namespace.clone()),
-            identity,
-            duration: lease_duration,
-        };
-        let (leader_tx, mut leader_rx) = watch::channel(false);
-        let election = tokio::spawn(leader::run(
-            client.clone(),
-            lease,
-            leader_tx,
-            stop_rx.clone(),
-        ));
-        let mut stop = stop_rx.clone();
-        loop {
-            tokio::select! {
-                _ = leader_rx.wait_for(|l| *l) => {},
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            tracing::info!("leading: starting the reconcilers");
-            let (lead_stop_tx, lead_stop_rx) = watch::channel(false);
-            let mut reconcilers =
-                tokio::spawn(run_controllers(ctx.clone(), args.concurrency, lead_stop_rx));
-            tokio::select! {
-                _ = leader_rx.wait_for(|l| !*l) => {
-                    // Lost the lease: stop writing at once.
-                    reconcilers.abort();
-                    tracing::warn!("lost the lease: reconcilers stopped");
-                }
-                _ = stop.wait_for(|s| *s) => {
-                    let _ = lead_stop_tx.send(true);
-                    let _ = (&mut reconcilers).await;
-                    break;
-                }
-                _ = &mut reconcilers => {}
-            }
-        }
-        let _ = election.await;
+        run_while_leading(&args, client, ctx, lease_duration, stop_rx).await;
     } else {
         run_controllers(ctx.clone(), args.concurrency, stop_rx.clone()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = http01_task.await;
         let _ = metrics_task.await;
-        let _ = cache_task.await;
+        let _ = caches.task.await;
     })
     .await;
     Ok(())

@@ -32,60 +32,82 @@ pub(super) async fn complete(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
-    mut status: CertificateStatus,
+    status: CertificateStatus,
     order: &mut instant_acme::Order,
     issuer: &ResolvedIssuer,
     key: pki::PrivateKey,
 ) -> Result<Action, Error> {
-    let chain_pem = match order.certificate().await.map_err(AcmeError::from) {
-        Ok(Some(pem)) => pem,
-        Ok(None) => return Ok(Action::requeue(Duration::from_millis(500))),
-        Err(e) => {
-            let wait = ctx.ca_trouble.failed(order.url());
-            tracing::warn!(cert = %describe(cert), error = %e, ?wait, "downloading the certificate failed");
-            return Ok(Action::requeue(wait));
-        }
-    };
-    let chain_pem = match issuer.acme.preferred_chain.as_deref() {
-        None => chain_pem,
-        Some(preferred) => match preferred_chain(ctx, order, issuer, preferred).await {
-            Ok(Some(pem)) => pem,
-            Ok(None) => chain_pem,
-            Err(e) => {
-                // The default chain is still a valid certificate: keep it, say why.
-                tracing::warn!(cert = %describe(cert), error = %e, "fetching alternate chains failed; using the default chain");
-                chain_pem
-            }
-        },
+    let chain_pem = match download_chain(ctx, cert, order, issuer).await {
+        Ok(pem) => pem,
+        Err(wait) => return Ok(Action::requeue(wait)),
     };
     let chain = match pki::parse_chain(&chain_pem) {
         Ok(c) => c,
         Err(e) => {
-            return record_failure(
-                ctx,
-                api,
-                issuer,
-                cert,
-                status,
-                &format!("the CA returned an unusable certificate chain: {e}"),
-                false,
-            )
-            .await;
+            let message = format!("the CA returned an unusable certificate chain: {e}");
+            return record_failure(ctx, api, issuer, cert, status, &message, false).await;
         }
     };
     if !pki::key_matches_leaf(&key, &chain.leaf) {
-        return record_failure(
-            ctx,
-            api,
-            issuer,
-            cert,
-            status,
-            "the CA's certificate is not for the key we sent",
-            false,
-        )
-        .await;
+        let message = "the CA's certificate is not for the key we sent";
+        return record_failure(ctx, api, issuer, cert, status, message, false).await;
     }
-    let key_pem = secret::encode_key(cert, &key).map_err(|source| Error::Pki {
+    if let Some(refusal) = write_secret(ctx, cert, issuer, &chain, &key).await? {
+        return record_failure(ctx, api, issuer, cert, status, &refusal, false).await;
+    }
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
+    if let Some(order) = status.order.as_ref() {
+        let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
+        if !problems.is_empty() {
+            ctx.event(cert, true, "CleanupFailed", "Cleanup", problems.join("; "))
+                .await;
+        }
+    }
+    record_issued(ctx, api, cert, status, issuer, &chain).await
+}
+
+/// The certificate chain of a valid order (the preferred one where the issuer names one), or how
+/// long to wait before asking again.
+async fn download_chain(
+    ctx: &Ctx,
+    cert: &Certificate,
+    order: &mut instant_acme::Order,
+    issuer: &ResolvedIssuer,
+) -> Result<String, Duration> {
+    let chain_pem = match order.certificate().await.map_err(AcmeError::from) {
+        Ok(Some(pem)) => pem,
+        Ok(None) => return Err(Duration::from_millis(500)),
+        Err(e) => {
+            let wait = ctx.ca_trouble.failed(order.url());
+            tracing::warn!(cert = %describe(cert), error = %e, ?wait, "downloading the certificate failed");
+            return Err(wait);
+        }
+    };
+    let Some(preferred) = issuer.acme.preferred_chain.as_deref() else {
+        return Ok(chain_pem);
+    };
+    match preferred_chain(ctx, order, issuer, preferred).await {
+        Ok(Some(pem)) => Ok(pem),
+        Ok(None) => Ok(chain_pem),
+        Err(e) => {
+            // The default chain is still a valid certificate: keep it, say why.
+            tracing::warn!(cert = %describe(cert), error = %e, "fetching alternate chains failed; using the default chain");
+            Ok(chain_pem)
+        }
+    }
+}
+
+/// Writes the certificate and key into the Certificate's Secret, unless the Secret has changed
+/// hands while the order ran (another Certificate wrote it first, or someone created one): then
+/// nothing is written and the refusal is returned. The key stays in its Secret for the next attempt.
+async fn write_secret(
+    ctx: &Ctx,
+    cert: &Certificate,
+    issuer: &ResolvedIssuer,
+    chain: &pki::IssuedChain,
+    key: &pki::PrivateKey,
+) -> Result<Option<String>, Error> {
+    let key_pem = secret::encode_key(cert, key).map_err(|source| Error::Pki {
         context: "encoding tls.key".into(),
         source,
     })?;
@@ -104,9 +126,6 @@ pub(super) async fn complete(
     );
     let ns = cert.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    // The Secret may have changed hands while the order ran (another Certificate wrote it first,
-    // or someone created one): never overwrite what is not ours. The key stays in its Secret for
-    // the next attempt.
     let existing = secrets
         .get_opt(&cert.spec.secret_name)
         .await
@@ -115,7 +134,7 @@ pub(super) async fn complete(
         crate::controller::still_claims(ctx, &ns, other, &cert.spec.secret_name)
     });
     if let Some((_, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
-        return record_failure(ctx, api, issuer, cert, status, &message, false).await;
+        return Ok(Some(message));
     }
     secrets
         .patch(
@@ -126,36 +145,49 @@ pub(super) async fn complete(
         .await
         .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
     crate::crash::point("secret-written", &ns, &cert.spec.secret_name);
-    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
-    if let Some(order) = status.order.as_ref() {
-        let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
-        if !problems.is_empty() {
-            ctx.event(cert, true, "CleanupFailed", "Cleanup", problems.join("; "))
-                .await;
-        }
-    }
+    Ok(None)
+}
 
-    let renewal =
+/// The certificate is in its Secret: schedule its renewal (with the CA's ARI window, fetched now so
+/// it goes into the same status write and Event as the certificate), record success in one status
+/// write, drop the order finalizer and the next-key Secret, and say so in an Event.
+async fn record_issued(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    issuer: &ResolvedIssuer,
+    chain: &pki::IssuedChain,
+) -> Result<Action, Error> {
+    let spec_renewal =
         pki::renewal_time_for_spec(&cert.spec, chain.leaf.not_before, chain.leaf.not_after)
             .unwrap_or(chain.leaf.not_after);
+    status.renewal_info = None;
+    let leaf_der = chain.certs_der.first().cloned().unwrap_or_default();
+    let current = crate::controller::renewal_info::Current {
+        leaf_der: &leaf_der,
+        not_before: chain.leaf.not_before,
+        not_after: chain.leaf.not_after,
+        spec_renewal,
+        spec_is_explicit: cert.spec.renew_before.is_some()
+            || cert.spec.renew_before_percentage.is_some(),
+    };
+    let schedule = crate::controller::renewal_info::schedule(
+        ctx,
+        cert,
+        issuer,
+        &mut status,
+        &current,
+        Timestamp::now(),
+    )
+    .await;
+    let renewal = schedule.renewal;
     let next_key_name = status.next_private_key_secret_name.take();
-    let order_url = status
+    let (order_url, about) = status
         .order
         .as_ref()
-        .map(|o| o.url.clone())
-        .unwrap_or_default();
-    let mut about = String::new();
-    if let Some(order) = status.order.as_ref() {
-        if let Some(p) = order.profile.as_deref() {
-            about.push_str(&format!(", profile {p}"));
-        }
-        if let Some(r) = order.replaces.as_deref() {
-            about.push_str(&format!(", replacing {r}"));
-        }
-    }
+        .map_or_else(Default::default, order_summary);
     status.profile = status.order.as_ref().and_then(|o| o.profile.clone());
-    // A new certificate: its ARI window is fetched in the next reconcile.
-    status.renewal_info = None;
     if let Some(url) = status.order.as_ref().map(|o| o.url.clone()) {
         ctx.polling_lock().remove(&url);
         ctx.ca_trouble.succeeded(&url);
@@ -179,6 +211,8 @@ pub(super) async fn complete(
     let updated = apply_status(api, cert, &status).await?;
     crate::controller::set_order_finalizer(api, &updated, false).await?;
     if let Some(name) = next_key_name {
+        let secrets: Api<Secret> =
+            Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
         match secrets.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
@@ -197,7 +231,22 @@ pub(super) async fn complete(
         ),
     )
     .await;
-    Ok(requeue_at(renewal, Timestamp::now()))
+    let wake = schedule
+        .next_check
+        .map_or(renewal, |check| check.min(renewal));
+    Ok(requeue_at(wake, Timestamp::now()))
+}
+
+/// The order's URL and, for the Issued Event, its profile and the certificate it replaces.
+fn order_summary(order: &OrderStatus) -> (String, String) {
+    let mut about = String::new();
+    if let Some(p) = order.profile.as_deref() {
+        about.push_str(&format!(", profile {p}"));
+    }
+    if let Some(r) = order.replaces.as_deref() {
+        about.push_str(&format!(", replacing {r}"));
+    }
+    (order.url.clone(), about)
 }
 
 /// The chain matching `preferredChain` among the default and alternate chains, if any matches.

@@ -181,7 +181,7 @@ async fn step_order(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
-    mut status: CertificateStatus,
+    status: CertificateStatus,
     recorded: OrderStatus,
     issuer: &ResolvedIssuer,
     account: &Account,
@@ -228,11 +228,8 @@ async fn step_order(
             if order.state().status == instant_acme::OrderStatus::Valid {
                 return complete(ctx, api, cert, status, order, issuer, key).await;
             }
-            recorded.state = Some(order_state_str(order.state().status).to_string());
-            if status.order.as_ref() != Some(&recorded) {
-                status.order = Some(recorded);
-                apply_status(api, cert, &status).await?;
-            }
+            // Finalized, the CA still processing: no status write for this short phase (the kept
+            // order handle carries it); look again shortly.
             Ok(Action::requeue(Duration::from_millis(500)))
         }
         instant_acme::OrderStatus::Processing => Ok(Action::requeue(Duration::from_millis(500))),
