@@ -196,6 +196,16 @@ fn throughput_table(out: &mut String, report: &Report) {
             t.orders_created
         );
     }
+    let _ = writeln!(out, "  kube-apiserver CPU (first create to all Ready):");
+    for t in rows.clone() {
+        if let (Some(cpu), Some(per)) = (t.apiserver_cpu_s, t.apiserver_cpu_ms_per_certificate) {
+            let _ = writeln!(
+                out,
+                "    N={} unrelated={}: {cpu:.1} s, {per:.1} ms per Certificate",
+                t.n, t.unrelated_secrets
+            );
+        }
+    }
     let _ = writeln!(out, "  API requests by verb (controller's, per run):");
     for t in rows.clone() {
         let _ = writeln!(

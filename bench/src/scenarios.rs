@@ -117,6 +117,11 @@ pub struct Throughput {
     pub cpu_s: f64,
     /// Controller CPU from its start to all Ready.
     pub cpu_total_s: f64,
+    /// kube-apiserver's CPU during the run (first create → all Ready): the controller's requests,
+    /// and also the harness's creates and watch and the other watchers (Traefik).
+    pub apiserver_cpu_s: Option<f64>,
+    /// The same per Ready Certificate, in milliseconds.
+    pub apiserver_cpu_ms_per_certificate: Option<f64>,
     pub rss_before_mib: f64,
     pub peak_rss_mib: f64,
     pub rss_at_ready_mib: f64,
@@ -187,6 +192,8 @@ pub struct RunOutcome {
 struct Snapshot {
     at: Instant,
     proc: ProcStats,
+    /// kube-apiserver's CPU seconds so far, where the environment's pid file names it.
+    apiserver_cpu_s: Option<f64>,
     api: BTreeMap<String, f64>,
     metrics: String,
 }
@@ -194,15 +201,26 @@ struct Snapshot {
 async fn snapshot(bench: &Bench, controller: &Controller) -> Result<Snapshot> {
     // CPU first: the scrapes below cost the controller a little CPU themselves.
     let proc = controller.stats()?;
+    let apiserver_cpu_s = apiserver_cpu_seconds();
     let at = Instant::now();
     let api = cluster::apiserver_requests(&bench.client).await?;
     let metrics = controller.metrics().await?;
     Ok(Snapshot {
         at,
         proc,
+        apiserver_cpu_s,
         api,
         metrics,
     })
+}
+
+/// kube-apiserver's CPU seconds from `/proc`, found through the test environment's pid file
+/// (`$FERROCERT_TESTENV/run/kube-apiserver.pid`); `None` when that is not at hand.
+fn apiserver_cpu_seconds() -> Option<f64> {
+    let dir = std::env::var("FERROCERT_TESTENV").ok()?;
+    let pid = std::fs::read_to_string(format!("{dir}/run/kube-apiserver.pid")).ok()?;
+    let pid: u32 = pid.trim().parse().ok()?;
+    crate::procstat::read(pid).ok().map(|s| s.cpu_seconds)
 }
 
 fn acme_by_endpoint(metrics: &str) -> BTreeMap<String, f64> {
@@ -450,6 +468,10 @@ fn throughput_record(
         .unwrap_or(all_ready_s)
         .min(all_ready_s);
     let api = prom::diff(&before.api, &at_ready.api);
+    let apiserver_cpu_s = at_ready
+        .apiserver_cpu_s
+        .zip(before.apiserver_cpu_s)
+        .map(|(after, before)| after - before);
     let acme = prom::diff(
         &acme_by_endpoint(&before.metrics),
         &acme_by_endpoint(&at_ready.metrics),
@@ -471,6 +493,10 @@ fn throughput_record(
         timed_out: times.len() < n,
         cpu_s: at_ready.proc.cpu_seconds - before.proc.cpu_seconds,
         cpu_total_s: at_ready.proc.cpu_seconds,
+        apiserver_cpu_s,
+        apiserver_cpu_ms_per_certificate: apiserver_cpu_s
+            .filter(|_| !times.is_empty())
+            .map(|cpu| 1000.0 * cpu / times.len() as f64),
         rss_before_mib: mib(before.proc.rss_kib),
         peak_rss_mib: mib(at_ready.proc.peak_rss_kib),
         rss_at_ready_mib: mib(at_ready.proc.rss_kib),
