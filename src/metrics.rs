@@ -303,9 +303,12 @@ impl Collector for CertificateCollector {
                 let key = (
                     authz
                         .challenge_type
-                        .clone()
-                        .unwrap_or_else(|| "none".into()),
-                    authz.state.clone().unwrap_or_else(|| "unknown".into()),
+                        .map_or("none", crate::api::ChallengeKind::as_str)
+                        .to_string(),
+                    authz
+                        .state
+                        .map_or("unknown", crate::api::ChallengeState::as_str)
+                        .to_string(),
                 );
                 *counts.entry(key).or_default() += 1;
             }

@@ -119,7 +119,7 @@ async fn each_name_gets_the_solver_its_selector_picks() {
                 .unwrap_or_default()
             {
                 if let Some(t) = a.challenge_type {
-                    sink.lock().unwrap().insert((a.identifier, t));
+                    sink.lock().unwrap().insert((a.identifier, t.to_string()));
                 }
             }
         }

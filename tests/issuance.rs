@@ -506,7 +506,11 @@ async fn a_route_that_does_not_work_is_caught_by_the_self_check_before_the_ca_is
         },
     )
     .await;
-    assert_eq!(shown.0.as_deref(), Some("presented"), "{shown:?}");
+    assert_eq!(
+        shown.0,
+        Some(ferrocert::api::ChallengeState::Presented),
+        "{shown:?}"
+    );
     assert!(
         shown
             .1

@@ -310,9 +310,9 @@ pub struct RevocationStatus {
 pub struct OrderStatus {
     /// The order URL at the CA; a restart resumes this order.
     pub url: String,
-    /// `pending`, `ready`, `processing`, `valid` or `invalid`.
+    /// The order's state at the CA, as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<OrderState>,
     /// One entry per identifier.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorizations: Vec<OrderAuthorization>,
@@ -339,9 +339,9 @@ pub struct OrderAuthorization {
     /// The authorization URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// `http-01` or `dns-01`.
+    /// The challenge chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub challenge_type: Option<String>,
+    pub challenge_type: Option<ChallengeKind>,
     /// The challenge URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_url: Option<String>,
@@ -351,9 +351,9 @@ pub struct OrderAuthorization {
     /// The key authorization served for HTTP-01 (token and account key thumbprint; public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_authorization: Option<String>,
-    /// `pending`, `presented` (our side is ready), `processing`, `valid` or `invalid`.
+    /// The challenge's state: the CA's, or `presented` (our side is ready, the CA not yet told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<ChallengeState>,
     /// DNS-01: the name the TXT record was written at (after following CNAMEs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_name: Option<String>,
@@ -366,6 +366,83 @@ pub struct OrderAuthorization {
     /// The CA's error for this challenge (problem type and detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An ACME order's state (RFC 8555, section 7.1.6).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderState {
+    Pending,
+    Ready,
+    Processing,
+    Valid,
+    Invalid,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Pending => "pending",
+            OrderState::Ready => "ready",
+            OrderState::Processing => "processing",
+            OrderState::Valid => "valid",
+            OrderState::Invalid => "invalid",
+        }
+    }
+}
+
+/// A challenge's state as recorded: the CA's challenge or authorization state, plus `presented`
+/// (our side answers, the CA not yet told).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeState {
+    Pending,
+    Presented,
+    Processing,
+    Valid,
+    Invalid,
+    Revoked,
+    Expired,
+    Deactivated,
+}
+
+impl ChallengeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeState::Pending => "pending",
+            ChallengeState::Presented => "presented",
+            ChallengeState::Processing => "processing",
+            ChallengeState::Valid => "valid",
+            ChallengeState::Invalid => "invalid",
+            ChallengeState::Revoked => "revoked",
+            ChallengeState::Expired => "expired",
+            ChallengeState::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// The ACME challenge type chosen for an authorization.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeKind {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+impl ChallengeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Http01 => "http-01",
+            ChallengeKind::Dns01 => "dns-01",
+        }
+    }
+}
+
+impl std::fmt::Display for ChallengeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An owner reference to a Certificate, for the objects made on its behalf.

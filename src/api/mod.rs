@@ -10,9 +10,10 @@ pub mod issuer;
 pub mod validation;
 
 pub use certificate::{
-    Certificate, CertificateSpec, CertificateStatus, IssuerKind, IssuerRef, OrderAuthorization,
-    OrderStatus, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus,
-    RevocationStatus, RotationPolicy, SecretTemplate,
+    Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState, IssuerKind,
+    IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
+    PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus, RotationPolicy,
+    SecretTemplate,
 };
 pub use issuer::{
     AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,

@@ -15,8 +15,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::{CliError, KubeArgs, connect, print, rfc3339_seconds};
-use crate::api::Certificate;
 use crate::api::conditions::{ISSUING, READY, find, is_true};
+use crate::api::{Certificate, ChallengeKind, ChallengeState, OrderState};
 use crate::labels::ANN_RENEW_REQUESTED;
 use crate::pki::{parse_chain, parse_go_duration};
 use crate::secret::{TLS_CRT, data_str};
@@ -238,7 +238,10 @@ pub fn progress(cert: &Certificate) -> String {
         }
     }
     if let Some(order) = &status.order {
-        let mut part = format!("order {}", order.state.as_deref().unwrap_or("created"));
+        let mut part = format!(
+            "order {}",
+            order.state.map_or("created", OrderState::as_str)
+        );
         let challenges: Vec<String> = order
             .authorizations
             .iter()
@@ -246,8 +249,8 @@ pub fn progress(cert: &Certificate) -> String {
                 let mut s = format!(
                     "{} {} {}",
                     a.identifier,
-                    a.challenge_type.as_deref().unwrap_or("challenge"),
-                    a.state.as_deref().unwrap_or("pending")
+                    a.challenge_type.map_or("challenge", ChallengeKind::as_str),
+                    a.state.map_or("pending", ChallengeState::as_str)
                 );
                 if let Some(e) = &a.error {
                     s.push_str(&format!(" ({e})"));
@@ -406,18 +409,18 @@ mod tests {
                 url: "https://ca/order/1".into(),
                 profile: None,
                 replaces: None,
-                state: Some("pending".into()),
+                state: Some(OrderState::Pending),
                 authorizations: vec![
                     OrderAuthorization {
                         identifier: "a.example".into(),
-                        challenge_type: Some("http-01".into()),
-                        state: Some("presented".into()),
+                        challenge_type: Some(ChallengeKind::Http01),
+                        state: Some(ChallengeState::Presented),
                         ..Default::default()
                     },
                     OrderAuthorization {
                         identifier: "b.example".into(),
-                        challenge_type: Some("http-01".into()),
-                        state: Some("invalid".into()),
+                        challenge_type: Some(ChallengeKind::Http01),
+                        state: Some(ChallengeState::Invalid),
                         error: Some("connection refused".into()),
                         ..Default::default()
                     },

@@ -15,7 +15,10 @@ use super::{
     push_fields, push_table, to_json, when,
 };
 use crate::api::conditions::{ISSUING, READY};
-use crate::api::{Certificate, OrderStatus, RenewalInfoStatus, RevocationStatus};
+use crate::api::{
+    Certificate, ChallengeKind, ChallengeState, OrderState, OrderStatus, RenewalInfoStatus,
+    RevocationStatus,
+};
 use crate::labels::{ANN_RENEW_HANDLED, ANN_RENEW_REQUESTED};
 use crate::pki::{parse_chain, parse_pem, secret_satisfies};
 use crate::secret::{TLS_CRT, TLS_KEY, data_str, kind_str};
@@ -509,7 +512,7 @@ fn push_order(out: &mut String, order: Option<&OrderStatus>) {
     out.push_str("Order:\n");
     let mut rows = vec![
         ("URL", order.url.clone()),
-        ("State", or_none(order.state.as_deref())),
+        ("State", or_none(order.state.map(OrderState::as_str))),
     ];
     if let Some(error) = &order.error {
         rows.push(("Error", error.clone()));
@@ -529,8 +532,11 @@ fn push_order(out: &mut String, order: Option<&OrderStatus>) {
         };
         out.push_str(&format!("    {}{wildcard}:\n", authz.identifier));
         let mut rows = vec![
-            ("State", or_none(authz.state.as_deref())),
-            ("Challenge", or_none(authz.challenge_type.as_deref())),
+            ("State", or_none(authz.state.map(ChallengeState::as_str))),
+            (
+                "Challenge",
+                or_none(authz.challenge_type.map(ChallengeKind::as_str)),
+            ),
         ];
         if let Some(token) = &authz.token {
             rows.push(("Token", token.clone()));
@@ -820,14 +826,14 @@ Events:
                 url: "https://ca.example/order/1".into(),
                 profile: None,
                 replaces: None,
-                state: Some("invalid".into()),
+                state: Some(OrderState::Invalid),
                 authorizations: vec![
                     OrderAuthorization {
                         identifier: "a.example".into(),
-                        challenge_type: Some("http-01".into()),
+                        challenge_type: Some(ChallengeKind::Http01),
                         challenge_url: Some("https://ca.example/chall/1".into()),
                         token: Some("tok1".into()),
-                        state: Some("invalid".into()),
+                        state: Some(ChallengeState::Invalid),
                         error: Some(
                             "urn:ietf:params:acme:error:connection: connection refused".into(),
                         ),
@@ -835,8 +841,8 @@ Events:
                     },
                     OrderAuthorization {
                         identifier: "b.example".into(),
-                        challenge_type: Some("http-01".into()),
-                        state: Some("valid".into()),
+                        challenge_type: Some(ChallengeKind::Http01),
+                        state: Some(ChallengeState::Valid),
                         ..Default::default()
                     },
                 ],

@@ -603,7 +603,7 @@ async fn resync_challenge_slices(ctx: &Ctx, backends: &Http01Backends) {
         let ns = cert.namespace().unwrap_or_default();
         let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
         for authz in &order.authorizations {
-            if authz.challenge_type.as_deref() != Some("http-01") {
+            if authz.challenge_type != Some(crate::api::ChallengeKind::Http01) {
                 continue;
             }
             let Some(token) = authz.token.as_deref() else {

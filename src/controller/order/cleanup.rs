@@ -31,5 +31,5 @@ pub fn may_have_http01_objects(order: Option<&OrderStatus>) -> bool {
         || order
             .authorizations
             .iter()
-            .any(|a| a.challenge_type.as_deref().is_none_or(|t| t == "http-01"))
+            .any(|a| a.challenge_type.is_none_or(|t| t == ChallengeKind::Http01))
 }

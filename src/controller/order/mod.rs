@@ -18,7 +18,10 @@ use super::{
 };
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
-use crate::api::{Certificate, CertificateStatus, OrderAuthorization, OrderStatus};
+use crate::api::{
+    Certificate, CertificateStatus, ChallengeKind, ChallengeState, OrderAuthorization, OrderState,
+    OrderStatus,
+};
 use crate::controller::backoff::requeue_at;
 use crate::error::{Error, KubeContext, is_not_found};
 use crate::labels;
@@ -42,10 +45,6 @@ pub use present::present_challenges;
 use self_check::wait_for_self_checks;
 pub use tell::poll_delay;
 use tell::{TellFailure, tell_ca};
-
-/// Challenge states we record (the CA's own plus `presented`: our side is ready, the CA not yet told).
-const PRESENTED: &str = "presented";
-const PROCESSING: &str = "processing";
 
 /// How soon to repeat a step the CA refused for a transient reason (a refused nonce).
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
@@ -81,7 +80,7 @@ pub async fn create_order(
     let state = order.state();
     let recorded = OrderStatus {
         url,
-        state: Some(order_state_str(state.status).to_string()),
+        state: Some(order_state(state.status)),
         authorizations: Vec::new(),
         error: None,
         profile: state.profile.clone(),
@@ -90,24 +89,34 @@ pub async fn create_order(
     Ok((recorded, order))
 }
 
-fn order_state_str(s: instant_acme::OrderStatus) -> &'static str {
+fn order_state(s: instant_acme::OrderStatus) -> OrderState {
     match s {
-        instant_acme::OrderStatus::Pending => "pending",
-        instant_acme::OrderStatus::Ready => "ready",
-        instant_acme::OrderStatus::Processing => "processing",
-        instant_acme::OrderStatus::Valid => "valid",
-        instant_acme::OrderStatus::Invalid => "invalid",
+        instant_acme::OrderStatus::Pending => OrderState::Pending,
+        instant_acme::OrderStatus::Ready => OrderState::Ready,
+        instant_acme::OrderStatus::Processing => OrderState::Processing,
+        instant_acme::OrderStatus::Valid => OrderState::Valid,
+        instant_acme::OrderStatus::Invalid => OrderState::Invalid,
     }
 }
 
-fn authz_state_str(s: AuthorizationStatus) -> &'static str {
+fn authz_state(s: AuthorizationStatus) -> ChallengeState {
     match s {
-        AuthorizationStatus::Pending => "pending",
-        AuthorizationStatus::Valid => "valid",
-        AuthorizationStatus::Invalid => "invalid",
-        AuthorizationStatus::Revoked => "revoked",
-        AuthorizationStatus::Expired => "expired",
-        AuthorizationStatus::Deactivated => "deactivated",
+        AuthorizationStatus::Pending => ChallengeState::Pending,
+        AuthorizationStatus::Valid => ChallengeState::Valid,
+        AuthorizationStatus::Invalid => ChallengeState::Invalid,
+        AuthorizationStatus::Revoked => ChallengeState::Revoked,
+        AuthorizationStatus::Expired => ChallengeState::Expired,
+        AuthorizationStatus::Deactivated => ChallengeState::Deactivated,
+    }
+}
+
+/// Our record of a challenge the CA reports in state `s` (`None`: pending, nothing to record).
+fn challenge_state(s: instant_acme::ChallengeStatus) -> ChallengeState {
+    match s {
+        instant_acme::ChallengeStatus::Pending => ChallengeState::Pending,
+        instant_acme::ChallengeStatus::Processing => ChallengeState::Processing,
+        instant_acme::ChallengeStatus::Valid => ChallengeState::Valid,
+        instant_acme::ChallengeStatus::Invalid => ChallengeState::Invalid,
     }
 }
 
@@ -189,7 +198,7 @@ async fn step_order(
 ) -> Result<Action, Error> {
     let state = order.state().status;
     let mut recorded = recorded;
-    recorded.state = Some(order_state_str(state).to_string());
+    recorded.state = Some(order_state(state));
     match state {
         instant_acme::OrderStatus::Pending => {
             present_challenges(ctx, api, cert, status, recorded, issuer, account, order).await
@@ -274,13 +283,13 @@ mod tests {
     use super::*;
     use crate::api::OrderAuthorization;
 
-    fn order_with(types: &[Option<&str>]) -> OrderStatus {
+    fn order_with(types: &[Option<ChallengeKind>]) -> OrderStatus {
         OrderStatus {
             url: "https://ca.test/order/1".into(),
             authorizations: types
                 .iter()
                 .map(|t| OrderAuthorization {
-                    challenge_type: t.map(str::to_string),
+                    challenge_type: *t,
                     ..OrderAuthorization::default()
                 })
                 .collect(),
@@ -315,14 +324,14 @@ mod tests {
             "nothing recorded yet: cannot tell"
         );
         assert!(!may_have_http01_objects(Some(&order_with(&[Some(
-            "dns-01"
+            ChallengeKind::Dns01
         )]))));
         assert!(may_have_http01_objects(Some(&order_with(&[
-            Some("dns-01"),
-            Some("http-01")
+            Some(ChallengeKind::Dns01),
+            Some(ChallengeKind::Http01)
         ]))));
         assert!(
-            may_have_http01_objects(Some(&order_with(&[Some("dns-01"), None]))),
+            may_have_http01_objects(Some(&order_with(&[Some(ChallengeKind::Dns01), None]))),
             "an authorization without a recorded type may have been presented"
         );
     }

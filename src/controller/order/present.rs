@@ -21,21 +21,23 @@ pub(super) enum ChallengeAction {
     /// The CA found it invalid: record its error.
     Invalid,
     /// Nothing for us to do (the CA is processing it, or it is valid): record this state.
-    Record(String),
+    Record(ChallengeState),
 }
 
 /// The next thing to do with a challenge the CA reports in `ca`, recorded by us as
 /// `recorded_state`; `same_token` when the recorded token is the CA's. Pure.
 pub(super) fn challenge_action(
     ca: ChallengeStatus,
-    recorded_state: Option<&str>,
+    recorded_state: Option<ChallengeState>,
     same_token: bool,
 ) -> ChallengeAction {
     match (ca, recorded_state) {
-        (ChallengeStatus::Pending, Some(PRESENTED)) if same_token => ChallengeAction::CheckThenTell,
+        (ChallengeStatus::Pending, Some(ChallengeState::Presented)) if same_token => {
+            ChallengeAction::CheckThenTell
+        }
         (ChallengeStatus::Pending, _) => ChallengeAction::Present,
         (ChallengeStatus::Invalid, _) => ChallengeAction::Invalid,
-        (other, _) => ChallengeAction::Record(format!("{other:?}").to_lowercase()),
+        (other, _) => ChallengeAction::Record(challenge_state(other)),
     }
 }
 
@@ -215,10 +217,12 @@ async fn finish_round(
             .insert(recorded.url.clone(), Instant::now());
     }
     recorded.authorizations = current;
-    let all_processing = recorded
-        .authorizations
-        .iter()
-        .all(|a| matches!(a.state.as_deref(), Some(PROCESSING) | Some("valid")));
+    let all_processing = recorded.authorizations.iter().all(|a| {
+        matches!(
+            a.state,
+            Some(ChallengeState::Processing | ChallengeState::Valid)
+        )
+    });
     if status.order.as_ref() != Some(&recorded) {
         status.order = Some(recorded.clone());
         apply_status(api, &latest, &status).await?;
@@ -262,7 +266,7 @@ async fn step_authorization(
     });
     match authz.status {
         AuthorizationStatus::Valid => {
-            entry.state = Some("valid".into());
+            entry.state = Some(ChallengeState::Valid);
             Ok(AuthzStep::recorded(entry))
         }
         AuthorizationStatus::Pending => {
@@ -292,14 +296,14 @@ async fn step_authorization(
             step_http01(round, authz, entry, was.as_ref(), &bare, http01).await
         }
         other => {
-            entry.state = Some(authz_state_str(other).into());
+            entry.state = Some(authz_state(other));
             let why = authz
                 .challenges
                 .iter()
                 .find_map(|c| c.error.as_ref().map(problem_text));
             let message = format!(
                 "the authorization for {identifier} is {}{}",
-                authz_state_str(other),
+                authz_state(other).as_str(),
                 why.map(|w| format!(": {w}")).unwrap_or_default()
             );
             Ok(AuthzStep::Failed {
@@ -318,7 +322,7 @@ fn recorded_as_found(
 ) -> AuthzStep {
     match action {
         ChallengeAction::Invalid => {
-            entry.state = Some("invalid".into());
+            entry.state = Some(ChallengeState::Invalid);
             entry.error = Some(challenge_error(challenges));
         }
         ChallengeAction::Record(state) => entry.state = Some(state),
@@ -340,7 +344,7 @@ async fn tell(
     match tell_ca(&mut authz, kind, &identifier, &namespace).await {
         Ok(()) => {
             entry.error = None;
-            entry.state = Some(PROCESSING.into());
+            entry.state = Some(ChallengeState::Processing);
             AuthzStep::Told(entry)
         }
         Err(TellFailure::Transient(why)) => AuthzStep::Transient(why),
@@ -375,14 +379,10 @@ async fn step_dns01(
     };
     let token = challenge.token.clone();
     let value = dns01_txt_value(&format!("{token}.{}", round.thumbprint));
-    entry.challenge_type = Some("dns-01".into());
+    entry.challenge_type = Some(ChallengeKind::Dns01);
     entry.challenge_url = Some(challenge.url.clone());
     let same_token = was.and_then(|w| w.token.as_deref()) == Some(token.as_str());
-    let action = challenge_action(
-        challenge.status,
-        was.and_then(|w| w.state.as_deref()),
-        same_token,
-    );
+    let action = challenge_action(challenge.status, was.and_then(|w| w.state), same_token);
     entry.token = Some(token);
     match action {
         ChallengeAction::CheckThenTell => {
@@ -561,7 +561,7 @@ async fn present_dns01_record(
     ctx.dns01_checked_lock().remove(&present_key);
     entry.error = None;
     entry.propagation_checks = Some(0);
-    entry.state = Some(PRESENTED.into());
+    entry.state = Some(ChallengeState::Presented);
     Ok(AuthzStep::recorded(entry))
 }
 
@@ -586,12 +586,12 @@ async fn step_http01(
     };
     let token = challenge.token.clone();
     let key_authorization = format!("{token}.{}", round.thumbprint);
-    entry.challenge_type = Some("http-01".into());
+    entry.challenge_type = Some(ChallengeKind::Http01);
     entry.challenge_url = Some(challenge.url.clone());
     entry.key_authorization = Some(key_authorization.clone());
     let action = challenge_action(
         challenge.status,
-        was.and_then(|w| w.state.as_deref()),
+        was.and_then(|w| w.state),
         was.and_then(|w| w.token.as_deref()) == Some(token.as_str()),
     );
     entry.token = Some(token.clone());
@@ -628,7 +628,7 @@ async fn step_http01(
             Ok(()) => {
                 crate::crash::point("challenge-presented", &cert_ns, &identifier);
                 entry.error = None;
-                entry.state = Some(PRESENTED.into());
+                entry.state = Some(ChallengeState::Presented);
                 Ok(AuthzStep::recorded(entry))
             }
             Err(PresentError::NoBackends(why)) => {
@@ -717,13 +717,14 @@ mod tests {
 
     #[test]
     fn a_challenge_is_checked_only_when_we_presented_this_very_token() {
+        use ChallengeState::{Presented, Processing as WeToldIt};
         use ChallengeStatus::*;
         assert_eq!(
-            challenge_action(Pending, Some(PRESENTED), true),
+            challenge_action(Pending, Some(Presented), true),
             ChallengeAction::CheckThenTell
         );
         assert_eq!(
-            challenge_action(Pending, Some(PRESENTED), false),
+            challenge_action(Pending, Some(Presented), false),
             ChallengeAction::Present,
             "a new token (a new order) is presented again"
         );
@@ -732,21 +733,21 @@ mod tests {
             ChallengeAction::Present
         );
         assert_eq!(
-            challenge_action(Pending, Some(PROCESSING), true),
+            challenge_action(Pending, Some(WeToldIt), true),
             ChallengeAction::Present,
             "the CA says pending although we told it: present again (idempotent) and tell again"
         );
         assert_eq!(
-            challenge_action(Invalid, Some(PROCESSING), true),
+            challenge_action(Invalid, Some(WeToldIt), true),
             ChallengeAction::Invalid
         );
         assert_eq!(
-            challenge_action(Processing, Some(PROCESSING), true),
-            ChallengeAction::Record("processing".into())
+            challenge_action(Processing, Some(WeToldIt), true),
+            ChallengeAction::Record(ChallengeState::Processing)
         );
         assert_eq!(
-            challenge_action(Valid, Some(PRESENTED), true),
-            ChallengeAction::Record("valid".into())
+            challenge_action(Valid, Some(Presented), true),
+            ChallengeAction::Record(ChallengeState::Valid)
         );
     }
 
@@ -774,14 +775,14 @@ mod tests {
         else {
             panic!("recorded");
         };
-        assert_eq!(invalid.state.as_deref(), Some("invalid"));
+        assert_eq!(invalid.state, Some(ChallengeState::Invalid));
         assert_eq!(invalid.error.as_deref(), Some("the challenge is invalid"));
         assert_eq!(wake, None);
         let AuthzStep::Recorded { entry: valid, .. } =
-            recorded_as_found(entry, ChallengeAction::Record("valid".into()), &[])
+            recorded_as_found(entry, ChallengeAction::Record(ChallengeState::Valid), &[])
         else {
             panic!("recorded");
         };
-        assert_eq!(valid.state.as_deref(), Some("valid"));
+        assert_eq!(valid.state, Some(ChallengeState::Valid));
     }
 }

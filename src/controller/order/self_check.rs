@@ -19,13 +19,13 @@ pub(super) async fn wait_for_self_checks(
     let waiting: Vec<&OrderAuthorization> = recorded
         .authorizations
         .iter()
-        .filter(|a| a.state.as_deref() != Some("valid"))
+        .filter(|a| a.state != Some(ChallengeState::Valid))
         .collect();
-    let only_self_checks = recorded.state.as_deref() == Some("pending")
+    let only_self_checks = recorded.state == Some(OrderState::Pending)
         && !waiting.is_empty()
         && waiting.iter().all(|a| {
-            a.challenge_type.as_deref() == Some("http-01")
-                && a.state.as_deref() == Some(PRESENTED)
+            a.challenge_type == Some(ChallengeKind::Http01)
+                && a.state == Some(ChallengeState::Presented)
                 && a.token.is_some()
                 && a.key_authorization.is_some()
         });

@@ -28,7 +28,7 @@ impl TokenSource for Store<Certificate> {
             order.authorizations.iter().find_map(|authz| {
                 let matches_host = host.is_none_or(|h| h.eq_ignore_ascii_case(&authz.identifier));
                 (authz.token.as_deref() == Some(token)
-                    && authz.challenge_type.as_deref() == Some("http-01")
+                    && authz.challenge_type == Some(crate::api::ChallengeKind::Http01)
                     && matches_host)
                     .then(|| authz.key_authorization.clone())
                     .flatten()
