@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{
     apply, challenge_requests, client, event_count, pebble_certificate, pebble_issuer,
-    solver_objects, verify_chain, wait_cert_ready, wait_issuer_ready,
+    ready_condition, solver_objects, verify_chain, wait_cert_ready, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, install_crds, kubectl, kubectl_ok, repo_root};
 use ferrocert::api::{Certificate, Issuer};
@@ -112,8 +112,6 @@ fn build_and_import_image() {
 
 /// The values this test sets, each because the test environment differs from a real cluster:
 /// - the image: built here, imported into the node, never pulled;
-/// - `crds.install=false`: every test binary shares the CRDs (`install_crds`), which a release
-///   cannot adopt;
 /// - three flags, since there is no cluster DNS and the CA's ports are not the real ones: the
 ///   test zones' NS records say port 53 of 127.0.0.1 (`--dns01-check-nameservers`: BIND at the
 ///   node IP instead), the pod's resolver knows no test name (`--http01-self-check-nameservers`),
@@ -131,8 +129,6 @@ fn release_values() -> Vec<String> {
         format!("image.tag={}", env_var("FERROCERT_IMAGE_TAG")),
         "--set".into(),
         "image.pullPolicy=Never".into(),
-        "--set".into(),
-        "crds.install=false".into(),
         "--set-json".into(),
         format!("controller.extraArgs={extra_args}"),
     ]
@@ -302,6 +298,41 @@ fn pod_logs(ns: &str) -> String {
     all
 }
 
+const CRD_NAMES: [&str; 3] = [
+    "certificates.ferrocert.dev",
+    "issuers.ferrocert.dev",
+    "clusterissuers.ferrocert.dev",
+];
+
+/// Every test binary shares the CRDs (`install_crds`); marking them as the release's lets the
+/// chart install them as it would (crds.install defaults to true) instead of refusing objects
+/// it does not own.
+fn adopt_crds(ns: &str) {
+    for crd in CRD_NAMES {
+        kubectl_ok(
+            &[
+                "label",
+                "crd",
+                crd,
+                "--overwrite",
+                "app.kubernetes.io/managed-by=Helm",
+            ],
+            None,
+        );
+        kubectl_ok(
+            &[
+                "annotate",
+                "crd",
+                crd,
+                "--overwrite",
+                &format!("meta.helm.sh/release-name={RELEASE}"),
+                &format!("meta.helm.sh/release-namespace={ns}"),
+            ],
+            None,
+        );
+    }
+}
+
 /// The release, uninstalled (and its pods gone) on drop, so no pod of it reconciles while later
 /// test binaries run their own controller.
 struct Release {
@@ -361,6 +392,7 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
         "180s",
     ];
     args.extend(values.iter().map(String::as_str));
+    adopt_crds(&ns);
     let _release = Release {
         namespace: ns.clone(),
     };
@@ -492,7 +524,7 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
     let seen = seen.lock().unwrap().clone();
     let listed: BTreeSet<String> = seen
         .iter()
-        .flat_map(|s| s.endpoints.clone())
+        .flat_map(|s| s.endpoints.clone().unwrap_or_default())
         .flat_map(|e| e.addresses)
         .collect();
     assert!(
@@ -526,6 +558,227 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
         assert!(
             logs.contains(&format!("{ns}/{name}")) || logs.contains(&format!("name={name}")),
             "the pods' logs do not mention Certificate {ns}/{name}:\n{logs}"
+        );
+    }
+
+    leader_killed_while_fifty_issue(&ns, &certs, &leader).await;
+    upgrade_keeps_every_certificate_ready(&ns, &certs).await;
+    uninstall_keeps_crds_certificates_and_secrets(&ns);
+}
+
+const BULK: usize = 50;
+
+/// The OrderCreated Events of the bulk Certificates in `ns`, summed over their series counts.
+fn bulk_orders(ns: &str) -> usize {
+    kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "reason=OrderCreated",
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name} {.series.count}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .lines()
+    .filter_map(|l| {
+        let (name, count) = l.split_once(' ').unwrap_or((l, ""));
+        name.starts_with("bulk-")
+            .then(|| count.trim().parse::<usize>().unwrap_or(0).max(1))
+    })
+    .sum()
+}
+
+/// `kubectl delete pod --force --grace-period=0` on the Lease holder while 50 Certificates are
+/// being issued (DNS-01): the other pod takes over within the lease duration (15 s), all 50
+/// become Ready, with exactly 50 orders.
+async fn leader_killed_while_fifty_issue(ns: &str, certs: &Api<Certificate>, leader: &str) {
+    let zone = env_var("TEST_ZONE");
+    let items: Vec<Value> = (0..BULK)
+        .map(|i| {
+            let mut c = pebble_certificate(
+                &format!("bulk-{i}"),
+                &[format!("bulk-{i}.{ns}.{zone}")],
+                json!({}),
+            );
+            c["spec"]["issuerRef"]["name"] = json!("pebble-dns");
+            c
+        })
+        .collect();
+    let started = Instant::now();
+    apply(ns, &json!({"apiVersion": "v1", "kind": "List", "items": items}));
+    // Kill the leader once its orders are under way.
+    while bulk_orders(ns) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no bulk order within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before_kill = bulk_orders(ns);
+    kubectl_ok(
+        &[
+            "delete",
+            "pod",
+            "-n",
+            ns,
+            leader,
+            "--force",
+            "--grace-period=0",
+        ],
+        None,
+    );
+    let killed = Instant::now();
+    let new_leader = loop {
+        let h = lease_holder(ns);
+        if !h.is_empty() && h != leader {
+            break h;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(25),
+            "no other pod took Lease {ns}/{FULLNAME} within 25 s of the leader's death (holder {h:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let takeover = killed.elapsed();
+    eprintln!(
+        "leader {leader} killed after {before_kill} of {BULK} orders; {new_leader} took over in \
+         {takeover:?}"
+    );
+    assert!(
+        takeover <= Duration::from_secs(17),
+        "takeover took {takeover:?}, more than the 15 s lease duration (and polling)"
+    );
+    for i in 0..BULK {
+        wait_cert_ready(certs, &format!("bulk-{i}"), 1).await;
+    }
+    eprintln!("{BULK} Certificates Ready {:?} after apply", started.elapsed());
+    assert_eq!(bulk_orders(ns), BULK, "orders for {BULK} Certificates");
+    for i in [0, BULK / 2, BULK - 1] {
+        let text = verify_chain(ns, &format!("bulk-{i}-tls"));
+        assert_eq!(
+            sans(&text),
+            BTreeSet::from([format!("bulk-{i}.{ns}.{zone}")])
+        );
+    }
+    // The Deployment replaced the dead pod.
+    wait_ready_pods(ns, 2, Duration::from_secs(120));
+}
+
+/// `helm upgrade` with a changed value rolls both pods; meanwhile no Certificate leaves Ready.
+async fn upgrade_keeps_every_certificate_ready(ns: &str, certs: &Api<Certificate>) {
+    let before: BTreeSet<String> = wait_ready_pods(ns, 2, Duration::from_secs(60))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let not_ready: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = not_ready.clone();
+    let api = certs.clone();
+    let watch = tokio::spawn(async move {
+        let mut s = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(event) = s.next().await {
+            if let Ok(c) = event
+                && ready_condition(&c).map(|r| r.0).as_deref() != Some("True")
+            {
+                sink.lock().unwrap().push(c.metadata.name.unwrap_or_default());
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let args = [
+        "upgrade",
+        RELEASE,
+        CHART,
+        "--namespace",
+        ns,
+        "--reuse-values",
+        "--set",
+        "controller.concurrency=3",
+        "--wait",
+        "--timeout",
+        "180s",
+    ];
+    let started = Instant::now();
+    helm_ok(&args);
+    kubectl_ok(
+        &[
+            "rollout",
+            "status",
+            "-n",
+            ns,
+            &format!("deployment/{FULLNAME}"),
+            "--timeout=120s",
+        ],
+        None,
+    );
+    let after: BTreeSet<String> = wait_ready_pods(ns, 2, Duration::from_secs(120))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    eprintln!("helm upgrade rolled the pods in {:?}", started.elapsed());
+    assert!(
+        before.is_disjoint(&after),
+        "the upgrade replaced the pods: {before:?} → {after:?}"
+    );
+    let deploy = kubectl_ok(
+        &["get", "deployment", "-n", ns, FULLNAME, "-o", "json"],
+        None,
+    );
+    assert!(deploy.contains("--concurrency=3"), "the new value is in the pods' args");
+    let started = Instant::now();
+    while !after.contains(&lease_holder(ns)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no new pod holds the Lease"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A few more seconds for a new leader's first reconciles to show.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    watch.abort();
+    let not_ready = not_ready.lock().unwrap().clone();
+    assert!(
+        not_ready.is_empty(),
+        "Certificates left Ready during the upgrade: {not_ready:?}"
+    );
+}
+
+/// `helm uninstall` removes the pods and the chart's objects but leaves the CRDs (keep policy),
+/// the Certificates and their Secrets.
+fn uninstall_keeps_crds_certificates_and_secrets(ns: &str) {
+    helm_ok(&["uninstall", RELEASE, "--namespace", ns, "--wait"]);
+    let started = Instant::now();
+    while !pods(ns).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "pods left after helm uninstall"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let gone = kubectl(&["get", "deployment", "-n", ns, FULLNAME], None);
+    assert!(!gone.status.success(), "the Deployment is gone");
+    for crd in CRD_NAMES {
+        kubectl_ok(&["get", "crd", crd], None);
+    }
+    let certs = kubectl_ok(&["get", "certificates", "-n", ns, "-o", "name"], None);
+    let secrets = kubectl_ok(&["get", "secrets", "-n", ns, "-o", "name"], None);
+    let mut names: Vec<String> = vec!["dns".into(), "web".into()];
+    names.extend((0..BULK).map(|i| format!("bulk-{i}")));
+    for name in &names {
+        assert!(
+            certs
+                .lines()
+                .any(|l| l == format!("certificate.ferrocert.dev/{name}")),
+            "Certificate {name} is gone after helm uninstall: {certs}"
+        );
+        assert!(
+            secrets.lines().any(|l| l == format!("secret/{name}-tls")),
+            "Secret {name}-tls is gone after helm uninstall"
         );
     }
 }

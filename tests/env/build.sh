@@ -12,8 +12,9 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
-# A scratch module directory per component, kept in the cache for go.sum reuse.
-workdir() { local d="$FERROCERT_CACHE/src/$1"; rm -rf "$d"; mkdir -p "$d"; echo "$d"; }
+# A scratch module directory per component and build (two clones may build at once: each writes
+# its own directory and temporary binary, and the first finished binary wins).
+workdir() { local d="$FERROCERT_CACHE/src/$1.$$"; rm -rf "$d"; mkdir -p "$d"; echo "$d"; }
 
 # kube-apiserver and the node's programs (kubelet, kube-controller-manager, kube-scheduler) from
 # one wrapper module: the kubernetes module requires its staging modules at v0.0.0 through replace
@@ -44,14 +45,15 @@ build_kube() {
   (cd "$d" && { go mod tidy -e >/dev/null 2>&1 || true; })
   for p in "${missing[@]}"; do
     local out="$TESTENV_BIN/$p-$KUBERNETES_VERSION" t0=$SECONDS
-    (cd "$d" && go build -trimpath -o "$out.tmp" -ldflags "-s -w \
+    (cd "$d" && go build -trimpath -o "$out.tmp.$$" -ldflags "-s -w \
        -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
        -X k8s.io/component-base/version.gitMajor=1 \
        -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" \
        "k8s.io/kubernetes/cmd/$p")
-    mv "$out.tmp" "$out"
+    mv "$out.tmp.$$" "$out"
     log "$p built in $((SECONDS - t0)) s"
   done
+  rm -rf "$d"
 }
 
 build_etcd() {
@@ -72,8 +74,9 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (cd "$d" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .)
-  mv "$out.tmp" "$out"
+  (cd "$d" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" .)
+  mv "$out.tmp.$$" "$out"
+  rm -rf "$d"
 }
 
 build_go_install() { # name module version
@@ -97,9 +100,9 @@ build_traefik() {
   local d; d=$(workdir traefik)
   cp -R "$dir/." "$d"
   chmod -R u+w "$d"
-  (cd "$d" && go build -trimpath -o "$out.tmp" \
+  (cd "$d" && go build -trimpath -o "$out.tmp.$$" \
      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik)
-  mv "$out.tmp" "$out"
+  mv "$out.tmp.$$" "$out"
   rm -rf "$d"
   log "traefik built in $((SECONDS - t0)) s"
 }
@@ -110,10 +113,10 @@ gateway_api_crds() {
   log "gateway-api $GATEWAY_API_VERSION CRDs (standard channel)"
   local dir; dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   ls "$dir"/config/crd/standard/*.yaml >/dev/null || { log "no standard CRDs in gateway-api $GATEWAY_API_VERSION"; return 1; }
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  cp "$dir"/config/crd/standard/*.yaml "$out.tmp"
-  chmod u+w "$out.tmp"/*.yaml
-  mv "$out.tmp" "$out"
+  rm -rf "$out.tmp.$$"; mkdir -p "$out.tmp.$$"
+  cp "$dir"/config/crd/standard/*.yaml "$out.tmp.$$"
+  chmod u+w "$out.tmp.$$"/*.yaml
+  mv -T "$out.tmp.$$" "$out" 2>/dev/null || rm -rf "$out.tmp.$$"
 }
 
 build_etcd

@@ -157,6 +157,8 @@ JSON
   # Shims put their sockets in /run/containerd/s whatever the state directory: note whether it
   # was there before, so down.sh removes it only if this made it.
   [ -d /run/containerd ] || [ -f "$node/added-run-containerd" ] || touch "$node/added-run-containerd"
+  # libcni caches each attachment's result under /var/lib/cni (not configurable through containerd).
+  [ -d /var/lib/cni ] || [ -f "$node/added-var-lib-cni" ] || touch "$node/added-var-lib-cni"
   start containerd containerd --config "$node/containerd/config.toml"
   wait_for containerd 20 ctr --address "$sock" version
   if ! ctr --address "$sock" -n k8s.io images ls -q | grep -qxF "$NODE_PAUSE_IMAGE"; then
@@ -285,6 +287,11 @@ down() {
     [ -L "$l" ] && case $(readlink "$l") in "$node"/*) rm -f "$l" ;; esac
   done
   if [ -f "$node/added-run-containerd" ]; then rm -rf /run/containerd; fi
+  if [ -f "$node/added-var-lib-cni" ]; then
+    rm -rf /var/lib/cni
+  else
+    rm -f /var/lib/cni/results/ferrocert-testenv-*
+  fi
   rm -rf "$node"
   true
 }
