@@ -119,7 +119,10 @@ fn build_and_import_image() {
 fn release_values() -> Vec<String> {
     let extra_args = json!([
         format!("--dns01-check-nameservers={}", env_var("NODE_DNS_SERVER")),
-        format!("--http01-self-check-nameservers={}", env_var("NODE_DNS_SERVER")),
+        format!(
+            "--http01-self-check-nameservers={}",
+            env_var("NODE_DNS_SERVER")
+        ),
         format!("--http01-self-check-port={}", env_var("HTTP01_PORT")),
     ]);
     vec![
@@ -156,9 +159,10 @@ fn pods(ns: &str) -> Vec<Value> {
 fn is_ready(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
         && pod["metadata"]["deletionTimestamp"].is_null()
-        && pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && pod["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// Waits for exactly `n` Running, Ready pods (and no others); returns (name, IP) of each.
@@ -341,7 +345,13 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = helm(&["uninstall", RELEASE, "--namespace", &self.namespace, "--wait"]);
+        let _ = helm(&[
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            &self.namespace,
+            "--wait",
+        ]);
         let _ = kubectl(
             &[
                 "delete",
@@ -464,7 +474,7 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
                     "tsigKeyName": env_var("TSIG_KEY_NAME"),
                     "tsigAlgorithm": "HMACSHA256",
                     "tsigSecretSecretRef": {"name": "tsig", "key": "secret"}
-                }}]
+                }}}]
             }),
         ),
     );
@@ -514,7 +524,10 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
     apply(&ns, &pebble_certificate("web", &[&web], json!({})));
     let started = Instant::now();
     wait_cert_ready(&certs, "web", 1).await;
-    eprintln!("HTTP-01 issuance through Traefik and the pods: {:?}", started.elapsed());
+    eprintln!(
+        "HTTP-01 issuance through Traefik and the pods: {:?}",
+        started.elapsed()
+    );
     watch.abort();
     let text = verify_chain(&ns, "web-tls");
     assert_eq!(sans(&text), BTreeSet::from([web.clone()]));
@@ -545,7 +558,9 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
         "Traefik's access log shows no 200 answer to the CA's GET for {web}: {requests:?}"
     );
     assert!(
-        requests.iter().any(|(agent, _)| agent.contains("ferrocert")),
+        requests
+            .iter()
+            .any(|(agent, _)| agent.contains("ferrocert")),
         "the pods' self-check went through Traefik too: {requests:?}"
     );
     let left = solver_objects(&ns);
@@ -609,7 +624,10 @@ async fn leader_killed_while_fifty_issue(ns: &str, certs: &Api<Certificate>, lea
         })
         .collect();
     let started = Instant::now();
-    apply(ns, &json!({"apiVersion": "v1", "kind": "List", "items": items}));
+    apply(
+        ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
     // Kill the leader once its orders are under way.
     while bulk_orders(ns) == 0 {
         assert!(
@@ -655,7 +673,10 @@ async fn leader_killed_while_fifty_issue(ns: &str, certs: &Api<Certificate>, lea
     for i in 0..BULK {
         wait_cert_ready(certs, &format!("bulk-{i}"), 1).await;
     }
-    eprintln!("{BULK} Certificates Ready {:?} after apply", started.elapsed());
+    eprintln!(
+        "{BULK} Certificates Ready {:?} after apply",
+        started.elapsed()
+    );
     assert_eq!(bulk_orders(ns), BULK, "orders for {BULK} Certificates");
     for i in [0, BULK / 2, BULK - 1] {
         let text = verify_chain(ns, &format!("bulk-{i}-tls"));
@@ -685,7 +706,9 @@ async fn upgrade_keeps_every_certificate_ready(ns: &str, certs: &Api<Certificate
             if let Ok(c) = event
                 && ready_condition(&c).map(|r| r.0).as_deref() != Some("True")
             {
-                sink.lock().unwrap().push(c.metadata.name.unwrap_or_default());
+                sink.lock()
+                    .unwrap()
+                    .push(c.metadata.name.unwrap_or_default());
             }
         }
     });
@@ -729,7 +752,10 @@ async fn upgrade_keeps_every_certificate_ready(ns: &str, certs: &Api<Certificate
         &["get", "deployment", "-n", ns, FULLNAME, "-o", "json"],
         None,
     );
-    assert!(deploy.contains("--concurrency=3"), "the new value is in the pods' args");
+    assert!(
+        deploy.contains("--concurrency=3"),
+        "the new value is in the pods' args"
+    );
     let started = Instant::now();
     while !after.contains(&lease_holder(ns)) {
         assert!(
