@@ -159,6 +159,8 @@ JSON
   [ -d /run/containerd ] || [ -f "$node/added-run-containerd" ] || touch "$node/added-run-containerd"
   # libcni caches each attachment's result under /var/lib/cni (not configurable through containerd).
   [ -d /var/lib/cni ] || [ -f "$node/added-var-lib-cni" ] || touch "$node/added-var-lib-cni"
+  # The kubelet links container logs from /var/log/containers (fixed path).
+  [ -d /var/log/containers ] || [ -f "$node/added-var-log-containers" ] || touch "$node/added-var-log-containers"
   start containerd containerd --config "$node/containerd/config.toml"
   wait_for containerd 20 ctr --address "$sock" version
   if ! ctr --address "$sock" -n k8s.io images ls -q | grep -qxF "$NODE_PAUSE_IMAGE"; then
@@ -243,6 +245,8 @@ pod_pids() {
 
 down() {
   [ -d "$node" ] || return 0
+  # Best effort from here on: one step failing must not leave the later ones undone.
+  set +e
   stop kubelet
   stop kube-scheduler
   stop kube-controller-manager
@@ -268,7 +272,7 @@ down() {
   for t in filter nat mangle; do
     for c in "${kubelet_chains[@]}"; do
       # Jumps to the chain from the built-in chains first, then the chain itself.
-      iptables -w -t "$t" -S 2>/dev/null | grep -E "^-A [A-Z]+ .*-j $c( |\$)" | grep -vE "^-A $c " \
+      { iptables -w -t "$t" -S 2>/dev/null | grep -E "^-A [A-Z-]+ .*-j $c( |\$)" | grep -vE "^-A $c " || true; } \
         | while read -r rule; do
             # (eval: the rule's quoted comments stay one word each)
             eval "iptables -w -t $t ${rule/-A/-D}" 2>/dev/null || true
@@ -286,6 +290,7 @@ down() {
   for l in /var/log/containers/*.log; do
     [ -L "$l" ] && case $(readlink "$l") in "$node"/*) rm -f "$l" ;; esac
   done
+  if [ -f "$node/added-var-log-containers" ]; then rmdir /var/log/containers; fi
   if [ -f "$node/added-run-containerd" ]; then rm -rf /run/containerd; fi
   if [ -f "$node/added-var-lib-cni" ]; then
     rm -rf /var/lib/cni
@@ -293,7 +298,7 @@ down() {
     rm -f /var/lib/cni/results/ferrocert-testenv-*
   fi
   rm -rf "$node"
-  true
+  set -e
 }
 
 case ${1:-} in
