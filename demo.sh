@@ -47,7 +47,13 @@ helm upgrade --install ferrocert charts/ferrocert --namespace ferrocert --wait -
   > /dev/null
 echo "helm install: ferrocert Ready after $(( $(date +%s%3N) - start )) ms"
 kubectl get pods -n ferrocert -o wide
-echo "Lease holder: $(kubectl get lease -n ferrocert ferrocert -o jsonpath='{.spec.holderIdentity}')"
+holder=
+for _ in $(seq 100); do
+  holder=$(kubectl get lease -n ferrocert ferrocert -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+  [ -n "$holder" ] && break
+  sleep 0.2
+done
+echo "Lease holder (the leader): ${holder:-none yet}"
 echo
 
 # The names point at the node IP, where Traefik listens for both Pebble and the pods' self-check.
