@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd, pebble, helm and traefik from their Go modules
+# Builds kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd, pebble, helm and traefik from their Go modules
 # with the machine's Go toolchain. Each binary is cached as NAME-VERSION under
 # $TESTENV_BIN; an existing one is reused, so only the first run pays. Also
 # copies the Gateway API standard-channel CRDs out of their module into
@@ -12,34 +12,48 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
-# A scratch module directory per component, kept in the cache for go.sum reuse.
-workdir() { local d="$FERROCERT_CACHE/src/$1"; rm -rf "$d"; mkdir -p "$d"; echo "$d"; }
+# A scratch module directory per component and build (two clones may build at once: each writes
+# its own directory and temporary binary, and the first finished binary wins).
+workdir() { local d="$FERROCERT_CACHE/src/$1.$$"; rm -rf "$d"; mkdir -p "$d"; echo "$d"; }
 
-build_kube_apiserver() {
-  local out="$TESTENV_BIN/kube-apiserver-$KUBERNETES_VERSION"
-  [ -x "$out" ] && return 0
-  log "kube-apiserver $KUBERNETES_VERSION (several minutes on 2 cores)"
-  local d; d=$(workdir kube-apiserver)
+# kube-apiserver and the node's programs (kubelet, kube-controller-manager, kube-scheduler) from
+# one wrapper module: the kubernetes module requires its staging modules at v0.0.0 through replace
+# lines, so the wrapper reads them from its go.mod and points each at its release.
+KUBE_PROGRAMS=(kube-apiserver kubelet kube-controller-manager kube-scheduler)
+build_kube() {
+  local missing=() p
+  for p in "${KUBE_PROGRAMS[@]}"; do
+    [ -x "$TESTENV_BIN/$p-$KUBERNETES_VERSION" ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "${missing[*]} $KUBERNETES_VERSION (kube-apiserver alone takes several minutes on 2 cores)"
+  local d; d=$(workdir kubernetes)
   local staging=${KUBERNETES_VERSION/v1./v0.}
-  # The kubernetes module requires its staging modules at v0.0.0 through
-  # replace lines; read them from its own go.mod and point each at its release.
   local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   {
-    echo "module ferrocert.dev/testenv/kubeapiserver"
+    echo "module ferrocert.dev/testenv/kubernetes"
     echo "go 1.26"
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     grep -oE '^[[:space:]]*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" \
       | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
   } > "$d/go.mod"
-  printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$d/tools.go"
-  sed -i '1i //go:build tools\n' "$d/tools.go"
-  (cd "$d" && go mod tidy -e >/dev/null 2>&1 || true
-   go build -trimpath -o "$out.tmp" -ldflags "-s -w \
-     -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
-     -X k8s.io/component-base/version.gitMajor=1 \
-     -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" \
-     k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$out.tmp" "$out"
+  {
+    printf '//go:build tools\n\npackage main\n\nimport (\n'
+    for p in "${KUBE_PROGRAMS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$p"; done
+    printf ')\n'
+  } > "$d/tools.go"
+  (cd "$d" && { go mod tidy -e >/dev/null 2>&1 || true; })
+  for p in "${missing[@]}"; do
+    local out="$TESTENV_BIN/$p-$KUBERNETES_VERSION" t0=$SECONDS
+    (cd "$d" && go build -trimpath -o "$out.tmp.$$" -ldflags "-s -w \
+       -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
+       -X k8s.io/component-base/version.gitMajor=1 \
+       -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" \
+       "k8s.io/kubernetes/cmd/$p")
+    mv "$out.tmp.$$" "$out"
+    log "$p built in $((SECONDS - t0)) s"
+  done
+  rm -rf "$d"
 }
 
 build_etcd() {
@@ -60,8 +74,9 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (cd "$d" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .)
-  mv "$out.tmp" "$out"
+  (cd "$d" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" .)
+  mv "$out.tmp.$$" "$out"
+  rm -rf "$d"
 }
 
 build_go_install() { # name module version
@@ -85,9 +100,9 @@ build_traefik() {
   local d; d=$(workdir traefik)
   cp -R "$dir/." "$d"
   chmod -R u+w "$d"
-  (cd "$d" && go build -trimpath -o "$out.tmp" \
+  (cd "$d" && go build -trimpath -o "$out.tmp.$$" \
      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik)
-  mv "$out.tmp" "$out"
+  mv "$out.tmp.$$" "$out"
   rm -rf "$d"
   log "traefik built in $((SECONDS - t0)) s"
 }
@@ -98,16 +113,16 @@ gateway_api_crds() {
   log "gateway-api $GATEWAY_API_VERSION CRDs (standard channel)"
   local dir; dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   ls "$dir"/config/crd/standard/*.yaml >/dev/null || { log "no standard CRDs in gateway-api $GATEWAY_API_VERSION"; return 1; }
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  cp "$dir"/config/crd/standard/*.yaml "$out.tmp"
-  chmod u+w "$out.tmp"/*.yaml
-  mv "$out.tmp" "$out"
+  rm -rf "$out.tmp.$$"; mkdir -p "$out.tmp.$$"
+  cp "$dir"/config/crd/standard/*.yaml "$out.tmp.$$"
+  chmod u+w "$out.tmp.$$"/*.yaml
+  mv -T "$out.tmp.$$" "$out" 2>/dev/null || rm -rf "$out.tmp.$$"
 }
 
 build_etcd
 build_go_install pebble github.com/letsencrypt/pebble/v2/cmd/pebble "$PEBBLE_VERSION"
 build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
-build_kube_apiserver
+build_kube
 build_traefik
 gateway_api_crds
 log "all binaries in $TESTENV_BIN"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Stops everything tests/env/up.sh started (Traefik included), removes the addresses it added to
-# lo and its state. Idempotent.
+# Stops everything tests/env/up.sh started (Traefik and the node included), removes the addresses it
+# added to lo, the node's bridge, iptables rules, mounts and cgroups, and its state. Idempotent.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
 [ -d "$TESTENV_DIR/run" ] || exit 0
+# The node first: its containers, mounts, cgroups, bridge and iptables rules.
+"$here/node.sh" down
 for pidfile in "$TESTENV_DIR"/run/*.pid; do
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

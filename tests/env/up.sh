@@ -4,6 +4,8 @@
 # requires External Account Binding), BIND serving the test zones with TSIG-signed updates, and
 # Traefik as the real ingress controller (Ingress and Gateway API providers) on Pebble's HTTP-01
 # port. Adds two local addresses to `lo` for the controller processes' HTTP-01 listeners (root).
+# Then the node (tests/env/node.sh: containerd, kubelet, kube-controller-manager, kube-scheduler and
+# a pod bridge), unless TESTENV_NODE=0 (the quick inner loop: no pods run then).
 # Idempotent: components already running are left alone. Prints the variables tests need and writes
 # them to $TESTENV_DIR/env.sh (`source` it).
 set -euo pipefail
@@ -61,8 +63,9 @@ if [ ! -f "$pki/admin.crt" ]; then
     o x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
       -days 3650 -extfile "$ext" -out "$pki/$1.crt"
   }
-  leaf apiserver "/CN=kube-apiserver" "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1"
-  leaf pebble "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
+  leaf apiserver "/CN=kube-apiserver" "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP"
+  # Pods reach Pebble at the node IP.
+  leaf pebble "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
   leaf admin "/O=system:masters/CN=ferrocert-testenv-admin"
   o genrsa -out "$pki/sa.key" 2048
   o rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
@@ -81,8 +84,10 @@ start kube-apiserver bin/kube-apiserver \
   --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 --cert-dir "$TESTENV_DIR/pki/generated" \
-  --enable-priority-and-fairness=false --profiling=false --event-ttl 1h
+  --service-cluster-ip-range "$SERVICE_CIDR" --cert-dir "$TESTENV_DIR/pki/generated" \
+  --enable-priority-and-fairness=false --profiling=false --event-ttl 1h \
+  --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
+  --kubelet-preferred-address-types InternalIP
 
 cat > kubeconfig <<KC
 apiVersion: v1
@@ -142,7 +147,7 @@ options {
   # lets BIND follow an _acme-challenge CNAME into the other local zone. The local root zone
   # below answers every other name NXDOMAIN at once (there is no network to recurse into).
   recursion yes;
-  allow-recursion { 127.0.0.1; };
+  allow-recursion { 127.0.0.1; $POD_CIDR; };
   dnssec-validation no;
   notify no;
 };
@@ -327,6 +332,9 @@ spec:
       namespaces: {from: All}
 YAML
 
+# With the node, Pebble reaches it at the node IP too (names of pod-served challenges resolve there).
+traefik_web=127.0.0.1:$HTTP01_PORT
+[ "$TESTENV_NODE" = 0 ] || traefik_web=:$HTTP01_PORT
 if ! running traefik; then
   # A fresh token per start, valid long enough for any test run.
   k -n kube-system create token traefik --duration 24h > traefik/token
@@ -339,7 +347,7 @@ global:
   sendAnonymousUsage: false
 entryPoints:
   web:
-    address: "127.0.0.1:$HTTP01_PORT"
+    address: "$traefik_web"
   traefik:
     address: "127.0.0.1:$TRAEFIK_PING_PORT"
 ping: {}
@@ -379,6 +387,12 @@ for cond in Accepted Programmed; do
   fi
 done
 
+if [ "$TESTENV_NODE" != 0 ]; then
+  node_ms=$(date +%s%3N)
+  "$here/node.sh" up
+  log "node $NODE_NAME Ready in $(( $(date +%s%3N) - node_ms )) ms"
+fi
+
 cat > env.sh <<ENV
 # Written by tests/env/up.sh: the local test environment. Source it.
 export FERROCERT_TESTENV=$TESTENV_DIR
@@ -410,6 +424,17 @@ export GATEWAY_NAMESPACE=$GATEWAY_NAMESPACE
 export GATEWAY_NAME=traefik
 export GATEWAY_API_CRDS=$GATEWAY_API_CRDS
 export TRAEFIK_ACCESS_LOG=$TESTENV_DIR/logs/traefik-access.log
+# The node: 0 when up.sh was told to leave it out (TESTENV_NODE=0); tests that need pods then
+# say so and pass, and fail whenever the node is missing otherwise.
+export TESTENV_NODE=$TESTENV_NODE
+export NODE_NAME=$NODE_NAME
+export NODE_IP=$NODE_IP
+export NODE_CONTAINERD_SOCK=$TESTENV_DIR/node/containerd/containerd.sock
+# The same servers as pods reach them.
+export NODE_PEBBLE_DIRECTORY=https://$NODE_IP:$PEBBLE_PORT/dir
+export NODE_DNS_SERVER=$NODE_IP:$DNS_PORT
+export FERROCERT_IMAGE_REPOSITORY=$FERROCERT_IMAGE_REPOSITORY
+export FERROCERT_IMAGE_TAG=$FERROCERT_IMAGE_TAG
 ENV
 cat env.sh
 log "ready in $(( $(date +%s%3N) - start_ms )) ms (source $TESTENV_DIR/env.sh)"

@@ -43,3 +43,30 @@ DNS_PORT=${DNS_PORT:-5353}
 TEST_ZONE=${TEST_ZONE:-example.test}
 # A second zone, for `_acme-challenge` CNAME delegation into another zone.
 TEST_ZONE2=${TEST_ZONE2:-delegated.test}
+
+# ---- The node (kubelet + containerd, kube-controller-manager, kube-scheduler) ----
+# Started by up.sh unless TESTENV_NODE=0 (the quick inner loop). env.sh then says TESTENV_NODE=0 and
+# the tests that need pods pass without running; without that word from up.sh they fail when the
+# node is missing. CI never sets it.
+TESTENV_NODE=${TESTENV_NODE:-1}
+NODE_NAME=${NODE_NAME:-ferrocert-node}
+# The pod bridge: pods get addresses of POD_CIDR (the benchmarking range, RFC 2544, not a private
+# range anyone routes); the bridge's own address is the node IP and the pods' gateway. Pods reach
+# the API server, Pebble and BIND on the node IP (DNAT to their loopback listeners).
+NODE_BRIDGE=${NODE_BRIDGE:-fcbr0}
+NODE_IP=${NODE_IP:-198.19.0.1}
+POD_CIDR=${POD_CIDR:-198.19.0.0/16}
+# The first address of the API server's service range (the `kubernetes` Service).
+SERVICE_CIDR=${SERVICE_CIDR:-10.0.0.0/24}
+KUBERNETES_SERVICE_IP=${KUBERNETES_SERVICE_IP:-10.0.0.1}
+# The kubelet's API (on the node IP) and healthz port, the controller-manager's and the
+# scheduler's secure ports (127.0.0.1). Uncommon ones, so nothing else on the machine has them.
+KUBELET_PORT=${KUBELET_PORT:-20250}
+KUBELET_HEALTHZ_PORT=${KUBELET_HEALTHZ_PORT:-20248}
+KCM_PORT=${KCM_PORT:-20257}
+SCHEDULER_PORT=${SCHEDULER_PORT:-20259}
+# The image the node's containerd runs as every pod's sandbox ("pause"): busybox sleeping.
+NODE_PAUSE_IMAGE=${NODE_PAUSE_IMAGE:-ferrocert.local/pause:testenv}
+# What tests/env/image.sh tags the controller image as.
+FERROCERT_IMAGE_REPOSITORY=${FERROCERT_IMAGE_REPOSITORY:-ferrocert.local/ferrocert}
+FERROCERT_IMAGE_TAG=${FERROCERT_IMAGE_TAG:-testenv}
