@@ -311,7 +311,11 @@ pub struct OrderStatus {
     /// The order URL at the CA; a restart resumes this order.
     pub url: String,
     /// The order's state at the CA, as last seen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unknown_as_none"
+    )]
     pub state: Option<OrderState>,
     /// One entry per identifier.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -340,7 +344,11 @@ pub struct OrderAuthorization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The challenge chosen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unknown_as_none"
+    )]
     pub challenge_type: Option<ChallengeKind>,
     /// The challenge URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,7 +360,11 @@ pub struct OrderAuthorization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_authorization: Option<String>,
     /// The challenge's state: the CA's, or `presented` (our side is ready, the CA not yet told).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unknown_as_none"
+    )]
     pub state: Option<ChallengeState>,
     /// DNS-01: the name the TXT record was written at (after following CNAMEs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,6 +378,18 @@ pub struct OrderAuthorization {
     /// The CA's error for this challenge (problem type and detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A recorded state that this version does not know (a value stored before the schema listed the
+/// values, or by a newer version) reads as `None`, as if not recorded, instead of failing to
+/// deserialize: one such Certificate would otherwise break the watch of every Certificate.
+fn unknown_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// An ACME order's state (RFC 8555, section 7.1.6).
@@ -455,4 +479,49 @@ pub fn owner_reference(
             ..o
         }
     })
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_recorded_state_reads_as_not_recorded_and_keeps_the_rest() {
+        let authz: OrderAuthorization = serde_json::from_value(serde_json::json!({
+            "identifier": "a.example",
+            "state": "halfway",
+            "challengeType": "tls-alpn-01",
+            "token": "t1"
+        }))
+        .expect("deserializes");
+        assert_eq!(authz.state, None);
+        assert_eq!(authz.challenge_type, None);
+        assert_eq!(authz.token.as_deref(), Some("t1"));
+        let order: OrderStatus = serde_json::from_value(serde_json::json!({
+            "url": "https://ca.test/order/1",
+            "state": 7
+        }))
+        .expect("deserializes");
+        assert_eq!(order.state, None);
+    }
+
+    #[test]
+    fn known_states_round_trip_as_their_acme_names() {
+        let authz = OrderAuthorization {
+            identifier: "a.example".into(),
+            state: Some(ChallengeState::Presented),
+            challenge_type: Some(ChallengeKind::Dns01),
+            ..OrderAuthorization::default()
+        };
+        let json = serde_json::to_value(&authz).expect("serializes");
+        assert_eq!(json["state"], "presented");
+        assert_eq!(json["challengeType"], "dns-01");
+        let back: OrderAuthorization = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, authz);
+        let order: OrderStatus = serde_json::from_value(serde_json::json!({
+            "url": "u", "state": "processing"
+        }))
+        .expect("deserializes");
+        assert_eq!(order.state, Some(OrderState::Processing));
+    }
 }
