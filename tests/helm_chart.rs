@@ -11,9 +11,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{env_var, fresh_namespace, install_crds, kubectl, kubectl_ok, repo_root};
+use common::{
+    env_var, fresh_namespace, helm, helm_ok, install_crds, kubectl, kubectl_ok, repo_root,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -23,36 +25,6 @@ const CRD_NAMES: [&str; 3] = [
     "issuers.ferrocert.dev",
     "clusterissuers.ferrocert.dev",
 ];
-
-/// Runs helm from the repository root against the test API server.
-fn helm(args: &[&str]) -> Output {
-    let kubeconfig = env_var("KUBECONFIG");
-    Command::new("helm")
-        .current_dir(repo_root())
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot run helm ({err}): this test needs the local environment's helm on PATH. \
-                 Run `tests/env/up.sh` and `source .testenv/env.sh` (tests/run.sh does both)"
-            )
-        })
-}
-
-/// Runs helm and panics with its output if it fails; returns stdout.
-fn helm_ok(args: &[&str]) -> String {
-    let out = helm(args);
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("helm prints UTF-8")
-}
 
 /// The YAML documents of a multi-document stream, as JSON values; empty documents are dropped.
 fn documents(yaml: &str) -> Vec<Value> {

@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,9 @@ use common::e2e::{
     apply, challenge_requests, client, event_count, pebble_certificate, pebble_issuer,
     ready_condition, solver_objects, verify_chain, wait_cert_ready, wait_issuer_ready,
 };
-use common::{env_var, fresh_namespace, install_crds, kubectl, kubectl_ok, repo_root};
+use common::{
+    env_var, fresh_namespace, helm, helm_ok, install_crds, kubectl, kubectl_ok, repo_root,
+};
 use ferrocert::api::{Certificate, Issuer};
 use futures::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -66,29 +68,6 @@ fn node_expected() -> bool {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     true
-}
-
-/// Runs helm from the repository root against the test API server.
-fn helm(args: &[&str]) -> Output {
-    Command::new("helm")
-        .current_dir(repo_root())
-        .env("KUBECONFIG", env_var("KUBECONFIG"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run helm ({err}): source .testenv/env.sh"))
-}
-
-fn helm_ok(args: &[&str]) -> String {
-    let out = helm(args);
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Builds the image from the binary Cargo built for this test and imports it into the node.

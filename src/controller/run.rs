@@ -221,36 +221,11 @@ struct Caches {
 impl Caches {
     fn start(client: &Client, stop: watch::Receiver<bool>) -> Self {
         let (certificates, writer) = reflector::store::<Certificate>();
-        let cert_cache = reflector(
-            writer,
-            watcher(
-                Api::<Certificate>::all(client.clone()),
-                watcher::Config::default().any_semantic(),
-            )
-            .modify(strip_unused_metadata),
-        )
-        .default_backoff()
-        .for_each(|_| async {});
+        let cert_cache = reflected(client, writer).for_each(|_| async {});
         let (issuers, issuer_writer) = reflector::store::<Issuer>();
-        let issuer_cache = reflector(
-            issuer_writer,
-            watcher(
-                Api::<Issuer>::all(client.clone()),
-                watcher::Config::default().any_semantic(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {});
+        let issuer_cache = reflected(client, issuer_writer).for_each(|_| async {});
         let (cluster_issuers, cluster_issuer_writer) = reflector::store::<ClusterIssuer>();
-        let cluster_issuer_cache = reflector(
-            cluster_issuer_writer,
-            watcher(
-                Api::<ClusterIssuer>::all(client.clone()),
-                watcher::Config::default().any_semantic(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|_| async {});
+        let cluster_issuer_cache = reflected(client, cluster_issuer_writer).for_each(|_| async {});
         let cache_stop = stopped_once(stop);
         let task = tokio::spawn(async move {
             tokio::select! {
@@ -487,6 +462,33 @@ fn metrics_router(
 /// Drops what the controller never reads from a cached object: its managed fields and kubectl's
 /// last-applied copy of the whole object (together often more than half of a Certificate's size),
 /// so the caches grow by less per Certificate.
+/// Every `K` in the cluster, watched and reflected into `writer` without the metadata nothing
+/// here reads (`strip_unused_metadata`), with the default backoff. Poll the stream to keep it up.
+fn reflected<K>(
+    client: &Client,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    reflector(
+        writer,
+        watcher(
+            Api::<K>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .modify(strip_unused_metadata),
+    )
+    .default_backoff()
+}
+
 fn strip_unused_metadata<K: ResourceExt>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
@@ -502,16 +504,7 @@ async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>
     // The controller's own Certificate cache, trimmed like the shared one.
     let (controller_store, controller_writer) = reflector::store::<Certificate>();
     let cert_controller = Controller::for_stream(
-        reflector(
-            controller_writer,
-            watcher(
-                Api::<Certificate>::all(client.clone()),
-                watcher::Config::default().any_semantic(),
-            )
-            .modify(strip_unused_metadata),
-        )
-        .default_backoff()
-        .applied_objects(),
+        reflected(&client, controller_writer).applied_objects(),
         controller_store,
     );
     // Secrets: only ours (by label), metadata only; map back to their Certificate.

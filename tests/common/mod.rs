@@ -59,6 +59,35 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs helm from the repository root against the test API server.
+pub fn helm(args: &[&str]) -> Output {
+    Command::new("helm")
+        .current_dir(repo_root())
+        .env("KUBECONFIG", env_var("KUBECONFIG"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run helm ({err}): this test needs the local environment's helm on PATH. \
+                 Run `tests/env/up.sh` and `source .testenv/env.sh` (tests/run.sh does both)"
+            )
+        })
+}
+
+/// Runs helm and panics with its output if it fails; returns stdout.
+pub fn helm_ok(args: &[&str]) -> String {
+    let out = helm(args);
+    assert!(
+        out.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Installs the CRDs from `crds/` once per test process and waits until they are Established.
 pub fn install_crds() {
     static DONE: OnceLock<()> = OnceLock::new();

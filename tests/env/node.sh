@@ -22,25 +22,7 @@ chain=FERROCERT-NODE
 # Where the kubelet writes its iptables chains (removed on down; nothing else makes them here).
 kubelet_chains=(KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT KUBE-NODEPORTS KUBE-POSTROUTING KUBE-MARK-MASQ KUBE-MARK-DROP)
 
-running() { [ -f "$TESTENV_DIR/run/$1.pid" ] && kill -0 "$(cat "$TESTENV_DIR/run/$1.pid")" 2>/dev/null; }
-start() {
-  local name=$1; shift
-  if running "$name"; then log "$name already running"; return 0; fi
-  setsid "$@" >"$TESTENV_DIR/logs/$name.log" 2>&1 < /dev/null &
-  echo $! > "$TESTENV_DIR/run/$name.pid"
-}
-wait_for() { # what timeout-seconds command...
-  local what=$1 limit=$2; shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "$what did not become ready in ${limit}s; last log lines:"
-      tail -n 30 "$TESTENV_DIR/logs/$what.log" >&2 || true
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
+. "$here/lib.sh"
 k() { kubectl --kubeconfig "$TESTENV_DIR/kubeconfig" "$@"; }
 
 kubeconfig() { # file user-cert user-key

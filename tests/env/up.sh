@@ -26,25 +26,7 @@ for b in kube-apiserver:$KUBERNETES_VERSION etcd:$ETCD_VERSION pebble:$PEBBLE_VE
   ln -sf "$TESTENV_BIN/${b%%:*}-${b#*:}" "bin/${b%%:*}"
 done
 
-running() { [ -f "run/$1.pid" ] && kill -0 "$(cat "run/$1.pid")" 2>/dev/null; }
-# start NAME CMD...: runs CMD in the background (own session, so down.sh can stop its group).
-start() {
-  local name=$1; shift
-  if running "$name"; then log "$name already running"; return 0; fi
-  setsid "$@" >"logs/$name.log" 2>&1 < /dev/null &
-  echo $! > "run/$name.pid"
-}
-wait_for() { # what timeout-seconds command...
-  local what=$1 limit=$2; shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "$what did not become ready in ${limit}s; last log lines:"; tail -n 30 "logs/$what.log" >&2 || true
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
+. "$here/lib.sh"
 
 # ---- certificates (made once per environment directory) ----
 pki=$TESTENV_DIR/pki
