@@ -18,7 +18,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::http01::Http01Settings;
 use super::leader::{self, LeaseSettings};
@@ -208,20 +208,36 @@ fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
     })
 }
 
-/// The reflector caches every replica keeps: Certificates (the HTTP-01 server answers from them;
-/// managed fields stripped), Issuers and ClusterIssuers (a reconcile reads its issuer from memory).
+/// The reflector caches every replica keeps: Certificates (the HTTP-01 server answers from them,
+/// and the Certificate reconciler reads and is woken from the same cache: one copy of each
+/// Certificate in memory; managed fields stripped), Issuers and ClusterIssuers (a reconcile reads
+/// its issuer from memory).
 struct Caches {
     certificates: Store<Certificate>,
+    /// Every Certificate the cache applies, by reference, for the reconciler of the current
+    /// leadership term (`certificate_triggers`).
+    certificate_changes: broadcast::Sender<ObjectRef<Certificate>>,
     issuers: Store<Issuer>,
     cluster_issuers: Store<ClusterIssuer>,
     /// The watches, until `stop` turns true.
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Changes a reconciler may fall behind by before it is sent every Certificate instead.
+const CERTIFICATE_CHANGES_BUFFER: usize = 4096;
+
 impl Caches {
     fn start(client: &Client, stop: watch::Receiver<bool>) -> Self {
         let (certificates, writer) = reflector::store::<Certificate>();
-        let cert_cache = reflected(client, writer).for_each(|_| async {});
+        let (certificate_changes, _) = broadcast::channel(CERTIFICATE_CHANGES_BUFFER);
+        let changes = certificate_changes.clone();
+        let cert_cache = reflected(client, writer).for_each(move |event| {
+            if let Ok(watcher::Event::Apply(cert) | watcher::Event::InitApply(cert)) = &event {
+                // No receiver while this replica does not lead: nothing to wake.
+                let _ = changes.send(ObjectRef::from_obj(cert));
+            }
+            futures::future::ready(())
+        });
         let (issuers, issuer_writer) = reflector::store::<Issuer>();
         let issuer_cache = reflected(client, issuer_writer).for_each(|_| async {});
         let (cluster_issuers, cluster_issuer_writer) = reflector::store::<ClusterIssuer>();
@@ -235,11 +251,50 @@ impl Caches {
         });
         Caches {
             certificates,
+            certificate_changes,
             issuers,
             cluster_issuers,
             task,
         }
     }
+}
+
+/// What wakes the Certificate reconciler during one leadership term: every Certificate once the
+/// shared cache has synced (a new term may have missed changes), then each Certificate the cache
+/// applies; every Certificate again if the term fell more than the buffer behind, since a lagging
+/// receiver loses changes rather than stalling the cache the HTTP-01 server answers from.
+fn certificate_triggers(
+    store: Store<Certificate>,
+    changes: broadcast::Receiver<ObjectRef<Certificate>>,
+) -> impl futures::Stream<Item = Arc<Certificate>> + Send + 'static {
+    // `None`: every Certificate in the cache.
+    let synced = {
+        let store = store.clone();
+        futures::stream::once(async move {
+            let _ = store.wait_until_ready().await;
+            None
+        })
+    };
+    let live = futures::stream::unfold(changes, |mut rx| async move {
+        match rx.recv().await {
+            Ok(changed) => Some((Some(changed), rx)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(
+                    missed,
+                    "fell behind the Certificate cache; waking every Certificate"
+                );
+                Some((None, rx))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    synced.chain(live).flat_map(move |changed| {
+        let woken = match changed {
+            Some(obj_ref) => store.get(&obj_ref).into_iter().collect(),
+            None => store.state(),
+        };
+        futures::stream::iter(woken)
+    })
 }
 
 /// Runs the reconcilers whenever this replica holds the Lease, until asked to stop; stops them at
@@ -249,6 +304,7 @@ async fn run_while_leading(
     client: Client,
     ctx: Ctx,
     lease_duration: Duration,
+    certificate_changes: &broadcast::Sender<ObjectRef<Certificate>>,
     stop_rx: watch::Receiver<bool>,
 ) {
     let identity = std::env::var("POD_NAME")
@@ -277,8 +333,12 @@ async fn run_while_leading(
         }
         tracing::info!("leading: starting the reconcilers");
         let (lead_stop_tx, lead_stop_rx) = watch::channel(false);
-        let mut reconcilers =
-            tokio::spawn(run_controllers(ctx.clone(), args.concurrency, lead_stop_rx));
+        let mut reconcilers = tokio::spawn(run_controllers(
+            ctx.clone(),
+            args.concurrency,
+            certificate_changes.subscribe(),
+            lead_stop_rx,
+        ));
         tokio::select! {
             _ = leader_rx.wait_for(|l| !*l) => {
                 // Lost the lease: stop writing at once.
@@ -376,9 +436,23 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     });
 
     if args.leader_elect {
-        run_while_leading(&args, client, ctx, lease_duration, stop_rx).await;
+        run_while_leading(
+            &args,
+            client,
+            ctx,
+            lease_duration,
+            &caches.certificate_changes,
+            stop_rx,
+        )
+        .await;
     } else {
-        run_controllers(ctx.clone(), args.concurrency, stop_rx.clone()).await;
+        run_controllers(
+            ctx.clone(),
+            args.concurrency,
+            caches.certificate_changes.subscribe(),
+            stop_rx.clone(),
+        )
+        .await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = http01_task.await;
@@ -495,17 +569,22 @@ fn strip_unused_metadata<K: ResourceExt>(obj: &mut K) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// The three reconcilers, until `stop` turns true.
-async fn run_controllers(ctx: Ctx, concurrency: u16, stop: watch::Receiver<bool>) {
+/// The three reconcilers, until `stop` turns true. The Certificate reconciler is woken from the
+/// shared Certificate cache (`certificate_triggers`), so no second copy of every Certificate is
+/// kept for it.
+async fn run_controllers(
+    ctx: Ctx,
+    concurrency: u16,
+    certificate_changes: broadcast::Receiver<ObjectRef<Certificate>>,
+    stop: watch::Receiver<bool>,
+) {
     let client = ctx.client.clone();
     let stop_for_mirror = stop.clone();
     let stopped = move || stopped_once(stop.clone());
     let store = ctx.certificates.clone();
-    // The controller's own Certificate cache, trimmed like the shared one.
-    let (controller_store, controller_writer) = reflector::store::<Certificate>();
-    let cert_controller = Controller::for_stream(
-        reflected(&client, controller_writer).applied_objects(),
-        controller_store,
+    let cert_controller = Controller::for_shared_stream(
+        certificate_triggers(store.clone(), certificate_changes),
+        store.clone(),
     );
     // Secrets: only ours (by label), metadata only; map back to their Certificate.
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
@@ -641,4 +720,93 @@ where
     }
     tracing::warn!(object = %super::describe(obj.as_ref()), error = %err, "reconcile failed");
     Action::requeue(crate::retry::jittered(Duration::from_secs(30)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn cert(name: &str) -> Certificate {
+        let mut c = Certificate::new(name, Default::default());
+        c.metadata.namespace = Some("ns".into());
+        c
+    }
+
+    /// A synced cache holding `names`, as the shared reflector leaves it.
+    fn synced_cache(names: &[&str]) -> (Store<Certificate>, reflector::store::Writer<Certificate>) {
+        let (store, mut writer) = reflector::store::<Certificate>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for name in names {
+            writer.apply_watcher_event(&watcher::Event::InitApply(cert(name)));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        (store, writer)
+    }
+
+    fn names(woken: &[Arc<Certificate>]) -> Vec<String> {
+        let mut n: Vec<String> = woken.iter().map(|c| c.name_any()).collect();
+        n.sort();
+        n
+    }
+
+    /// Everything the stream has ready now, without waiting.
+    fn ready_items(
+        stream: &mut (impl futures::Stream<Item = Arc<Certificate>> + Unpin),
+    ) -> Vec<Arc<Certificate>> {
+        let mut out = Vec::new();
+        while let Some(Some(item)) = stream.next().now_or_never() {
+            out.push(item);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_new_term_wakes_every_certificate_then_each_change() {
+        let (store, mut writer) = synced_cache(&["a", "b"]);
+        let (tx, _) = broadcast::channel(8);
+        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        assert_eq!(names(&ready_items(&mut triggers)), ["a", "b"]);
+
+        writer.apply_watcher_event(&watcher::Event::Apply(cert("c")));
+        tx.send(ObjectRef::from_obj(&cert("c"))).unwrap();
+        assert_eq!(names(&ready_items(&mut triggers)), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_change_to_a_certificate_gone_since_wakes_nothing() {
+        let (store, _writer) = synced_cache(&["a"]);
+        let (tx, _) = broadcast::channel(8);
+        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        ready_items(&mut triggers);
+        tx.send(ObjectRef::from_obj(&cert("deleted"))).unwrap();
+        assert!(ready_items(&mut triggers).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_term_that_falls_behind_wakes_every_certificate() {
+        let (store, _writer) = synced_cache(&["a", "b", "c"]);
+        let (tx, _) = broadcast::channel(2);
+        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        ready_items(&mut triggers);
+        for _ in 0..5 {
+            tx.send(ObjectRef::from_obj(&cert("a"))).unwrap();
+        }
+        // Lagged: all three, then the two changes still buffered.
+        let woken = names(&ready_items(&mut triggers));
+        assert_eq!(woken, ["a", "a", "a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_woken_before_the_cache_has_synced() {
+        let (store, mut writer) = reflector::store::<Certificate>();
+        let (tx, _) = broadcast::channel(8);
+        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        assert!(ready_items(&mut triggers).is_empty());
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(cert("a")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::task::yield_now().await;
+        assert_eq!(names(&ready_items(&mut triggers)), ["a"]);
+    }
 }
