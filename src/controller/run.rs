@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -214,9 +214,9 @@ fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
 /// its issuer from memory).
 struct Caches {
     certificates: Store<Certificate>,
-    /// Every Certificate the cache applies, by reference, for the reconciler of the current
-    /// leadership term (`certificate_triggers`).
-    certificate_changes: broadcast::Sender<ObjectRef<Certificate>>,
+    /// Every Certificate the cache applies, by reference, and whether it has synced, for the
+    /// reconciler of the current leadership term (`certificate_triggers`) and /readyz.
+    certificate_feed: CertificateFeed,
     issuers: Store<Issuer>,
     cluster_issuers: Store<ClusterIssuer>,
     /// The watches, until `stop` turns true.
@@ -226,15 +226,42 @@ struct Caches {
 /// Changes a reconciler may fall behind by before it is sent every Certificate instead.
 const CERTIFICATE_CHANGES_BUFFER: usize = 4096;
 
+/// What the shared Certificate cache tells its readers.
+///
+/// Readiness is a `tokio::sync::watch` of its own rather than the store's `wait_until_ready`:
+/// kube-runtime's store readiness (5.0) keeps only the waker of the last task that polled it, so
+/// with two waiters (the reconciler's runner and this feed, or /readyz) one is never woken: the
+/// Certificate reconciler then never started (found by the shim end-to-end test).
+#[derive(Clone)]
+struct CertificateFeed {
+    changes: broadcast::Sender<ObjectRef<Certificate>>,
+    synced: watch::Receiver<bool>,
+}
+
+impl CertificateFeed {
+    /// Whether the cache has completed its first list.
+    fn synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+}
+
 impl Caches {
     fn start(client: &Client, stop: watch::Receiver<bool>) -> Self {
         let (certificates, writer) = reflector::store::<Certificate>();
         let (certificate_changes, _) = broadcast::channel(CERTIFICATE_CHANGES_BUFFER);
+        let (synced_tx, synced) = watch::channel(false);
         let changes = certificate_changes.clone();
         let cert_cache = reflected(client, writer).for_each(move |event| {
-            if let Ok(watcher::Event::Apply(cert) | watcher::Event::InitApply(cert)) = &event {
-                // No receiver while this replica does not lead: nothing to wake.
-                let _ = changes.send(ObjectRef::from_obj(cert));
+            match &event {
+                Ok(watcher::Event::Apply(cert) | watcher::Event::InitApply(cert)) => {
+                    // No receiver while this replica does not lead: nothing to wake.
+                    let _ = changes.send(ObjectRef::from_obj(cert));
+                }
+                // The reflector has swapped in the full list by now.
+                Ok(watcher::Event::InitDone) => {
+                    synced_tx.send_replace(true);
+                }
+                _ => {}
             }
             futures::future::ready(())
         });
@@ -251,7 +278,10 @@ impl Caches {
         });
         Caches {
             certificates,
-            certificate_changes,
+            certificate_feed: CertificateFeed {
+                changes: certificate_changes,
+                synced,
+            },
             issuers,
             cluster_issuers,
             task,
@@ -265,16 +295,16 @@ impl Caches {
 /// receiver loses changes rather than stalling the cache the HTTP-01 server answers from.
 fn certificate_triggers(
     store: Store<Certificate>,
-    changes: broadcast::Receiver<ObjectRef<Certificate>>,
+    feed: &CertificateFeed,
 ) -> impl futures::Stream<Item = Arc<Certificate>> + Send + 'static {
+    // Subscribed now: changes from here on are not missed while waiting for the sync.
+    let changes = feed.changes.subscribe();
+    let mut synced_rx = feed.synced.clone();
     // `None`: every Certificate in the cache.
-    let synced = {
-        let store = store.clone();
-        futures::stream::once(async move {
-            let _ = store.wait_until_ready().await;
-            None
-        })
-    };
+    let synced = futures::stream::once(async move {
+        let _ = synced_rx.wait_for(|s| *s).await;
+        None
+    });
     let live = futures::stream::unfold(changes, |mut rx| async move {
         match rx.recv().await {
             Ok(changed) => Some((Some(changed), rx)),
@@ -304,7 +334,7 @@ async fn run_while_leading(
     client: Client,
     ctx: Ctx,
     lease_duration: Duration,
-    certificate_changes: &broadcast::Sender<ObjectRef<Certificate>>,
+    certificate_feed: &CertificateFeed,
     stop_rx: watch::Receiver<bool>,
 ) {
     let identity = std::env::var("POD_NAME")
@@ -336,7 +366,7 @@ async fn run_while_leading(
         let mut reconcilers = tokio::spawn(run_controllers(
             ctx.clone(),
             args.concurrency,
-            certificate_changes.subscribe(),
+            certificate_feed.clone(),
             lead_stop_rx,
         ));
         tokio::select! {
@@ -424,7 +454,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let metrics_task = tokio::spawn(crate::http_server::serve(
         metrics_listener,
-        metrics_router(metrics.clone(), store.clone(), http01_serving),
+        metrics_router(
+            metrics.clone(),
+            caches.certificate_feed.clone(),
+            http01_serving,
+        ),
         METRICS_MAX_CONNECTIONS,
         stopped(),
     ));
@@ -441,7 +475,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             client,
             ctx,
             lease_duration,
-            &caches.certificate_changes,
+            &caches.certificate_feed,
             stop_rx,
         )
         .await;
@@ -449,7 +483,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         run_controllers(
             ctx.clone(),
             args.concurrency,
-            caches.certificate_changes.subscribe(),
+            caches.certificate_feed.clone(),
             stop_rx.clone(),
         )
         .await;
@@ -480,7 +514,7 @@ const METRICS_MAX_CONNECTIONS: usize = 64;
 /// Certificate cache has synced, so a replica only takes HTTP-01 traffic when it can answer).
 fn metrics_router(
     metrics: Metrics,
-    store: Store<Certificate>,
+    certificates: CertificateFeed,
     http01_serving: Arc<std::sync::atomic::AtomicBool>,
 ) -> Router {
     let serving = move || http01_serving.load(std::sync::atomic::Ordering::Relaxed);
@@ -512,7 +546,7 @@ fn metrics_router(
         .route(
             "/readyz",
             get(move || {
-                let s = store.clone();
+                let synced = certificates.synced();
                 let up = serving_for_ready();
                 async move {
                     if !up {
@@ -520,7 +554,7 @@ fn metrics_router(
                             axum::http::StatusCode::SERVICE_UNAVAILABLE,
                             "HTTP-01 server stopped",
                         )
-                    } else if s.wait_until_ready().now_or_never().is_some() {
+                    } else if synced {
                         (axum::http::StatusCode::OK, "ok")
                     } else {
                         (
@@ -575,7 +609,7 @@ fn strip_unused_metadata<K: ResourceExt>(obj: &mut K) {
 async fn run_controllers(
     ctx: Ctx,
     concurrency: u16,
-    certificate_changes: broadcast::Receiver<ObjectRef<Certificate>>,
+    certificate_feed: CertificateFeed,
     stop: watch::Receiver<bool>,
 ) {
     let client = ctx.client.clone();
@@ -583,7 +617,7 @@ async fn run_controllers(
     let stopped = move || stopped_once(stop.clone());
     let store = ctx.certificates.clone();
     let cert_controller = Controller::for_shared_stream(
-        certificate_triggers(store.clone(), certificate_changes),
+        certificate_triggers(store.clone(), &certificate_feed),
         store.clone(),
     );
     // Secrets: only ours (by label), metadata only; map back to their Certificate.
@@ -733,15 +767,26 @@ mod tests {
         c
     }
 
-    /// A synced cache holding `names`, as the shared reflector leaves it.
-    fn synced_cache(names: &[&str]) -> (Store<Certificate>, reflector::store::Writer<Certificate>) {
+    /// A synced cache holding `names`, as the shared reflector leaves it, and its feed.
+    fn synced_cache(
+        names: &[&str],
+        buffer: usize,
+    ) -> (
+        Store<Certificate>,
+        reflector::store::Writer<Certificate>,
+        CertificateFeed,
+    ) {
         let (store, mut writer) = reflector::store::<Certificate>();
         writer.apply_watcher_event(&watcher::Event::Init);
         for name in names {
             writer.apply_watcher_event(&watcher::Event::InitApply(cert(name)));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        (store, writer)
+        let feed = CertificateFeed {
+            changes: broadcast::channel(buffer).0,
+            synced: watch::channel(true).1,
+        };
+        (store, writer, feed)
     }
 
     fn names(woken: &[Arc<Certificate>]) -> Vec<String> {
@@ -763,49 +808,94 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_term_wakes_every_certificate_then_each_change() {
-        let (store, mut writer) = synced_cache(&["a", "b"]);
-        let (tx, _) = broadcast::channel(8);
-        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        let (store, mut writer, feed) = synced_cache(&["a", "b"], 8);
+        let mut triggers = Box::pin(certificate_triggers(store, &feed));
         assert_eq!(names(&ready_items(&mut triggers)), ["a", "b"]);
 
         writer.apply_watcher_event(&watcher::Event::Apply(cert("c")));
-        tx.send(ObjectRef::from_obj(&cert("c"))).unwrap();
+        feed.changes.send(ObjectRef::from_obj(&cert("c"))).unwrap();
         assert_eq!(names(&ready_items(&mut triggers)), ["c"]);
     }
 
     #[tokio::test]
     async fn a_change_to_a_certificate_gone_since_wakes_nothing() {
-        let (store, _writer) = synced_cache(&["a"]);
-        let (tx, _) = broadcast::channel(8);
-        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        let (store, _writer, feed) = synced_cache(&["a"], 8);
+        let mut triggers = Box::pin(certificate_triggers(store, &feed));
         ready_items(&mut triggers);
-        tx.send(ObjectRef::from_obj(&cert("deleted"))).unwrap();
+        feed.changes
+            .send(ObjectRef::from_obj(&cert("deleted")))
+            .unwrap();
         assert!(ready_items(&mut triggers).is_empty());
     }
 
     #[tokio::test]
     async fn a_term_that_falls_behind_wakes_every_certificate() {
-        let (store, _writer) = synced_cache(&["a", "b", "c"]);
-        let (tx, _) = broadcast::channel(2);
-        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        let (store, _writer, feed) = synced_cache(&["a", "b", "c"], 2);
+        let mut triggers = Box::pin(certificate_triggers(store, &feed));
         ready_items(&mut triggers);
         for _ in 0..5 {
-            tx.send(ObjectRef::from_obj(&cert("a"))).unwrap();
+            feed.changes.send(ObjectRef::from_obj(&cert("a"))).unwrap();
         }
         // Lagged: all three, then the two changes still buffered.
         let woken = names(&ready_items(&mut triggers));
         assert_eq!(woken, ["a", "a", "a", "b", "c"]);
     }
 
+    /// The sync must wake the trigger stream by itself, while other tasks wait on the store's
+    /// own readiness (kube's runner does): the stream is driven by a task and only woken, never
+    /// polled by hand after the sync.
+    #[tokio::test]
+    async fn the_sync_wakes_the_reconciler_while_others_wait_on_the_store() {
+        let (store, mut writer) = reflector::store::<Certificate>();
+        let (synced_tx, synced) = watch::channel(false);
+        let feed = CertificateFeed {
+            changes: broadcast::channel(8).0,
+            synced,
+        };
+        let (woken_tx, mut woken_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut triggers = Box::pin(certificate_triggers(store.clone(), &feed));
+        let driver = tokio::spawn(async move {
+            while let Some(c) = triggers.next().await {
+                let _ = woken_tx.send(c.name_any());
+            }
+        });
+        // Two more waiters on the store's readiness, registered after the stream's.
+        let other_waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.wait_until_ready().await.is_ok() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(woken_rx.try_recv().is_err(), "nothing before the sync");
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(cert("a")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        synced_tx.send_replace(true);
+        let first = tokio::time::timeout(Duration::from_secs(5), woken_rx.recv())
+            .await
+            .expect("the reconciler is woken after the sync");
+        assert_eq!(first.as_deref(), Some("a"));
+        driver.abort();
+        for w in other_waiters {
+            w.abort();
+        }
+    }
+
     #[tokio::test]
     async fn nothing_is_woken_before_the_cache_has_synced() {
         let (store, mut writer) = reflector::store::<Certificate>();
-        let (tx, _) = broadcast::channel(8);
-        let mut triggers = Box::pin(certificate_triggers(store, tx.subscribe()));
+        let (synced_tx, synced) = watch::channel(false);
+        let feed = CertificateFeed {
+            changes: broadcast::channel(8).0,
+            synced,
+        };
+        let mut triggers = Box::pin(certificate_triggers(store, &feed));
         assert!(ready_items(&mut triggers).is_empty());
         writer.apply_watcher_event(&watcher::Event::Init);
         writer.apply_watcher_event(&watcher::Event::InitApply(cert("a")));
         writer.apply_watcher_event(&watcher::Event::InitDone);
+        synced_tx.send_replace(true);
         tokio::task::yield_now().await;
         assert_eq!(names(&ready_items(&mut triggers)), ["a"]);
     }
