@@ -16,5 +16,6 @@ pub mod outbound;
 pub mod pki;
 pub mod retry;
 pub mod secret;
+pub mod shim;
 pub mod solver;
 pub mod tls;

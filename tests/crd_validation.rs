@@ -393,6 +393,15 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
             "http01.ingress may set at most one of: ingressClassName, class",
         ),
         (
+            "edit-in-place Ingress that is no object name",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"http01": {"ingress": {"name": "My_Ingress"}}}]),
+            ),
+            "http01.ingress.name must be a valid Kubernetes object name",
+        ),
+        (
             "self-check delay without Delay mode",
             with(
                 issuer("Issuer"),

@@ -289,6 +289,15 @@ pub struct Http01Ingress {
     /// Type of the temporary Service: `ClusterIP` (default) or `NodePort`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_type: Option<ServiceType>,
+    /// Edit this existing Ingress of the Certificate's namespace instead of creating a temporary
+    /// one: the challenge path is added to it as a rule, and removed when the order ends. For
+    /// ingress controllers that give every Ingress its own address (cert-manager's field; its
+    /// `http01-edit-in-place` annotation sets it through the ingress-shim). `ingressClassName`
+    /// and `class` are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = v::object_name_rule("http01.ingress.name"))]
+    pub name: Option<String>,
 }
 
 /// Kubernetes Service types usable behind a challenge route.

@@ -138,6 +138,12 @@ pub enum PresentError {
          http01.ingress"
     )]
     GatewayApiMissing { api: &'static str },
+    /// `http01.ingress.name` names an Ingress that is not there.
+    #[error(
+        "the solver edits Ingress {namespace}/{name} in place (http01.ingress.name), but it does \
+         not exist"
+    )]
+    EditedIngressMissing { namespace: String, name: String },
     #[error(transparent)]
     Kube(#[from] Error),
 }
@@ -201,13 +207,18 @@ pub async fn present(
             }
         }
     }
+    let edited_ingress = solver.ingress.as_ref().and_then(|i| i.name.as_deref());
+    let mut service = route.service(service_type, &backends);
+    if let Some(target) = edited_ingress {
+        // Before the edit, so clean-up knows which Ingress to restore (write-ahead).
+        service.metadata.annotations = Some(std::collections::BTreeMap::from([(
+            routing::ANN_EDITED_INGRESS.to_string(),
+            target.to_string(),
+        )]));
+    }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     services
-        .patch(
-            &name,
-            &pp,
-            &Patch::Apply(&apply_body(&route.service(service_type, &backends))),
-        )
+        .patch(&name, &pp, &Patch::Apply(&apply_body(&service)))
         .await
         .context(|| format!("creating Service {ns}/{name}"))?;
     let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
@@ -219,7 +230,9 @@ pub async fn present(
         )
         .await
         .context(|| format!("creating EndpointSlice {ns}/{name}"))?;
-    if let Some(ingress) = &solver.ingress {
+    if let Some(target) = edited_ingress {
+        add_rule_in_place(ctx, ns, target, route).await?;
+    } else if let Some(ingress) = &solver.ingress {
         let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
         ingresses
             .patch(
@@ -231,6 +244,81 @@ pub async fn present(
             .context(|| format!("creating Ingress {ns}/{name}"))?;
     }
     ctx.http01_clocks.start(route.token);
+    Ok(())
+}
+
+/// Adds the challenge's rule to the existing Ingress `target` (`http01.ingress.name`), unless it
+/// is there already. A merge patch of the rules guarded by the resourceVersion read, so a
+/// concurrent edit (the user's, or another challenge's) is never overwritten: it is a 409, and
+/// the next reconcile reads again.
+async fn add_rule_in_place(
+    ctx: &Ctx,
+    ns: &str,
+    target: &str,
+    route: &Route<'_>,
+) -> Result<(), PresentError> {
+    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+    let ingress = match api.get_opt(target).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(PresentError::EditedIngressMissing {
+                namespace: ns.to_string(),
+                name: target.to_string(),
+            });
+        }
+        Err(e) => return Err(e).context(|| format!("reading Ingress {ns}/{target}"))?,
+    };
+    let mut rules = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.clone())
+        .unwrap_or_default();
+    let rule = route.ingress_rule();
+    if rules.contains(&rule) {
+        return Ok(());
+    }
+    rules.push(rule);
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": ingress.resource_version()},
+        "spec": {"rules": rules},
+    });
+    api.patch(target, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .context(|| format!("adding the challenge rule to Ingress {ns}/{target}"))?;
+    Ok(())
+}
+
+/// Removes from an Ingress edited in place the rules routed to `services` (the challenge
+/// Services of one Certificate). Gone already, or no such rule: nothing to do.
+async fn remove_rules_in_place(
+    ctx: &Ctx,
+    ns: &str,
+    target: &str,
+    services: &[String],
+) -> Result<(), Error> {
+    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(ingress) = api
+        .get_opt(target)
+        .await
+        .context(|| format!("reading Ingress {ns}/{target}"))?
+    else {
+        return Ok(());
+    };
+    let rules = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.clone())
+        .unwrap_or_default();
+    let Some(kept) = routing::rules_without(&rules, services) else {
+        return Ok(());
+    };
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": ingress.resource_version()},
+        "spec": {"rules": if kept.is_empty() { serde_json::Value::Null } else { serde_json::json!(kept) }},
+    });
+    api.patch(target, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .context(|| format!("removing the challenge rules from Ingress {ns}/{target}"))?;
     Ok(())
 }
 
@@ -479,6 +567,7 @@ pub async fn cleanup(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
         labels::SOLVER
     );
     let lp = ListParams::default().labels(&selector);
+    restore_edited_ingresses(ctx, &ns, &lp).await?;
     delete_listed(&Api::<Ingress>::namespaced(ctx.client.clone(), &ns), &lp).await?;
     delete_listed(
         &Api::<EndpointSlice>::namespaced(ctx.client.clone(), &ns),
@@ -517,6 +606,30 @@ pub async fn cleanup(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
         if let Some(token) = &authz.token {
             ctx.http01_clocks.forget(token);
         }
+    }
+    Ok(())
+}
+
+/// Takes the challenge rules out of the Ingresses edited in place for the Services `lp` lists
+/// (their [`routing::ANN_EDITED_INGRESS`] annotation names the Ingress). Before the Services go:
+/// the annotation is the only record of the edit.
+async fn restore_edited_ingresses(ctx: &Ctx, ns: &str, lp: &ListParams) -> Result<(), Error> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let mut by_ingress: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for s in services
+        .list_metadata(lp)
+        .await
+        .context(|| format!("listing solver Services in {ns}"))?
+    {
+        if let Some(target) = s.annotations().get(routing::ANN_EDITED_INGRESS) {
+            by_ingress
+                .entry(target.clone())
+                .or_default()
+                .push(s.name_any());
+        }
+    }
+    for (target, names) in by_ingress {
+        remove_rules_in_place(ctx, ns, &target, &names).await?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod order_handles;
 pub mod renewal_info;
 pub mod revocation;
 pub mod run;
+pub mod shim;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub struct Settings {
     pub cluster_issuer_ambient_credentials: bool,
     /// ARI: bounds on how often a certificate's renewal window is fetched again.
     pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
+    /// ingress-shim and gateway-shim.
+    pub shims: shim::ShimConfig,
 }
 
 /// Shared state of all reconcilers.
@@ -139,6 +142,19 @@ impl Context {
         action: &str,
         note: String,
     ) {
+        self.event_on(&obj.object_ref(&()), warning, reason, action, note)
+            .await;
+    }
+
+    /// Publishes an Event on the object `reference` names (see [`Context::event`]).
+    pub async fn event_on(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -150,7 +166,7 @@ impl Context {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(err) = self.recorder.publish(&event, reference).await {
             tracing::warn!(%err, reason, "publishing an Event failed");
         }
     }

@@ -108,6 +108,22 @@ pub struct ControllerArgs {
     /// credentials.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub cluster_issuer_ambient_credentials: bool,
+    /// ingress-shim: an Ingress annotated with an issuer (`ferrocert.dev/cluster-issuer`,
+    /// `cert-manager.io/cluster-issuer`, ...) gets a Certificate per `spec.tls` Secret.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ingress_shim: bool,
+    /// gateway-shim: the same for Gateway API Gateways (HTTPS/TLS listeners that terminate TLS).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub gateway_shim: bool,
+    /// The annotation prefixes the shims honour (comma-separated): `ferrocert.dev` and
+    /// `cert-manager.io` (which includes `acme.cert-manager.io`). Leave out `cert-manager.io`
+    /// while cert-manager still runs in the cluster.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ferrocert.dev,cert-manager.io"
+    )]
+    pub shim_annotation_prefixes: Vec<String>,
     /// Elect a leader on a Lease: only the holder reconciles; every replica serves HTTP-01 tokens
     /// and metrics.
     #[arg(long)]
@@ -204,6 +220,12 @@ fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
         ari_recheck: RecheckBounds {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
+        },
+        shims: super::shim::ShimConfig {
+            ingress: args.ingress_shim,
+            gateway: args.gateway_shim,
+            prefixes: crate::shim::Prefixes::parse(&args.shim_annotation_prefixes)
+                .map_err(anyhow::Error::msg)?,
         },
     })
 }
@@ -702,8 +724,17 @@ async fn run_controllers(
         ctx.clone(),
     )
     .for_each(|_| async {});
+    let ingress_shim = super::shim::run_ingress_shim(ctx.clone(), stop_for_mirror.clone());
+    let gateway_shim = super::shim::run_gateway_shim(ctx.clone(), stop_for_mirror.clone());
     let mirror = super::http01::mirror_backends(ctx.clone(), stop_for_mirror);
-    tokio::join!(cert_task, issuer_task, cluster_issuer_task, mirror);
+    tokio::join!(
+        cert_task,
+        issuer_task,
+        cluster_issuer_task,
+        mirror,
+        ingress_shim,
+        gateway_shim
+    );
 }
 
 /// The Certificates that use an issuer.

@@ -89,6 +89,28 @@ fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}"))
 }
 
+/// The HTTP-01 solver as a Certificate uses it (pure). `ingress_class`: its temporary Ingress
+/// takes that class instead of the solver's. `edit_in_place`: the challenge rule goes into that
+/// existing Ingress instead (`http01.ingress.name`). Both come from the ingress-shim (see
+/// [`crate::shim::solver_for`]). A solver without an Ingress (an HTTPRoute) is unchanged.
+pub fn with_ingress_overrides(
+    solver: &crate::api::Http01Solver,
+    ingress_class: Option<&str>,
+    edit_in_place: Option<&str>,
+) -> crate::api::Http01Solver {
+    let mut solver = solver.clone();
+    if let Some(ingress) = solver.ingress.as_mut() {
+        if let Some(class) = ingress_class {
+            ingress.ingress_class_name = Some(class.to_string());
+            ingress.class = None;
+        }
+        if let Some(name) = edit_in_place {
+            ingress.name = Some(name.to_string());
+        }
+    }
+    solver
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +263,30 @@ mod tests {
         assert_eq!(which(&solvers, ip, &BTreeMap::new()), Some(1));
         let exact_wild = vec![http(None), dns(names(&["*.example.test"]), "a")];
         assert_eq!(which(&exact_wild, wild, &BTreeMap::new()), Some(1));
+    }
+
+    #[test]
+    fn a_certificate_ingress_class_overrides_the_solvers() {
+        use crate::api::Http01Solver;
+        use crate::api::issuer::Http01Ingress;
+        let solver = Http01Solver {
+            ingress: Some(Http01Ingress {
+                class: Some("legacy".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let s = with_ingress_overrides(&solver, Some("nginx"), None);
+        let ing = s.ingress.unwrap();
+        assert_eq!(ing.ingress_class_name.as_deref(), Some("nginx"));
+        assert!(ing.class.is_none() && ing.name.is_none());
+        assert_eq!(with_ingress_overrides(&solver, None, None), solver);
+        let s = with_ingress_overrides(&solver, None, Some("web"));
+        assert_eq!(s.ingress.unwrap().name.as_deref(), Some("web"));
+        let route_only = Http01Solver::default();
+        assert_eq!(
+            with_ingress_overrides(&route_only, Some("nginx"), Some("web")),
+            route_only
+        );
     }
 }

@@ -330,6 +330,12 @@ global:
 entryPoints:
   web:
     address: "$traefik_web"
+  # TLS on every router of this entry point; the certificate is picked by SNI from the Secrets
+  # the Ingresses' tls sections and the Gateways' HTTPS listeners name.
+  websecure:
+    address: "127.0.0.1:$HTTPS_PORT"
+    http:
+      tls: {}
   traefik:
     address: "127.0.0.1:$TRAEFIK_PING_PORT"
 ping: {}
@@ -390,6 +396,7 @@ export PEBBLE_EAB_MANAGEMENT=https://localhost:$PEBBLE_EAB_MGMT_PORT
 export PEBBLE_EAB_KID=$EAB_KID
 export PEBBLE_EAB_HMAC=$EAB_HMAC
 export HTTP01_PORT=$HTTP01_PORT
+export HTTPS_PORT=$HTTPS_PORT
 export DNS_SERVER=127.0.0.1:$DNS_PORT
 export TEST_ZONE=$TEST_ZONE
 export TEST_ZONE2=$TEST_ZONE2

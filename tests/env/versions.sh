@@ -31,6 +31,9 @@ PEBBLE_EAB_MGMT_PORT=${PEBBLE_EAB_MGMT_PORT:-15001}
 # Pebble validates HTTP-01 on this port of 127.0.0.1 (every test name resolves there); Traefik's
 # `web` entry point listens on it and routes challenges to the controller's HTTP-01 Service.
 HTTP01_PORT=${HTTP01_PORT:-5002}
+# Traefik's `websecure` entry point (TLS, 127.0.0.1 only): serves the certificates the shims'
+# Certificates put in the Secrets that Ingresses and Gateways name.
+HTTPS_PORT=${HTTPS_PORT:-5443}
 # Traefik's ping entry point (readiness only).
 TRAEFIK_PING_PORT=${TRAEFIK_PING_PORT:-18082}
 # The controller processes under test serve HTTP-01 on these local addresses (added to `lo` by

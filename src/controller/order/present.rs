@@ -293,7 +293,8 @@ async fn step_authorization(
                     "the solver chosen for {identifier} has neither http01 nor dns01"
                 )));
             };
-            step_http01(round, authz, entry, was.as_ref(), &bare, http01).await
+            let http01 = crate::shim::solver_for(http01, cert);
+            step_http01(round, authz, entry, was.as_ref(), &bare, &http01).await
         }
         other => {
             entry.state = Some(authz_state(other));
@@ -635,7 +636,10 @@ async fn step_http01(
                 entry.error = Some(PresentError::NoBackends(why).to_string());
                 Ok(AuthzStep::waking(entry, Duration::from_secs(2)))
             }
-            Err(e @ PresentError::GatewayApiMissing { .. }) => Ok(AuthzStep::failed(e.to_string())),
+            Err(
+                e @ (PresentError::GatewayApiMissing { .. }
+                | PresentError::EditedIngressMissing { .. }),
+            ) => Ok(AuthzStep::failed(e.to_string())),
             Err(PresentError::Kube(e)) => Err(e),
         },
         other => Ok(recorded_as_found(entry, other, &authz.challenges)),

@@ -149,30 +149,35 @@ impl Route<'_> {
             metadata: meta,
             spec: Some(IngressSpec {
                 ingress_class_name: solver.ingress_class_name.clone(),
-                rules: Some(vec![IngressRule {
-                    // An Ingress host cannot be an IP address; for an IP identifier the rule matches
-                    // any host, which is still only this challenge's unguessable token path.
-                    host: self.hostname().map(str::to_string),
-                    http: Some(HTTPIngressRuleValue {
-                        paths: vec![HTTPIngressPath {
-                            path: Some(challenge_path(self.token)),
-                            path_type: "Exact".to_string(),
-                            backend: IngressBackend {
-                                service: Some(IngressServiceBackend {
-                                    name: self.object_name(),
-                                    port: Some(ServiceBackendPort {
-                                        number: Some(80),
-                                        ..ServiceBackendPort::default()
-                                    }),
-                                }),
-                                ..IngressBackend::default()
-                            },
-                        }],
-                    }),
-                }]),
+                rules: Some(vec![self.ingress_rule()]),
                 ..IngressSpec::default()
             }),
             ..Ingress::default()
+        }
+    }
+
+    /// The Ingress rule for exactly this host and challenge path, to the challenge's Service.
+    pub fn ingress_rule(&self) -> IngressRule {
+        IngressRule {
+            // An Ingress host cannot be an IP address; for an IP identifier the rule matches
+            // any host, which is still only this challenge's unguessable token path.
+            host: self.hostname().map(str::to_string),
+            http: Some(HTTPIngressRuleValue {
+                paths: vec![HTTPIngressPath {
+                    path: Some(challenge_path(self.token)),
+                    path_type: "Exact".to_string(),
+                    backend: IngressBackend {
+                        service: Some(IngressServiceBackend {
+                            name: self.object_name(),
+                            port: Some(ServiceBackendPort {
+                                number: Some(80),
+                                ..ServiceBackendPort::default()
+                            }),
+                        }),
+                        ..IngressBackend::default()
+                    },
+                }],
+            }),
         }
     }
 
@@ -228,6 +233,36 @@ pub fn endpoints(backends: &Http01Backends) -> Vec<Endpoint> {
             ..Endpoint::default()
         })
         .collect()
+}
+
+/// Annotation on a challenge's Service when its route is a rule added to an existing Ingress
+/// (`http01.ingress.name`): that Ingress's name. Written with the Service, before the Ingress is
+/// edited, so clean-up (which lists the Services) always knows which Ingress to restore.
+pub const ANN_EDITED_INGRESS: &str = "ferrocert.dev/http01-edited-ingress";
+
+/// Whether an Ingress rule routes only to the challenge Services named in `services`: one of the
+/// rules an edit-in-place added.
+fn is_challenge_rule_of(rule: &IngressRule, services: &[String]) -> bool {
+    rule.http.as_ref().is_some_and(|h| {
+        !h.paths.is_empty()
+            && h.paths.iter().all(|p| {
+                p.backend
+                    .service
+                    .as_ref()
+                    .is_some_and(|s| services.contains(&s.name))
+            })
+    })
+}
+
+/// The rules of an edited Ingress without the ones added for `services`; `None` when it has none
+/// of them (nothing to write).
+pub fn rules_without(rules: &[IngressRule], services: &[String]) -> Option<Vec<IngressRule>> {
+    let kept: Vec<IngressRule> = rules
+        .iter()
+        .filter(|r| !is_challenge_rule_of(r, services))
+        .cloned()
+        .collect();
+    (kept.len() != rules.len()).then_some(kept)
 }
 
 #[cfg(test)]
@@ -392,5 +427,34 @@ mod tests {
             object_name("web", "www.example.test", "tok124")
         );
         assert!(route().object_name().len() <= 63);
+    }
+
+    #[test]
+    fn edit_in_place_rules_are_added_and_removed_exactly() {
+        let r = route();
+        let user_rule = IngressRule {
+            host: Some("app.example.com".into()),
+            http: Some(HTTPIngressRuleValue {
+                paths: vec![HTTPIngressPath {
+                    path: Some("/".into()),
+                    path_type: "Prefix".into(),
+                    backend: IngressBackend {
+                        service: Some(IngressServiceBackend {
+                            name: "app".into(),
+                            port: None,
+                        }),
+                        ..IngressBackend::default()
+                    },
+                }],
+            }),
+        };
+        let ours = r.ingress_rule();
+        let rules = vec![user_rule.clone(), ours];
+        assert_eq!(
+            rules_without(&rules, &[r.object_name()]),
+            Some(vec![user_rule.clone()])
+        );
+        assert_eq!(rules_without(&rules, &["other".into()]), None);
+        assert_eq!(rules_without(&[user_rule], &[r.object_name()]), None);
     }
 }
