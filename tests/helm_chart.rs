@@ -567,6 +567,9 @@ fn helm_install_creates_every_object_and_uninstall_keeps_the_crds() {
         format!("--cluster-resource-namespace={ns}"),
         format!("--http01-service={ns}/{full}-http01"),
         "--log-format=text".to_string(),
+        "--ingress-shim=true".to_string(),
+        "--gateway-shim=true".to_string(),
+        "--shim-annotation-prefixes=ferrocert.dev,cert-manager.io".to_string(),
         "--leader-elect".to_string(),
         format!("--lease-namespace={ns}"),
         format!("--lease-name={full}"),
@@ -725,7 +728,11 @@ fn service_account_has_exactly_the_listed_rights() {
     let release = Release::install(&["--set", "crds.install=false"]);
     let sa = release.service_account();
     let cluster_wide = [
-        ("certificates.ferrocert.dev", "get list watch patch"),
+        // Create and delete for the shims' Certificates.
+        (
+            "certificates.ferrocert.dev",
+            "get list watch patch create delete",
+        ),
         ("issuers.ferrocert.dev", "get list watch patch"),
         ("clusterissuers.ferrocert.dev", "get list watch patch"),
         ("certificates.ferrocert.dev/status", "get patch"),
@@ -738,11 +745,16 @@ fn service_account_has_exactly_the_listed_rights() {
             "endpointslices.discovery.k8s.io",
             "list create patch delete",
         ),
-        ("ingresses.networking.k8s.io", "list create patch delete"),
+        (
+            "ingresses.networking.k8s.io",
+            "list create patch delete watch",
+        ),
         (
             "httproutes.gateway.networking.k8s.io",
             "get list create patch delete",
         ),
+        ("gateways.gateway.networking.k8s.io", "get list watch"),
+        ("certificates.cert-manager.io", "list"),
         ("events.events.k8s.io", "create patch"),
     ];
     let mut in_release_ns = cluster_wide.to_vec();
@@ -781,7 +793,10 @@ fn service_account_has_exactly_the_listed_rights() {
         ("get", "services", "default"),
         ("create", "events", "default"),
         ("list", "nodes", "default"),
-        ("delete", "certificates.ferrocert.dev", "default"),
+        ("delete", "issuers.ferrocert.dev", "default"),
+        ("get", "certificates.cert-manager.io", "default"),
+        ("patch", "gateways.gateway.networking.k8s.io", "default"),
+        ("update", "ingresses.networking.k8s.io", "default"),
     ] {
         let out = kubectl(
             &[
@@ -794,6 +809,40 @@ fn service_account_has_exactly_the_listed_rights() {
             "no",
             "{sa} may {verb} {resource} in {namespace}"
         );
+    }
+
+    // With both shims off, the rights they need are not granted.
+    let no_shims = helm_ok(&[
+        "template",
+        "x",
+        CHART,
+        "--show-only",
+        "templates/rbac.yaml",
+        "--set",
+        "controller.ingressShim=false",
+        "--set",
+        "controller.gatewayShim=false",
+    ]);
+    for doc in documents(&no_shims) {
+        for rule in doc["rules"].as_array().into_iter().flatten() {
+            let has = |field: &str, v: &str| {
+                rule[field]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(v)))
+            };
+            assert!(
+                !(has("resources", "certificates") && has("verbs", "delete")),
+                "without the shims no Certificate may be deleted: {rule}"
+            );
+            assert!(
+                !has("resources", "gateways") && !has("apiGroups", "cert-manager.io"),
+                "without the shims: {rule}"
+            );
+            assert!(
+                !(has("resources", "ingresses") && has("verbs", "watch")),
+                "without the shims no Ingress watch: {rule}"
+            );
+        }
     }
 
     // And the rendered rules name no `*`.

@@ -404,3 +404,64 @@ async fn edit_in_place_adds_the_challenge_to_the_users_ingress_and_takes_it_out_
     watch.abort();
     assert_eq!(curl_through_traefik(&host).await, "edited in place");
 }
+
+#[tokio::test]
+async fn a_secret_that_a_cert_manager_certificate_writes_is_left_to_cert_manager() {
+    let issuer = cluster_issuer("yield").await;
+    let crd = common::repo_root().join("tests/data/cert-manager-certificate-crd.yaml");
+    kubectl_ok(
+        &["apply", "--server-side", "-f", common::path_str(&crd)],
+        None,
+    );
+    kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/certificates.cert-manager.io",
+        ],
+        None,
+    );
+    let ns = fresh_namespace("shim-yield");
+    let zone = env_var("TEST_ZONE");
+    let (old, new) = (format!("old.{ns}.{zone}"), format!("new.{ns}.{zone}"));
+    apply(
+        &ns,
+        &json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "legacy"},
+            "spec": {"secretName": "old-tls", "dnsNames": [old],
+                     "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}
+        }),
+    );
+    let mut ing = ingress(
+        "mixed",
+        json!({"ferrocert.dev/cluster-issuer": issuer}),
+        &[&old],
+        "old-tls",
+    );
+    ing["spec"]["tls"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"hosts": [new], "secretName": "new-tls"}));
+    apply(&ns, &ing);
+
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    // The entry cert-manager does not manage gets its Certificate...
+    wait_cert_ready(&certs, "new-tls", 1).await;
+    // ...the other one an Event saying why it got none.
+    let notes = wait_for(
+        "a ManagedByCertManager Event on the Ingress",
+        Duration::from_secs(30),
+        || async {
+            let notes = event_fields(&ns, "mixed", "ManagedByCertManager", "{.message}");
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert!(
+        notes[0].contains("old-tls") && notes[0].contains("legacy"),
+        "{notes:?}"
+    );
+    assert!(certs.get_opt("old-tls").await.unwrap().is_none());
+}
