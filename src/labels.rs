@@ -26,6 +26,9 @@ pub const ANN_RENEW_REQUESTED: &str = "ferrocert.dev/renew-requested";
 pub const ANN_REVOKE_REQUESTED: &str = "ferrocert.dev/revoke-requested";
 /// The RFC 5280 reason for [`ANN_REVOKE_REQUESTED`] (`keyCompromise`, `superseded`, ...).
 pub const ANN_REVOKE_REASON: &str = "ferrocert.dev/revoke-reason";
+/// On the TLS Secret: the serial (hex) of a certificate ferrocert adopted rather than issued
+/// (it keeps the issuer annotations off, so nothing reads it as this issuer's: no revocation).
+pub const ANN_ADOPTED_SERIAL: &str = "ferrocert.dev/adopted-serial";
 /// On the TLS Secret: the renew request id that issuance satisfied.
 pub const ANN_RENEW_HANDLED: &str = "ferrocert.dev/renew-handled";
 

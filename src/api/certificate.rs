@@ -122,6 +122,14 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub profile: Option<String>,
+
+    /// What to do with a valid certificate in the Secret that ferrocert did not issue (from
+    /// cert-manager, or handed over with the `ferrocert.dev/certificate-name` annotation).
+    /// `false` (default): adopt it while it satisfies the spec, and renew it on schedule with
+    /// this issuer. `true`: issue a new one now. A certificate ferrocert issued through another of
+    /// its issuers (`issuerRef` changed) is re-issued either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissue_on_issuer_change: Option<bool>,
 }
 
 /// The private key to generate for the certificate.
@@ -247,6 +255,9 @@ pub struct CertificateStatus {
     /// The CA's renewal window for the current certificate (ACME Renewal Information).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_info: Option<RenewalInfoStatus>,
+    /// The certificate in the Secret when ferrocert adopted it instead of issuing one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<AdoptedStatus>,
     /// The last revocation of a certificate of this Certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation: Option<RevocationStatus>,
@@ -277,6 +288,24 @@ pub struct RenewalInfoStatus {
     /// Why the last fetch failed; renewal then uses the spec's time (`renewBefore` etc.).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A certificate ferrocert found in the Secret and kept (see `reissueOnIssuerChange`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptedStatus {
+    /// Serial number (hex) of the adopted certificate.
+    pub serial: String,
+    /// Its issuer's Common Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The issuer named by the Secret's own annotations (e.g. cert-manager's
+    /// `cert-manager.io/issuer-name`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_issuer_ref: Option<String>,
+    /// When it was adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_at: Option<Time>,
 }
 
 /// A revocation: requested with `ferrocert revoke`, or on deletion with `revokeOnDelete`.

@@ -10,8 +10,8 @@ pub mod issuer;
 pub mod validation;
 
 pub use certificate::{
-    Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState, IssuerKind,
-    IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
+    AdoptedStatus, Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState,
+    IssuerKind, IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
     PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus, RotationPolicy,
     SecretTemplate,
 };

@@ -84,8 +84,28 @@ pub enum Verdict {
         key_encoding_only: Option<Mismatch>,
         /// The leaf's DER, for ARI.
         leaf_der: Vec<u8>,
+        /// Set when the certificate is not ferrocert's and is to be adopted now.
+        adopt: Option<Adoption>,
     },
     Issue(IssueReason),
+}
+
+/// A certificate ferrocert did not issue, found valid for the spec: kept and renewed on schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adoption {
+    pub serial_hex: String,
+    pub issuer_cn: Option<String>,
+    /// The issuer the Secret's own annotations name (cert-manager's), as `Kind name`.
+    pub previous_issuer_ref: Option<String>,
+}
+
+/// The issuer cert-manager's annotations on a Secret name, as `Kind name`.
+fn cert_manager_issuer(annotations: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let name = annotations.get("cert-manager.io/issuer-name")?;
+    let kind = annotations
+        .get("cert-manager.io/issuer-kind")
+        .map_or("Issuer", String::as_str);
+    Some(format!("{kind} {name} (cert-manager)"))
 }
 
 /// Decides, from the Secret alone, whether to issue. Pure.
@@ -137,13 +157,40 @@ pub fn evaluate(
     let wanted_kind = secret::kind_str(issuer_kind);
     let issuer_name = annotations.get(labels::ANN_ISSUER_NAME).map(String::as_str);
     let issuer_kind_ann = annotations.get(labels::ANN_ISSUER_KIND).map(String::as_str);
-    if issuer_name != Some(spec.issuer_ref.name.as_str()) || issuer_kind_ann != Some(wanted_kind) {
-        return Verdict::Issue(IssueReason::IssuerChanged(format!(
-            "the certificate was issued by {} {}, the spec names {wanted_kind} {}",
-            issuer_kind_ann.unwrap_or("an unknown issuer"),
-            issuer_name.unwrap_or(""),
-            spec.issuer_ref.name
-        )));
+    let issued_here =
+        issuer_name == Some(spec.issuer_ref.name.as_str()) && issuer_kind_ann == Some(wanted_kind);
+    let adopted_already =
+        annotations.get(labels::ANN_ADOPTED_SERIAL) == Some(&chain.leaf.serial_hex);
+    let mut adopt = None;
+    if !issued_here && !adopted_already {
+        if issuer_name.is_some() || issuer_kind_ann.is_some() {
+            // ferrocert issued it through another of its issuers: the spec was changed to switch.
+            return Verdict::Issue(IssueReason::IssuerChanged(format!(
+                "the certificate was issued by {} {}, the spec names {wanted_kind} {}",
+                issuer_kind_ann.unwrap_or("an unknown issuer"),
+                issuer_name.unwrap_or(""),
+                spec.issuer_ref.name
+            )));
+        }
+        if spec.reissue_on_issuer_change == Some(true) {
+            return Verdict::Issue(IssueReason::IssuerChanged(format!(
+                "the certificate in Secret {} was not issued by ferrocert and \
+                 reissueOnIssuerChange is set",
+                spec.secret_name
+            )));
+        }
+        if let Err(why) = pki::chain_links(&chain) {
+            return Verdict::Issue(IssueReason::IssuerChanged(format!(
+                "the certificate in Secret {} was not issued by ferrocert and cannot be adopted: \
+                 {why}",
+                spec.secret_name
+            )));
+        }
+        adopt = Some(Adoption {
+            serial_hex: chain.leaf.serial_hex.clone(),
+            issuer_cn: chain.leaf.issuer_cn.clone(),
+            previous_issuer_ref: cert_manager_issuer(annotations),
+        });
     }
     if let Some(id) = cert.annotations().get(labels::ANN_RENEW_REQUESTED)
         && annotations.get(labels::ANN_RENEW_HANDLED) != Some(id)
@@ -164,6 +211,7 @@ pub fn evaluate(
         renewal,
         key_encoding_only,
         leaf_der: chain.certs_der.into_iter().next().unwrap_or_default(),
+        adopt,
     }
 }
 
@@ -224,6 +272,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             renewal: spec_renewal,
             key_encoding_only,
             leaf_der,
+            adopt,
         } => {
             let current = renewal_info::Current {
                 leaf_der: &leaf_der,
@@ -251,6 +300,36 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             }
             if let (Some(_), Some(secret)) = (key_encoding_only, secret.as_ref()) {
                 reencode_key(&ctx, &cert, secret).await?;
+            }
+            if let (Some(adoption), Some(secret)) = (adopt, secret.as_ref()) {
+                adopt_secret(&ctx, &cert, secret, &adoption).await?;
+                status.adopted = Some(crate::api::AdoptedStatus {
+                    serial: adoption.serial_hex.clone(),
+                    issuer: adoption.issuer_cn.clone(),
+                    previous_issuer_ref: adoption.previous_issuer_ref.clone(),
+                    adopted_at: Some(super::now()),
+                });
+                ctx.event(
+                    &cert,
+                    false,
+                    "Adopted",
+                    "Adopt",
+                    format!(
+                        "Adopted the certificate in Secret {} (serial {}, issued by {}{}), valid \
+                         until {not_after}; renewal at {renewal} with {} {}",
+                        cert.spec.secret_name,
+                        adoption.serial_hex,
+                        adoption.issuer_cn.as_deref().unwrap_or("an unnamed CA"),
+                        adoption
+                            .previous_issuer_ref
+                            .as_deref()
+                            .map(|p| format!(" for {p}"))
+                            .unwrap_or_default(),
+                        secret::kind_str(issuer.kind),
+                        cert.spec.issuer_ref.name
+                    ),
+                )
+                .await;
             }
             status.not_before = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 not_before,
@@ -607,6 +686,41 @@ async fn ensure_next_key(
 }
 
 /// Rewrites `tls.key` in the encoding the spec asks for (same key, no new certificate).
+/// Marks an adopted Secret as this Certificate's: the label the Secret watch selects and the
+/// annotations naming the Certificate and the adopted serial. Not the issuer annotations: the
+/// certificate was not issued by this issuer (so, for one, it is never revoked through it). A
+/// merge patch guarded by the resourceVersion read; cert-manager's own annotations stay.
+async fn adopt_secret(
+    ctx: &Ctx,
+    cert: &Certificate,
+    secret: &Secret,
+    adoption: &Adoption,
+) -> Result<(), Error> {
+    let ns = cert.namespace().unwrap_or_default();
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": secret.resource_version(),
+            "labels": {
+                labels::CERTIFICATE_NAME: labels::label_value(&cert.name_any()),
+                labels::SECRET_ROLE: "tls",
+            },
+            "annotations": {
+                labels::ANN_CERTIFICATE_NAME: cert.name_any(),
+                labels::ANN_ADOPTED_SERIAL: adoption.serial_hex,
+            },
+        }
+    });
+    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &cert.spec.secret_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .context(|| format!("marking Secret {ns}/{} as adopted", cert.spec.secret_name))?;
+    Ok(())
+}
+
 async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<(), Error> {
     let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
         return Ok(());
@@ -741,5 +855,136 @@ mod tests {
         );
         let issuing = conditions::find(&status.conditions, ISSUING).expect("Issuing condition");
         assert_eq!(issuing.reason, "Renewing");
+    }
+
+    mod adoption {
+        use super::*;
+        use crate::pki::test_support::{LeafOptions, TestCa, ts};
+        use k8s_openapi::ByteString;
+        use std::collections::BTreeMap;
+
+        /// A TLS Secret holding a certificate for `a.example` from a test CA (chain `chain`:
+        /// "ok" leaf + intermediate, "broken" leaf + an unrelated CA), with `annotations`.
+        fn secret(chain: &str, annotations: &[(&str, &str)]) -> Secret {
+            let root = TestCa::root("Other Root");
+            let inter = root.intermediate("Other Intermediate");
+            let key = crate::pki::generate(&KeySpec::default()).unwrap();
+            let leaf = inter.issue(&key, &LeafOptions::dns(&["a.example"]));
+            let crt = match chain {
+                "ok" => format!("{leaf}{}", inter.pem),
+                _ => format!("{leaf}{}", TestCa::root("Unrelated").pem),
+            };
+            let key_pem = key.to_pem(crate::api::PrivateKeyEncoding::PKCS1).unwrap();
+            Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some("web-tls".into()),
+                    annotations: Some(
+                        annotations
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect::<BTreeMap<_, _>>(),
+                    ),
+                    ..Default::default()
+                },
+                type_: Some("kubernetes.io/tls".into()),
+                data: Some(BTreeMap::from([
+                    (TLS_CRT.to_string(), ByteString(crt.into_bytes())),
+                    (TLS_KEY.to_string(), ByteString(key_pem.into_bytes())),
+                ])),
+                ..Default::default()
+            }
+        }
+
+        const CM: &[(&str, &str)] = &[
+            ("cert-manager.io/certificate-name", "web"),
+            ("cert-manager.io/issuer-name", "letsencrypt"),
+            ("cert-manager.io/issuer-kind", "ClusterIssuer"),
+        ];
+
+        fn verdict(cert: &Certificate, secret: &Secret) -> Verdict {
+            evaluate(
+                cert,
+                IssuerKind::Issuer,
+                Some(secret),
+                ts("2025-02-01T00:00:00Z"),
+            )
+        }
+
+        #[test]
+        fn a_valid_certificate_from_cert_manager_is_adopted() {
+            let s = secret("ok", CM);
+            match verdict(&certificate(), &s) {
+                Verdict::UpToDate { adopt: Some(a), .. } => {
+                    assert_eq!(a.issuer_cn.as_deref(), Some("Other Intermediate"));
+                    assert_eq!(
+                        a.previous_issuer_ref.as_deref(),
+                        Some("ClusterIssuer letsencrypt (cert-manager)")
+                    );
+                }
+                other => panic!("expected adoption, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn an_adopted_certificate_is_not_adopted_again() {
+            let first = secret("ok", CM);
+            let Verdict::UpToDate { adopt: Some(a), .. } = verdict(&certificate(), &first) else {
+                panic!("adopted first");
+            };
+            let mut marked = first.clone();
+            marked
+                .metadata
+                .annotations
+                .as_mut()
+                .unwrap()
+                .insert(labels::ANN_ADOPTED_SERIAL.into(), a.serial_hex);
+            assert!(matches!(
+                verdict(&certificate(), &marked),
+                Verdict::UpToDate { adopt: None, .. }
+            ));
+        }
+
+        #[test]
+        fn reissue_on_issuer_change_issues_instead() {
+            let mut cert = certificate();
+            cert.spec.reissue_on_issuer_change = Some(true);
+            assert!(matches!(
+                verdict(&cert, &secret("ok", CM)),
+                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("reissueOnIssuerChange")
+            ));
+        }
+
+        #[test]
+        fn a_broken_chain_is_not_adopted() {
+            assert!(matches!(
+                verdict(&certificate(), &secret("broken", CM)),
+                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("cannot be adopted")
+            ));
+        }
+
+        #[test]
+        fn a_certificate_from_another_ferrocert_issuer_is_reissued() {
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "staging"),
+                    (labels::ANN_ISSUER_KIND, "Issuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&certificate(), &s),
+                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("staging")
+            ));
+        }
+
+        #[test]
+        fn a_certificate_that_does_not_satisfy_the_spec_is_reissued_not_adopted() {
+            let mut cert = certificate();
+            cert.spec.dns_names.push("b.example".into());
+            assert!(matches!(
+                verdict(&cert, &secret("ok", CM)),
+                Verdict::Issue(IssueReason::Mismatch(_))
+            ));
+        }
     }
 }

@@ -159,6 +159,24 @@ pub fn key_matches_leaf(key: &PrivateKey, leaf: &ParsedLeaf) -> bool {
     key.public_key_spki_der() == leaf.public_key_spki_der.as_slice()
 }
 
+/// Whether each certificate of the chain is signed by the next one (a lone leaf has nothing to
+/// link). A certificate ferrocert did not fetch itself (one it adopts) must pass this: a chain
+/// out of order or with a missing intermediate breaks clients. `Err` says which link fails.
+pub fn chain_links(chain: &IssuedChain) -> Result<(), String> {
+    for (index, pair) in chain.certs_der.windows(2).enumerate() {
+        let cert = parse_x509(&pair[0], index).map_err(|e| e.to_string())?;
+        let next = parse_x509(&pair[1], index + 1).map_err(|e| e.to_string())?;
+        if cert.verify_signature(Some(next.public_key())).is_err() {
+            return Err(format!(
+                "certificate #{} of tls.crt is not signed by certificate #{}",
+                index + 1,
+                index + 2
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The issuer CN of the chain's last certificate: the name `preferredChain` is matched against.
 pub fn top_issuer_cn(chain: &IssuedChain) -> Option<String> {
     let (top, rest) = chain.certs_der.split_last()?;
@@ -542,5 +560,18 @@ mod tests {
         assert_eq!(choose_preferred_chain(&chains, Some("Other Root")), 1);
         assert_eq!(choose_preferred_chain(&chains, Some("B")), 1);
         assert_eq!(choose_preferred_chain(&chains, Some("ISRG Root X1")), 0);
+    }
+
+    #[test]
+    fn chains_link_only_in_order() {
+        let root = TestCa::root("Links Root");
+        let inter = root.intermediate("Links Intermediate");
+        let leaf = inter.issue(&leaf_key(), &LeafOptions::dns(&["a.example"]));
+        let good = parse_chain(&format!("{leaf}{}", inter.pem)).unwrap();
+        assert_eq!(chain_links(&good), Ok(()));
+        let alone = parse_chain(&leaf).unwrap();
+        assert_eq!(chain_links(&alone), Ok(()));
+        let wrong = parse_chain(&format!("{leaf}{}", root.pem)).unwrap();
+        assert!(chain_links(&wrong).unwrap_err().contains("#1"));
     }
 }

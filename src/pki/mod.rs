@@ -24,7 +24,8 @@ pub mod renewal_info;
 pub(crate) mod test_support;
 
 pub use chain::{
-    IssuedChain, ParsedLeaf, choose_preferred_chain, key_matches_leaf, parse_chain, top_issuer_cn,
+    IssuedChain, ParsedLeaf, chain_links, choose_preferred_chain, key_matches_leaf, parse_chain,
+    top_issuer_cn,
 };
 pub use csr::{Identifier, build_csr, csr_for_spec, identifiers};
 pub use key::{EcCurve, KeySpec, PrivateKey, generate, parse_pem};

@@ -198,6 +198,8 @@ async fn record_issued(
     status.not_after = Some(Time(chain.leaf.not_after));
     status.renewal_time = Some(Time(renewal));
     status.revision = Some(status.revision.unwrap_or(0) + 1);
+    // A certificate of its own now: no longer the adopted one.
+    status.adopted = None;
     status.failed_issuance_attempts = None;
     status.last_failure_time = None;
     conditions::remove(&mut status.conditions, ISSUING);
