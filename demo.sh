@@ -101,7 +101,7 @@ spec:
     name: pebble
 YAML
 start=$(date +%s%3N)
-kubectl wait -n demo --for=condition=Ready --timeout=90s certificate/web > /dev/null
+kubectl wait -n demo --for=condition=Ready --timeout=90s certificates.ferrocert.dev/web > /dev/null
 echo "Certificate demo/web Ready after $(( $(date +%s%3N) - start )) ms"
 echo
 kubectl get ferrocert -A

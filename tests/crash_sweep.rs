@@ -250,7 +250,14 @@ async fn a_txt_record_written_just_before_a_crash_is_removed_when_the_certificat
         "the record was written before the crash"
     );
     kubectl_ok(
-        &["delete", "certificate", "-n", &ns, "web", "--wait=false"],
+        &[
+            "delete",
+            "certificates.ferrocert.dev",
+            "-n",
+            &ns,
+            "web",
+            "--wait=false",
+        ],
         None,
     );
 

@@ -454,7 +454,17 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                 json!([{"dns01": {"rfc2136": {"nameserver": "ns"},
                     "cloudflare": {"apiTokenSecretRef": {"name": "cf"}}}}]),
             ),
-            "dns01 must set exactly one of: rfc2136, cloudflare, route53",
+            "dns01 must set exactly one of: rfc2136, cloudflare, route53, acmeDNS",
+        ),
+        (
+            "acme-dns host that is no URL",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"acmeDNS": {"host": "auth.acme-dns.io",
+                    "accountSecretRef": {"name": "acme-dns"}}}}]),
+            ),
+            "acmeDNS.host must be an https:// (or http://) URL",
         ),
         (
             "dns01 with no provider",
@@ -463,7 +473,7 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                 "/acme/solvers",
                 json!([{"dns01": {"cnameStrategy": "Follow"}}]),
             ),
-            "dns01 must set exactly one of: rfc2136, cloudflare, route53",
+            "dns01 must set exactly one of: rfc2136, cloudflare, route53, acmeDNS",
         ),
         (
             "cloudflare global API key",

@@ -334,7 +334,14 @@ async fn revoke_on_delete_revokes_then_lets_the_certificate_go() {
     let serial = serial_of(&der);
     assert_eq!(pebble_cert_status(&serial)["Status"], "Valid");
     kubectl_ok(
-        &["delete", "certificate", "-n", &ns, "gone", "--wait=false"],
+        &[
+            "delete",
+            "certificates.ferrocert.dev",
+            "-n",
+            &ns,
+            "gone",
+            "--wait=false",
+        ],
         None,
     );
     wait_gone(&certs, "gone", Duration::from_secs(30)).await;
@@ -445,7 +452,14 @@ async fn revoke_on_delete_gives_up_after_bounded_attempts_when_the_ca_is_down() 
     relay.cut();
     let deleted = Instant::now();
     kubectl_ok(
-        &["delete", "certificate", "-n", &ns, "stuck", "--wait=false"],
+        &[
+            "delete",
+            "certificates.ferrocert.dev",
+            "-n",
+            &ns,
+            "stuck",
+            "--wait=false",
+        ],
         None,
     );
     // Five attempts, 2 s, 4 s, 8 s, 16 s apart (the test controller's backoff).

@@ -770,7 +770,10 @@ fn uninstall_keeps_crds_certificates_and_secrets(ns: &str) {
     for crd in CRD_NAMES {
         kubectl_ok(&["get", "crd", crd], None);
     }
-    let certs = kubectl_ok(&["get", "certificates", "-n", ns, "-o", "name"], None);
+    let certs = kubectl_ok(
+        &["get", "certificates.ferrocert.dev", "-n", ns, "-o", "name"],
+        None,
+    );
     let secrets = kubectl_ok(&["get", "secrets", "-n", ns, "-o", "name"], None);
     let mut names: Vec<String> = vec!["dns".into(), "web".into()];
     names.extend((0..BULK).map(|i| format!("bulk-{i}")));

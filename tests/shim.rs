@@ -405,9 +405,28 @@ async fn edit_in_place_adds_the_challenge_to_the_users_ingress_and_takes_it_out_
     assert_eq!(curl_through_traefik(&host).await, "edited in place");
 }
 
+/// Removes cert-manager's CRD again when dropped (also after a failed assertion): with it
+/// installed, `kubectl get certificate` means cert-manager's in every other test.
+struct CertManagerCrd;
+
+impl Drop for CertManagerCrd {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "crd",
+                "certificates.cert-manager.io",
+                "--ignore-not-found",
+            ],
+            None,
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_secret_that_a_cert_manager_certificate_writes_is_left_to_cert_manager() {
     let issuer = cluster_issuer("yield").await;
+    let _crd_installed = CertManagerCrd;
     let crd = common::repo_root().join("tests/data/cert-manager-certificate-crd.yaml");
     kubectl_ok(
         &["apply", "--server-side", "-f", common::path_str(&crd)],

@@ -347,7 +347,7 @@ pub struct ParentReference {
 /// DNS-01 solving: which DNS provider writes the TXT record.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = v::exactly_one_rule(&["rfc2136", "cloudflare", "route53"], "dns01"))]
+#[x_kube(validation = v::exactly_one_rule(&["rfc2136", "cloudflare", "route53", "acmeDNS"], "dns01"))]
 pub struct Dns01Solver {
     /// `Follow`: when `_acme-challenge.<name>` is a CNAME (delegation to another zone), write the
     /// TXT record at its target. `None` (default): write at `_acme-challenge.<name>`.
@@ -362,6 +362,24 @@ pub struct Dns01Solver {
     /// Amazon Route53, with static keys or the controller's ambient AWS credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route53: Option<Route53Provider>,
+    /// An acme-dns server (cert-manager's `dns01.acmeDNS`).
+    #[serde(default, rename = "acmeDNS", skip_serializing_if = "Option::is_none")]
+    pub acme_dns: Option<AcmeDnsProvider>,
+}
+
+/// acme-dns (cert-manager's `dns01.acmeDNS`): each domain's `_acme-challenge` is a CNAME to its
+/// acme-dns `fulldomain`, and the TXT value is set there through the acme-dns HTTP API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeDnsProvider {
+    /// The acme-dns API, e.g. `https://auth.acme-dns.io` (`http://` only on a trusted network).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = v::http_url_rule("acmeDNS.host"))]
+    pub host: String,
+    /// The Secret key (default `acmedns.json`) holding the accounts JSON that acme-dns's
+    /// `/register` returned, by domain: `{"example.com": {"username", "password",
+    /// "fulldomain", "subdomain", "allowfrom"}}`.
+    pub account_secret_ref: SecretKeySelector,
 }
 
 /// Cloudflare (cert-manager's `dns01.cloudflare`). Only API tokens are supported: the legacy

@@ -128,6 +128,15 @@ pub fn https_url_rule(field: &str) -> Rule {
         ))
 }
 
+pub fn http_url_rule(field: &str) -> Rule {
+    Rule::new(
+        "isURL(self) && url(self).getScheme() in ['https', 'http'] && url(self).getHostname() != ''",
+    )
+    .message(&*format!(
+        "{field} must be an https:// (or http://) URL such as https://auth.acme-dns.io"
+    ))
+}
+
 pub fn email_rule() -> Rule {
     Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')")
         .message("spec.acme.email must be an e-mail address such as ops@example.com")

@@ -1,4 +1,5 @@
-//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare or Route53),
+//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare, Route53 or
+//! acme-dns),
 //! present and check TXT records, and remove exactly the records an order wrote (tracked in
 //! status, so a restart still cleans up).
 //!
@@ -16,6 +17,7 @@ use crate::api::issuer::{
 use crate::api::{IssuerKind, OrderStatus};
 use crate::secret::data_str;
 use crate::solver::dns01::DnsProvider;
+use crate::solver::dns01::acme_dns::{self, AcmeDns};
 use crate::solver::dns01::aws_credentials::{self, AwsCredentials};
 use crate::solver::dns01::cloudflare::{Cloudflare, CloudflareConfig};
 use crate::solver::dns01::propagation::{PropagationChecker, PropagationConfig};
@@ -36,6 +38,7 @@ pub const TSIG_SECRET_KEY: &str = "secret";
 pub const CLOUDFLARE_TOKEN_KEY: &str = "api-token";
 pub const ROUTE53_ACCESS_KEY_ID_KEY: &str = "access-key-id";
 pub const ROUTE53_SECRET_ACCESS_KEY_KEY: &str = "secret-access-key";
+pub const ACME_DNS_ACCOUNTS_KEY: &str = "acmedns.json";
 
 /// The provider of a DNS-01 solver, with its credentials read from the issuer's Secrets.
 pub async fn provider(
@@ -52,7 +55,22 @@ pub async fn provider(
     if let Some(spec) = &solver.route53 {
         return Ok(Box::new(route53(ctx, issuer, spec).await?));
     }
-    Err("the DNS-01 solver names no provider (rfc2136, cloudflare or route53)".into())
+    if let Some(spec) = &solver.acme_dns {
+        acme_dns_host_allowed(&spec.host, issuer.kind)?;
+        let json = secret_value(
+            ctx,
+            issuer,
+            &spec.account_secret_ref,
+            ACME_DNS_ACCOUNTS_KEY,
+            "the acme-dns account Secret",
+        )
+        .await?;
+        let accounts = acme_dns::parse_accounts(&json).map_err(|e| e.to_string())?;
+        return AcmeDns::new(&spec.host, accounts)
+            .map(|p| Box::new(p) as Box<dyn DnsProvider>)
+            .map_err(|e| e.to_string());
+    }
+    Err("the DNS-01 solver names no provider (rfc2136, cloudflare, route53 or acmeDNS)".into())
 }
 
 /// One key of a Secret in the issuer's Secret namespace, trimmed. `what` names the use
@@ -180,6 +198,20 @@ async fn route53(
     }
     config.endpoint = ctx.settings.dns01_route53_endpoint.clone();
     Route53::new(config).map_err(|e| e.to_string())
+}
+
+/// Whether an issuer of `kind` may send acme-dns requests to `host`: a namespaced Issuer (a
+/// tenant's) only over https, like its ACME server, so a tenant cannot make the controller speak
+/// plain HTTP to whatever its network reaches; a ClusterIssuer (an administrator's) also over
+/// http, for an acme-dns inside the cluster. Pure.
+pub fn acme_dns_host_allowed(host: &str, kind: IssuerKind) -> Result<(), String> {
+    if kind == IssuerKind::Issuer && !host.trim().starts_with("https://") {
+        return Err(format!(
+            "acmeDNS.host {host:?}: an Issuer must reach acme-dns over https://; plain http:// \
+             is allowed only for a ClusterIssuer"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether an issuer of `kind` may sign with the controller's own (ambient) cloud credentials;
@@ -356,5 +388,13 @@ mod tests {
         assert_eq!(negative_cache_deadline(Some(t(0)), 3, 300, t(3600)), None);
         // A zone with no negative caching.
         assert_eq!(negative_cache_deadline(Some(t(0)), 1, 0, t(0)), None);
+    }
+
+    #[test]
+    fn only_cluster_issuers_reach_acme_dns_over_plain_http() {
+        assert!(acme_dns_host_allowed("https://auth.acme-dns.io", IssuerKind::Issuer).is_ok());
+        let e = acme_dns_host_allowed("http://10.0.0.5", IssuerKind::Issuer).unwrap_err();
+        assert!(e.contains("ClusterIssuer"), "{e}");
+        assert!(acme_dns_host_allowed("http://acme-dns.infra", IssuerKind::ClusterIssuer).is_ok());
     }
 }

@@ -515,6 +515,10 @@ async fn present_dns01_record(
             }
         }
     }
+    // acme-dns writes at the account's own name, which the challenge name is a CNAME to.
+    if let Some(target) = provider.record_name(&name) {
+        name = target;
+    }
     // Write-ahead: the record is in status before the provider is called, so clean-up (which
     // reads status only) finds it even if the controller dies right after writing it.
     entry.record_name = Some(name.clone());

@@ -63,7 +63,7 @@ const ALREADY_EXISTS: [i64; 2] = [81057, 81058];
 /// Cloudflare error code for deleting a record that is gone.
 const RECORD_DOES_NOT_EXIST: i64 = 81044;
 
-const USER_AGENT: &str = concat!("ferrocert/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("ferrocert/", env!("CARGO_PKG_VERSION"));
 
 /// How to reach a Cloudflare account.
 #[derive(Clone)]

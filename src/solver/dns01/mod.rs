@@ -2,7 +2,7 @@
 //! zone's authoritative nameservers serve it, and remove it again.
 //!
 //! - [`DnsProvider`] is the trait every provider implements (RFC 2136 in [`rfc2136`], Cloudflare
-//!   in [`cloudflare`], Route53 in [`route53`]). `present` *adds* one value and `clean_up` removes exactly that value, so a
+//!   in [`cloudflare`], Route53 in [`route53`], acme-dns in [`acme_dns`]). `present` *adds* one value and `clean_up` removes exactly that value, so a
 //!   wildcard and its apex (two values at one name) can be in flight at the same time.
 //! - [`propagation`] is the self-check run before telling the CA: one round of queries per call,
 //!   never a sleep; the caller schedules the next round.
@@ -22,6 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
 
+pub mod acme_dns;
 pub mod aws_credentials;
 pub mod cloudflare;
 pub mod propagation;
@@ -67,6 +68,15 @@ pub trait DnsProvider: Send + Sync {
         value: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, Dns01Error>> {
         Box::pin(async move { self.present(fqdn, value).await.map(|()| None) })
+    }
+
+    /// Where the provider writes the record for `challenge_name` (`_acme-challenge.<domain>`) when
+    /// it is not that name itself: acme-dns writes at the account's `fulldomain`, which the
+    /// domain's `_acme-challenge` CNAME points to. The caller records the name in status before
+    /// presenting and checks propagation there. Default: the challenge name itself.
+    fn record_name(&self, challenge_name: &str) -> Option<String> {
+        let _ = challenge_name;
+        None
     }
 
     /// Whether the change `id` returned by [`DnsProvider::present_change`] is applied on the
