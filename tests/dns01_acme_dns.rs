@@ -7,51 +7,18 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::e2e::{
-    CLUSTER_RESOURCE_NAMESPACE, apply, backend_listen, client, pebble_certificate, pebble_issuer,
-    ready_condition, start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_for,
-    wait_issuer_ready,
+    CLUSTER_RESOURCE_NAMESPACE, apply, backend_listen, client, nsupdate, pebble_certificate,
+    pebble_issuer, ready_condition, start_controller_with, txt_records, verify_chain,
+    wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
 use kube::api::Api;
 use serde_json::json;
-
-/// Applies one RFC 2136 update to the test BIND with the environment's TSIG key.
-fn nsupdate(commands: &str) {
-    let (host, port) = env_var("DNS_SERVER")
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .expect("DNS_SERVER is host:port");
-    let key = format!(
-        "hmac-sha256:{}:{}",
-        env_var("TSIG_KEY_NAME"),
-        env_var("TSIG_SECRET")
-    );
-    let mut child = Command::new("nsupdate")
-        .args(["-y", &key])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("server {host} {port}\n{commands}\nsend\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "nsupdate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// What the stand-in acme-dns API received: (user, key, subdomain, txt).
 type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;

@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -228,38 +228,10 @@ fn http01_slice_addresses(ns: &str) -> (BTreeSet<String>, BTreeSet<String>) {
 /// Points `name` at the node IP in the test BIND: Pebble (on the host) and the pods' self-check
 /// then reach Traefik there.
 fn a_record_to_node(name: &str) {
-    let (host, port) = env_var("DNS_SERVER")
-        .rsplit_once(':')
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .expect("DNS_SERVER is host:port");
-    let script = format!(
-        "server {host} {port}\nupdate delete {name} A\nupdate add {name} 5 A {}\nsend\n",
+    common::e2e::nsupdate(&format!(
+        "update delete {name} A\nupdate add {name} 5 A {}",
         env_var("NODE_IP")
-    );
-    let key = format!(
-        "hmac-sha256:{}:{}",
-        env_var("TSIG_KEY_NAME"),
-        env_var("TSIG_SECRET")
-    );
-    let mut child = Command::new("nsupdate")
-        .args(["-y", &key])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate runs");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "nsupdate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
 }
 
 fn sans(text: &str) -> BTreeSet<String> {

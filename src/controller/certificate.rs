@@ -443,7 +443,13 @@ async fn start_issuance(
     // 2. Claim the issuance in status (fails with 409 if our view of the Certificate is stale, so
     //    two reconciles never create two orders).
     mark_issuing(&mut status, cert, next_name, &reason);
-    let cert = &super::set_order_finalizer(api, cert, true).await?;
+    let needs_finalizer = crate::solver::select::needs_order_finalizer(
+        &issuer.acme.solvers,
+        &inputs.identifiers,
+        cert.labels(),
+        crate::shim::http01_edit_in_place(cert).is_some(),
+    );
+    let cert = &super::set_order_finalizer(api, cert, needs_finalizer).await?;
     let claimed = apply_status(api, cert, &status).await?;
 
     // 3. The order, recorded before any challenge is presented.

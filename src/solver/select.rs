@@ -89,6 +89,44 @@ fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}"))
 }
 
+/// Whether an order for these identifiers may leave behind something that deleting the
+/// Certificate would not remove by itself, so the Certificate must hold the order finalizer
+/// while the order is in flight: a DNS-01 record (an identifier whose solver is DNS-01, or that
+/// no solver takes), or a rule added to an existing Ingress (`http01.ingress.name`, or
+/// `edit_in_place` from the shim). Temporary HTTP-01 objects are owned by the Certificate, so
+/// the garbage collector removes them without a finalizer, which spares the two writes of
+/// setting and releasing it on every HTTP-01 issuance. Pure.
+pub fn needs_order_finalizer(
+    solvers: &[AcmeSolver],
+    identifiers: &[crate::pki::Identifier],
+    cert_labels: &BTreeMap<String, String>,
+    edit_in_place: bool,
+) -> bool {
+    identifiers.iter().any(|id| {
+        let (name, is_ip) = match id {
+            crate::pki::Identifier::Dns(n) => (n.clone(), false),
+            crate::pki::Identifier::Ip(ip) => (ip.to_string(), true),
+        };
+        let wildcard = name.starts_with("*.");
+        let target = Target {
+            name: name.trim_start_matches("*."),
+            wildcard,
+            is_ip,
+        };
+        match select(solvers, target, cert_labels) {
+            None => true,
+            Some(s) if s.dns01.is_some() => true,
+            Some(s) => {
+                edit_in_place
+                    || s.http01
+                        .as_ref()
+                        .and_then(|h| h.ingress.as_ref())
+                        .is_some_and(|i| i.name.is_some())
+            }
+        }
+    })
+}
+
 /// The HTTP-01 solver as a Certificate uses it (pure). `ingress_class`: its temporary Ingress
 /// takes that class instead of the solver's. `edit_in_place`: the challenge rule goes into that
 /// existing Ingress instead (`http01.ingress.name`). Both come from the ingress-shim (see
@@ -287,6 +325,51 @@ mod tests {
         assert_eq!(
             with_ingress_overrides(&route_only, Some("nginx"), Some("web")),
             route_only
+        );
+    }
+
+    #[test]
+    fn only_orders_that_may_leave_something_behind_need_the_finalizer() {
+        use crate::pki::Identifier;
+        let solvers: Vec<AcmeSolver> = serde_json::from_value(serde_json::json!([
+            {"http01": {"ingress": {}}},
+            {"dns01": {"rfc2136": {"nameserver": "ns"}}, "selector": {"dnsZones": ["dns.example"]}}
+        ]))
+        .unwrap();
+        let none = BTreeMap::new();
+        let http = [
+            Identifier::dns("a.example"),
+            Identifier::Ip("192.0.2.1".parse().unwrap()),
+        ];
+        assert!(!needs_order_finalizer(&solvers, &http, &none, false));
+        assert!(
+            needs_order_finalizer(&solvers, &http, &none, true),
+            "edit in place"
+        );
+        assert!(needs_order_finalizer(
+            &solvers,
+            &[Identifier::dns("x.dns.example")],
+            &none,
+            false
+        ));
+        assert!(needs_order_finalizer(
+            &solvers,
+            &[Identifier::dns("*.a.example")],
+            &none,
+            false
+        ));
+        let in_place: Vec<AcmeSolver> =
+            serde_json::from_value(serde_json::json!([{"http01": {"ingress": {"name": "web"}}}]))
+                .unwrap();
+        assert!(needs_order_finalizer(
+            &in_place,
+            &[Identifier::dns("a.example")],
+            &none,
+            false
+        ));
+        assert!(
+            needs_order_finalizer(&[], &[Identifier::dns("a.example")], &none, false),
+            "no solver"
         );
     }
 }

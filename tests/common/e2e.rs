@@ -248,6 +248,40 @@ pub fn txt_records(name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Applies RFC 2136 update commands (`update add ...`, one per line, one zone) to the test BIND,
+/// signed with the environment's TSIG key; panics with nsupdate's words if it fails.
+pub fn nsupdate(commands: &str) {
+    use std::io::Write;
+    let (host, port) = env_var("DNS_SERVER")
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .expect("DNS_SERVER is host:port");
+    let key = format!(
+        "hmac-sha256:{}:{}",
+        env_var("TSIG_KEY_NAME"),
+        env_var("TSIG_SECRET")
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-y", &key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nsupdate runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(format!("server {host} {port}\n{commands}\nsend\n").as_bytes())
+        .expect("write nsupdate's commands");
+    let out = child.wait_with_output().expect("nsupdate finishes");
+    assert!(
+        out.status.success(),
+        "nsupdate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Sets every top-level field of `extra` (an object) on `target` (an object).
 pub fn merge_fields(target: &mut serde_json::Value, extra: &serde_json::Value) {
     if let (Some(t), Some(e)) = (target.as_object_mut(), extra.as_object()) {
