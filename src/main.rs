@@ -25,6 +25,12 @@ enum Command {
     Revoke(cli::RevokeArgs),
     /// Decode objects: `inspect secret NAME` shows a TLS Secret's certificates and key type.
     Inspect(cli::InspectArgs),
+    /// Convert cert-manager Issuers, ClusterIssuers and Certificates (YAML) to ferrocert's.
+    ///
+    /// Reads the files (`-` or none: stdin), writes ferrocert YAML to stdout, and prints on
+    /// stderr what was dropped or changed, and why. Exit code 0: nothing lost; 1: some field
+    /// could not be converted (the best-effort output is still written); 2: unreadable input.
+    Convert(cli::ConvertArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `<plural>.ferrocert.dev.yaml` files into this directory instead of printing.
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
         Command::Renew(args) => cli::block_on(cli::renew::run(args)),
         Command::Revoke(args) => cli::block_on(cli::revoke::run(args)),
         Command::Inspect(args) => cli::block_on(cli::inspect::run(args)),
+        Command::Convert(args) => return cli::convert::run(&args),
         Command::Crds { out_dir } => crds(out_dir),
         Command::Version => {
             println!("ferrocert {}", env!("CARGO_PKG_VERSION"));

@@ -1,5 +1,5 @@
-//! The user-facing CLI: `ferrocert status|renew|revoke|inspect`, also run as the kubectl plugin
-//! `kubectl ferrocert ...` when the binary is invoked as `kubectl-ferrocert`.
+//! The user-facing CLI: `ferrocert status|renew|revoke|inspect|convert`, also run as the kubectl
+//! plugin `kubectl ferrocert ...` when the binary is invoked as `kubectl-ferrocert`.
 //!
 //! Every command has the same shape: read objects from the API server (the edge, [`connect`] and
 //! the `run` functions), turn them into a report struct (pure, from the objects and the clock),
@@ -9,7 +9,11 @@
 //!
 //! Nothing here prints key material: private keys are parsed only to name their algorithm and to
 //! check them against the certificate.
+//!
+//! `convert` is the exception: it reads cert-manager YAML from files or stdin, needs no API
+//! server, and picks its own exit codes (see [`convert`]).
 
+pub mod convert;
 pub mod inspect;
 pub mod renew;
 pub mod revoke;
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use jiff::{SignedDuration, Timestamp};
 use kube::Client;
 
+pub use convert::ConvertArgs;
 pub use inspect::InspectArgs;
 pub use renew::RenewArgs;
 pub use revoke::RevokeArgs;

@@ -1,0 +1,829 @@
+//! The Certificate spec: cert-manager's `Certificate.spec` to ferrocert's
+//! [`CertificateSpec`](crate::api::CertificateSpec).
+//!
+//! Each rule says whether what it drops or changes is a **loss** (exit code 1: the certificate
+//! ferrocert obtains, or the Secret it writes, would lack something the cert-manager one had)
+//! or **harmless** (exit code 0: the same certificate and Secret, or a difference that public
+//! ACME CAs make anyway).
+
+use serde_json::{Map, Value};
+
+use super::fields::{Invalid, Obj, invalid, put};
+use super::notes::Notes;
+
+/// `usages` whose dropping is harmless: what an ACME CA's TLS server certificate has anyway.
+const HARMLESS_USAGES: [&str; 3] = ["server auth", "digital signature", "key encipherment"];
+
+/// Converts `spec`. Fields are taken in a fixed order, so the notes come in that order.
+pub(super) fn convert_spec(
+    mut spec: Obj,
+    notes: &mut Notes,
+) -> Result<Map<String, Value>, Invalid> {
+    let mut out = Map::new();
+
+    // secretName, commonName, ipAddresses, duration, renewBefore, renewBeforePercentage: kept,
+    // same meaning. (ferrocert never asks the CA for a lifetime, and neither does cert-manager
+    // unless the issuer sets enableDurationFeature: duration only times the renewal.)
+    put(&mut out, "secretName", spec.required_string("secretName")?);
+    if let Some(cn) = spec.string("commonName")? {
+        put(&mut out, "commonName", cn);
+    }
+
+    // dnsNames: kept. Upper-case letters are lowered: changed, harmless (DNS names are
+    // case-insensitive, and ferrocert's schema takes lowercase only).
+    if let Some(names) = spec.strings("dnsNames")? {
+        let names = lowercase_names(names, &spec.path("dnsNames"), notes);
+        if !names.is_empty() {
+            put(&mut out, "dnsNames", names);
+        }
+    }
+    if let Some(ips) = spec.strings("ipAddresses")?
+        && !ips.is_empty()
+    {
+        put(&mut out, "ipAddresses", ips);
+    }
+    for key in ["duration", "renewBefore"] {
+        if let Some(value) = spec.string(key)? {
+            put(&mut out, key, value);
+        }
+    }
+    if let Some(percentage) = spec.integer("renewBeforePercentage")? {
+        put(&mut out, "renewBeforePercentage", percentage);
+    }
+
+    let private_key_path = spec.path("privateKey");
+    let private_key = spec.object("privateKey")?;
+    put(
+        &mut out,
+        "privateKey",
+        convert_private_key(private_key, &private_key_path, notes)?,
+    );
+
+    let issuer_ref = spec
+        .object("issuerRef")?
+        .ok_or_else(|| invalid(spec.path("issuerRef"), "required, but missing"))?;
+    put(
+        &mut out,
+        "issuerRef",
+        convert_issuer_ref(issuer_ref, notes)?,
+    );
+
+    // secretTemplate: labels and annotations kept.
+    if let Some(mut template) = spec.object("secretTemplate")? {
+        let mut t = Map::new();
+        for key in ["labels", "annotations"] {
+            if let Some(map) = template.string_map(key)?
+                && !map.is_empty()
+            {
+                put(&mut t, key, map);
+            }
+        }
+        template.finish(notes);
+        if !t.is_empty() {
+            put(&mut out, "secretTemplate", t);
+        }
+    }
+
+    // revisionHistoryLimit: dropped, harmless: ferrocert keeps no CertificateRequest history.
+    if let Some(limit) = spec.take("revisionHistoryLimit") {
+        notes.dropped(
+            &spec.path("revisionHistoryLimit"),
+            Some(&limit),
+            "ferrocert makes no CertificateRequests, so there is no request history to limit",
+        );
+    }
+
+    convert_usages(&mut spec, notes)?;
+
+    // subject and literalSubject: dropped, harmless: ACME CAs build the subject themselves and
+    // take only the names from the request (Let's Encrypt, ZeroSSL and Google Trust Services
+    // put no organization, country and the like in their certificates).
+    for key in ["subject", "literalSubject"] {
+        if let Some(value) = spec.take(key) {
+            notes.dropped(
+                &spec.path(key),
+                Some(&value),
+                "ferrocert has no subject fields; ACME CAs take only the names from a request \
+                 and ignore organization, country and the like",
+            );
+        }
+    }
+
+    // isCA: true is a loss (ACME CAs never issue CA certificates, so whatever relied on it
+    // breaks); false is harmless.
+    match spec.boolean("isCA")? {
+        Some(true) => notes.lost(
+            &spec.path("isCA"),
+            Some(&Value::Bool(true)),
+            "ferrocert has no isCA field: ACME CAs issue only leaf certificates, never CA ones",
+        ),
+        Some(false) => notes.dropped(
+            &spec.path("isCA"),
+            Some(&Value::Bool(false)),
+            "false is what ferrocert's certificates are",
+        ),
+        None => {}
+    }
+
+    // emailAddresses, uris, otherNames: a loss when not empty (ACME orders carry DNS names
+    // and IP addresses only); harmless when empty.
+    for key in ["emailAddresses", "uris", "otherNames"] {
+        if let Some(value) = spec.take(key) {
+            let field = spec.path(key);
+            if is_empty(&value) {
+                notes.dropped(&field, None, "empty");
+            } else {
+                notes.lost(
+                    &field,
+                    Some(&value),
+                    "ferrocert has no such field: ACME (RFC 8555) orders carry only DNS names \
+                     and IP addresses",
+                );
+            }
+        }
+    }
+
+    // keystores: a loss when a JKS or PKCS#12 keystore was created (the Secret gets no
+    // keystore.jks / keystore.p12, and whatever reads them breaks); harmless otherwise.
+    if let Some(keystores) = spec.object("keystores")? {
+        let field = keystores.path.clone();
+        let created: Vec<&str> = ["jks", "pkcs12"]
+            .into_iter()
+            .filter(|k| {
+                keystores
+                    .map
+                    .get(*k)
+                    .and_then(|ks| ks.get("create"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            })
+            .collect();
+        if created.is_empty() {
+            notes.dropped(&field, None, "no keystore is created");
+        } else {
+            notes.lost(
+                &field,
+                Some(&Value::from(created)),
+                "ferrocert writes no keystores: the Secret gets tls.crt, tls.key and ca.crt only",
+            );
+        }
+    }
+
+    // additionalOutputFormats: a loss when not empty (no tls-combined.pem / key.der in the
+    // Secret); harmless when empty.
+    if let Some(formats) = spec.take("additionalOutputFormats") {
+        let field = spec.path("additionalOutputFormats");
+        if is_empty(&formats) {
+            notes.dropped(&field, None, "empty");
+        } else {
+            let types: Vec<Value> = formats
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("type").cloned())
+                .collect();
+            notes.lost(
+                &field,
+                Some(&Value::Array(types)),
+                "ferrocert writes tls.crt, tls.key and ca.crt only (no tls-combined.pem, key.der)",
+            );
+        }
+    }
+
+    // nameConstraints: a loss (a CA certificate's extension; see isCA).
+    if let Some(value) = spec.take("nameConstraints") {
+        notes.lost(
+            &spec.path("nameConstraints"),
+            Some(&value),
+            "ferrocert has no nameConstraints: ACME CAs issue no CA certificates",
+        );
+    }
+
+    // encodeUsagesInRequest: dropped, harmless (ferrocert puts no usages in its requests, and
+    // ACME CAs pick the usages themselves).
+    if let Some(value) = spec.take("encodeUsagesInRequest") {
+        notes.dropped(
+            &spec.path("encodeUsagesInRequest"),
+            Some(&value),
+            "ferrocert puts no usages in its requests; ACME CAs choose the key usages",
+        );
+    }
+
+    spec.finish(notes);
+    Ok(out)
+}
+
+/// Lower-cases names (notes each one changed).
+pub(super) fn lowercase_names(names: Vec<String>, field: &str, notes: &mut Notes) -> Vec<String> {
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let lower = name.to_ascii_lowercase();
+            if lower != name {
+                notes.changed(
+                    &format!("{field}[{i}]"),
+                    Some(&Value::String(name)),
+                    format!(
+                        "to {lower}: ferrocert takes lowercase names (DNS is case-insensitive)"
+                    ),
+                );
+            }
+            lower
+        })
+        .collect()
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Null => true,
+        _ => false,
+    }
+}
+
+/// `usages`: ferrocert has no such field; its certificates are the TLS server certificates
+/// ACME CAs issue.
+/// - only `server auth`, `digital signature`, `key encipherment` (cert-manager's default is the
+///   last two): dropped, harmless.
+/// - anything else (`client auth`, `code signing`, `cert sign`, ...): dropped, a loss, naming
+///   the usages ferrocert cannot ask for.
+fn convert_usages(spec: &mut Obj, notes: &mut Notes) -> Result<(), Invalid> {
+    let field = spec.path("usages");
+    let Some(usages) = spec.strings("usages")? else {
+        return Ok(());
+    };
+    let value = Value::from(usages.clone());
+    let other: Vec<&str> = usages
+        .iter()
+        .map(String::as_str)
+        .filter(|u| !HARMLESS_USAGES.contains(u))
+        .collect();
+    if other.is_empty() {
+        notes.dropped(
+            &field,
+            Some(&value),
+            "ferrocert has no usages field; its certificates are always serverAuth",
+        );
+    } else {
+        notes.lost(
+            &field,
+            Some(&value),
+            format!(
+                "ferrocert has no usages field; its certificates are always serverAuth, and {} \
+                 cannot be asked for",
+                other.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `privateKey`: `algorithm`, `size`, `encoding` and `rotationPolicy` keep their meaning, except:
+///
+/// - no `algorithm`: cert-manager makes RSA keys, ferrocert ECDSA P-256 ones, so the output
+///   says `algorithm: RSA` to keep the key type. Changed, harmless.
+/// - `size` ferrocert does not make: RSA keys are 2048, 3072 or 4096 bits in ferrocert, ECDSA
+///   curves P-256 or P-384. An RSA size between those is rounded up (changed, harmless: a
+///   stronger key); RSA above 4096 (cert-manager allows up to 8192) becomes 4096 and ECDSA 521
+///   becomes 384 (changed, a loss: a weaker key than asked). An Ed25519 `size` is dropped,
+///   harmless (cert-manager ignores it, ferrocert's schema refuses it).
+/// - `encoding: PKCS1` with Ed25519: PKCS8 (changed, harmless: Ed25519 keys have no PKCS#1
+///   form). `PKCS1` otherwise is kept with a note: SEC1 for ECDSA keys, as in cert-manager.
+/// - no `rotationPolicy`: left unset, with a note. ferrocert's default is `Always`, as
+///   cert-manager's since v1.18 (it was `Never` before: objects written for an older
+///   cert-manager got a new key only when needed; set `Never` to keep that).
+fn convert_private_key(
+    private_key: Option<Obj>,
+    path: &str,
+    notes: &mut Notes,
+) -> Result<Value, Invalid> {
+    let mut out = Map::new();
+    let mut pk = match private_key {
+        Some(pk) => pk,
+        None => Obj::new(Value::Object(Map::new()), path)?,
+    };
+    let algorithm = match pk.one_of("algorithm", &["RSA", "ECDSA", "Ed25519"])? {
+        Some(algorithm) => algorithm,
+        None => {
+            notes.changed(
+                &pk.path("algorithm"),
+                None,
+                "set to RSA, cert-manager's default when unset (ferrocert's default is ECDSA \
+                 P-256: remove it to switch)",
+            );
+            "RSA".to_string()
+        }
+    };
+    put(&mut out, "algorithm", algorithm.clone());
+
+    if let Some(size) = pk.integer("size")? {
+        let field = pk.path("size");
+        let value = Value::from(size);
+        let converted = match algorithm.as_str() {
+            "RSA" => match size {
+                2048 | 3072 | 4096 => Some(size),
+                s if s < 2048 => {
+                    return Err(invalid(field, "RSA keys are at least 2048 bits"));
+                }
+                s if s < 3072 => Some(round_up(&field, &value, 3072, notes)),
+                s if s < 4096 => Some(round_up(&field, &value, 4096, notes)),
+                _ => {
+                    notes.changed_lossy(
+                        &field,
+                        Some(&value),
+                        "to 4096: ferrocert makes RSA keys of 2048, 3072 or 4096 bits",
+                    );
+                    Some(4096)
+                }
+            },
+            "ECDSA" => match size {
+                256 | 384 => Some(size),
+                521 => {
+                    notes.changed_lossy(
+                        &field,
+                        Some(&value),
+                        "to 384: ferrocert makes ECDSA keys on P-256 or P-384 only",
+                    );
+                    Some(384)
+                }
+                _ => return Err(invalid(field, "ECDSA keys are 256, 384 or 521 bits")),
+            },
+            _ => {
+                notes.dropped(&field, Some(&value), "Ed25519 keys have no size");
+                None
+            }
+        };
+        if let Some(size) = converted {
+            put(&mut out, "size", size);
+        }
+    }
+
+    if let Some(encoding) = pk.one_of("encoding", &["PKCS1", "PKCS8"])? {
+        let field = pk.path("encoding");
+        let value = Value::String(encoding.clone());
+        if algorithm == "Ed25519" && encoding == "PKCS1" {
+            notes.changed(
+                &field,
+                Some(&value),
+                "to PKCS8: Ed25519 keys have no PKCS#1 form",
+            );
+            put(&mut out, "encoding", "PKCS8");
+        } else {
+            if encoding == "PKCS1" {
+                notes.kept(
+                    &field,
+                    Some(&value),
+                    "as in cert-manager: PKCS#1 for RSA keys, SEC1 for ECDSA keys",
+                );
+            }
+            put(&mut out, "encoding", encoding);
+        }
+    }
+
+    match pk.one_of("rotationPolicy", &["Always", "Never"])? {
+        Some(policy) => put(&mut out, "rotationPolicy", policy),
+        None => notes.kept(
+            &pk.path("rotationPolicy"),
+            None,
+            "unset, so Always in ferrocert (a new key at every issuance), as in cert-manager \
+             since v1.18; before v1.18 the default was Never: set Never to keep the key",
+        ),
+    }
+    pk.finish(notes);
+    Ok(Value::Object(out))
+}
+
+fn round_up(field: &str, value: &Value, to: i64, notes: &mut Notes) -> i64 {
+    notes.changed(
+        field,
+        Some(value),
+        format!("to {to}: ferrocert makes RSA keys of 2048, 3072 or 4096 bits"),
+    );
+    to
+}
+
+/// `issuerRef`: `name` and `kind` (`Issuer`, `ClusterIssuer`) are kept.
+///
+/// - `group: cert-manager.io` (or empty): dropped, harmless: ferrocert's issuers are in its own
+///   group, the default. `group: ferrocert.dev`: kept.
+/// - any other group is an external issuer (AWS Private CA, Google CAS, step-issuer, ...):
+///   not converted, a loss; the output keeps the name (point it at a ferrocert Issuer) and
+///   drops group and kind.
+/// - another `kind` with cert-manager's group: not converted, a loss; the kind is dropped.
+fn convert_issuer_ref(mut issuer_ref: Obj, notes: &mut Notes) -> Result<Value, Invalid> {
+    let mut out = Map::new();
+    put(&mut out, "name", issuer_ref.required_string("name")?);
+    let kind = issuer_ref.string("kind")?;
+    let group = issuer_ref.string("group")?;
+    let kind_field = issuer_ref.path("kind");
+    let group_field = issuer_ref.path("group");
+    match group.as_deref() {
+        None | Some("") => {}
+        Some("cert-manager.io") => notes.dropped(
+            &group_field,
+            Some(&Value::from("cert-manager.io")),
+            "ferrocert's issuers are in its own group, ferrocert.dev, the default",
+        ),
+        Some(g) if g == crate::api::GROUP => put(&mut out, "group", g),
+        Some(g) => {
+            let what = match &kind {
+                Some(kind) => format!("{kind}.{g}"),
+                None => g.to_string(),
+            };
+            notes.not_converted(
+                &group_field,
+                Some(&Value::from(g)),
+                format!(
+                    "{what} is an external issuer; ferrocert issues only through its own \
+                     Issuers and ClusterIssuers: the name is kept, point it at one of those"
+                ),
+            );
+            issuer_ref.finish(notes);
+            return Ok(Value::Object(out));
+        }
+    }
+    match kind.as_deref() {
+        None | Some("") => {}
+        Some(k @ ("Issuer" | "ClusterIssuer")) => put(&mut out, "kind", k),
+        Some(k) => notes.not_converted(
+            &kind_field,
+            Some(&Value::from(k)),
+            "not Issuer or ClusterIssuer; an Issuer of the same name is referenced instead",
+        ),
+    }
+    issuer_ref.finish(notes);
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{Action, Note, convert_document};
+    use super::*;
+
+    fn cert(spec: Value) -> Value {
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": spec,
+        })
+    }
+
+    fn minimal() -> Value {
+        json!({
+            "secretName": "web-tls",
+            "dnsNames": ["web.example.com"],
+            "issuerRef": {"name": "le"},
+            "privateKey": {"algorithm": "ECDSA", "rotationPolicy": "Always"},
+        })
+    }
+
+    fn with(mut spec: Value, key: &str, value: Value) -> Value {
+        spec[key] = value;
+        spec
+    }
+
+    /// Converts, returning the output spec and the notes.
+    fn convert(spec: Value) -> (Value, Vec<Note>) {
+        let converted = convert_document(cert(spec)).expect("readable");
+        match converted.output {
+            super::super::Output::Converted(v) => (v["spec"].clone(), converted.notes),
+            other => panic!("not converted: {other:?}"),
+        }
+    }
+
+    fn note<'a>(notes: &'a [Note], field: &str) -> &'a Note {
+        notes
+            .iter()
+            .find(|n| n.field == field)
+            .unwrap_or_else(|| panic!("no note on {field}: {notes:#?}"))
+    }
+
+    #[test]
+    fn the_fields_with_the_same_meaning_are_kept_and_nothing_is_noted() {
+        let spec = json!({
+            "secretName": "web-tls",
+            "commonName": "web.example.com",
+            "dnsNames": ["web.example.com", "*.web.example.com"],
+            "ipAddresses": ["192.0.2.10"],
+            "duration": "2160h",
+            "renewBefore": "360h",
+            "privateKey": {"algorithm": "RSA", "size": 4096, "encoding": "PKCS8",
+                           "rotationPolicy": "Never"},
+            "issuerRef": {"name": "le", "kind": "ClusterIssuer", "group": "ferrocert.dev"},
+            "secretTemplate": {"labels": {"app": "web"}, "annotations": {"a": "b"}},
+        });
+        let (out, notes) = convert(spec.clone());
+        assert_eq!(out, spec);
+        assert!(notes.is_empty(), "{notes:#?}");
+    }
+
+    #[test]
+    fn renew_before_percentage_is_kept() {
+        let (out, notes) = convert(with(minimal(), "renewBeforePercentage", json!(25)));
+        assert_eq!(out["renewBeforePercentage"], 25);
+        assert!(notes.is_empty(), "{notes:#?}");
+    }
+
+    #[test]
+    fn the_default_key_algorithm_stays_rsa() {
+        let mut spec = minimal();
+        spec.as_object_mut().unwrap().remove("privateKey");
+        let (out, notes) = convert(spec);
+        assert_eq!(out["privateKey"], json!({"algorithm": "RSA"}));
+        let n = note(&notes, "spec.privateKey.algorithm");
+        assert_eq!(n.action, Action::Changed);
+        assert!(!n.is_loss());
+        let n = note(&notes, "spec.privateKey.rotationPolicy");
+        assert_eq!(n.action, Action::Kept);
+        assert!(n.reason.contains("v1.18"), "{n}");
+        assert!(!n.is_loss());
+    }
+
+    #[test]
+    fn pkcs1_is_kept_with_a_note_and_becomes_pkcs8_for_ed25519() {
+        let spec = with(
+            minimal(),
+            "privateKey",
+            json!({"algorithm": "ECDSA", "encoding": "PKCS1", "rotationPolicy": "Always"}),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(out["privateKey"]["encoding"], "PKCS1");
+        let n = note(&notes, "spec.privateKey.encoding");
+        assert_eq!(
+            n.to_string(),
+            "Certificate shop/web: spec.privateKey.encoding PKCS1 kept: as in cert-manager: \
+             PKCS#1 for RSA keys, SEC1 for ECDSA keys"
+        );
+        let spec = with(
+            minimal(),
+            "privateKey",
+            json!({"algorithm": "Ed25519", "encoding": "PKCS1", "size": 256,
+                   "rotationPolicy": "Always"}),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(
+            out["privateKey"],
+            json!({"algorithm": "Ed25519", "encoding": "PKCS8", "rotationPolicy": "Always"})
+        );
+        assert_eq!(
+            note(&notes, "spec.privateKey.encoding").action,
+            Action::Changed
+        );
+        assert_eq!(note(&notes, "spec.privateKey.size").action, Action::Dropped);
+        assert!(!notes.iter().any(Note::is_loss), "{notes:#?}");
+    }
+
+    #[test]
+    fn key_sizes_ferrocert_does_not_make_are_rounded_and_smaller_ones_are_a_loss() {
+        let pk = |alg: &str, size: i64| {
+            with(
+                minimal(),
+                "privateKey",
+                json!({"algorithm": alg, "size": size, "rotationPolicy": "Always"}),
+            )
+        };
+        let (out, notes) = convert(pk("RSA", 8192));
+        assert_eq!(out["privateKey"]["size"], 4096);
+        assert!(note(&notes, "spec.privateKey.size").is_loss());
+        let (out, notes) = convert(pk("RSA", 2560));
+        assert_eq!(out["privateKey"]["size"], 3072);
+        assert!(!note(&notes, "spec.privateKey.size").is_loss());
+        let (out, notes) = convert(pk("ECDSA", 521));
+        assert_eq!(out["privateKey"]["size"], 384);
+        assert!(note(&notes, "spec.privateKey.size").is_loss());
+        let err = convert_document(cert(pk("RSA", 1024))).unwrap_err();
+        assert_eq!(err.field, "spec.privateKey.size");
+        let err = convert_document(cert(pk("ECDSA", 512))).unwrap_err();
+        assert_eq!(err.field, "spec.privateKey.size");
+    }
+
+    #[test]
+    fn unknown_enum_values_are_unreadable() {
+        let spec = with(minimal(), "privateKey", json!({"algorithm": "DSA"}));
+        let err = convert_document(cert(spec)).unwrap_err();
+        assert_eq!(err.field, "spec.privateKey.algorithm");
+        assert!(err.message.contains("RSA, ECDSA, Ed25519"), "{err}");
+        let spec = with(
+            minimal(),
+            "privateKey",
+            json!({"rotationPolicy": "Sometimes"}),
+        );
+        assert_eq!(
+            convert_document(cert(spec)).unwrap_err().field,
+            "spec.privateKey.rotationPolicy"
+        );
+    }
+
+    #[test]
+    fn default_usages_are_harmless_and_others_are_a_loss() {
+        let spec = with(
+            minimal(),
+            "usages",
+            json!(["server auth", "digital signature", "key encipherment"]),
+        );
+        let (out, notes) = convert(spec);
+        assert!(out.get("usages").is_none());
+        let n = note(&notes, "spec.usages");
+        assert_eq!(
+            n.to_string(),
+            "Certificate shop/web: spec.usages [server auth, digital signature, key encipherment] \
+             dropped: ferrocert has no usages field; its certificates are always serverAuth"
+        );
+        assert!(!n.is_loss());
+        let spec = with(minimal(), "usages", json!(["server auth", "client auth"]));
+        let (_, notes) = convert(spec);
+        let n = note(&notes, "spec.usages");
+        assert!(n.is_loss());
+        assert!(n.reason.contains("client auth cannot be asked for"), "{n}");
+    }
+
+    #[test]
+    fn subject_is_harmless_is_ca_and_keystores_are_a_loss() {
+        let spec = with(
+            minimal(),
+            "subject",
+            json!({"organizations": ["Example Ltd"], "countries": ["NL"]}),
+        );
+        let (out, notes) = convert(spec);
+        assert!(out.get("subject").is_none());
+        assert!(!note(&notes, "spec.subject").is_loss());
+
+        let (_, notes) = convert(with(minimal(), "isCA", json!(true)));
+        assert!(note(&notes, "spec.isCA").is_loss());
+        let (_, notes) = convert(with(minimal(), "isCA", json!(false)));
+        assert!(!note(&notes, "spec.isCA").is_loss());
+
+        let spec = with(
+            minimal(),
+            "keystores",
+            json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "p", "key": "k"}}}),
+        );
+        let (out, notes) = convert(spec);
+        assert!(out.get("keystores").is_none());
+        let n = note(&notes, "spec.keystores");
+        assert!(n.is_loss());
+        assert_eq!(n.value.as_deref(), Some("[pkcs12]"));
+        let spec = with(
+            minimal(),
+            "keystores",
+            json!({"jks": {"create": false, "passwordSecretRef": {"name": "p", "key": "k"}}}),
+        );
+        let (_, notes) = convert(spec);
+        assert!(!note(&notes, "spec.keystores").is_loss());
+    }
+
+    #[test]
+    fn other_sans_output_formats_and_name_constraints_are_a_loss_unless_empty() {
+        for (key, value) in [
+            ("emailAddresses", json!(["ops@example.com"])),
+            ("uris", json!(["spiffe://cluster.local/ns/shop/sa/web"])),
+            (
+                "otherNames",
+                json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}]),
+            ),
+            ("additionalOutputFormats", json!([{"type": "CombinedPEM"}])),
+            ("nameConstraints", json!({"critical": true})),
+        ] {
+            let (out, notes) = convert(with(minimal(), key, value));
+            assert!(out.get(key).is_none());
+            let n = note(&notes, &format!("spec.{key}"));
+            assert!(n.is_loss(), "{key}: {n}");
+        }
+        for key in [
+            "emailAddresses",
+            "uris",
+            "otherNames",
+            "additionalOutputFormats",
+        ] {
+            let (_, notes) = convert(with(minimal(), key, json!([])));
+            assert!(!note(&notes, &format!("spec.{key}")).is_loss(), "{key}");
+        }
+        let (_, notes) = convert(with(
+            minimal(),
+            "additionalOutputFormats",
+            json!([{"type": "DER"}]),
+        ));
+        assert_eq!(
+            note(&notes, "spec.additionalOutputFormats")
+                .value
+                .as_deref(),
+            Some("[DER]")
+        );
+    }
+
+    #[test]
+    fn revision_history_and_encode_usages_are_harmless() {
+        let spec = with(
+            with(minimal(), "revisionHistoryLimit", json!(3)),
+            "encodeUsagesInRequest",
+            json!(true),
+        );
+        let (out, notes) = convert(spec);
+        assert!(out.get("revisionHistoryLimit").is_none());
+        let n = note(&notes, "spec.revisionHistoryLimit");
+        assert_eq!(n.action, Action::Dropped);
+        assert!(n.reason.contains("no request history"), "{n}");
+        assert!(!notes.iter().any(Note::is_loss), "{notes:#?}");
+    }
+
+    #[test]
+    fn issuer_ref_groups() {
+        let spec = with(
+            minimal(),
+            "issuerRef",
+            json!({"name": "le", "kind": "ClusterIssuer", "group": "cert-manager.io"}),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(
+            out["issuerRef"],
+            json!({"name": "le", "kind": "ClusterIssuer"})
+        );
+        assert!(!note(&notes, "spec.issuerRef.group").is_loss());
+
+        let spec = with(
+            minimal(),
+            "issuerRef",
+            json!({"name": "pca", "kind": "AWSPCAClusterIssuer", "group": "awspca.cert-manager.io"}),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(out["issuerRef"], json!({"name": "pca"}));
+        let n = note(&notes, "spec.issuerRef.group");
+        assert!(n.is_loss());
+        assert_eq!(n.action, Action::NotConverted);
+        assert!(
+            n.reason
+                .contains("AWSPCAClusterIssuer.awspca.cert-manager.io"),
+            "{n}"
+        );
+
+        let spec = with(
+            minimal(),
+            "issuerRef",
+            json!({"name": "x", "kind": "Signer"}),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(out["issuerRef"], json!({"name": "x"}));
+        assert!(note(&notes, "spec.issuerRef.kind").is_loss());
+    }
+
+    #[test]
+    fn upper_case_dns_names_are_lowered() {
+        let spec = with(
+            minimal(),
+            "dnsNames",
+            json!(["Web.Example.com", "api.example.com"]),
+        );
+        let (out, notes) = convert(spec);
+        assert_eq!(
+            out["dnsNames"],
+            json!(["web.example.com", "api.example.com"])
+        );
+        let n = note(&notes, "spec.dnsNames[0]");
+        assert_eq!(n.action, Action::Changed);
+        assert!(!n.is_loss());
+    }
+
+    #[test]
+    fn unknown_fields_are_a_loss() {
+        let (out, notes) = convert(with(minimal(), "futureField", json!({"x": 1})));
+        assert!(out.get("futureField").is_none());
+        assert!(note(&notes, "spec.futureField").is_loss());
+        let spec = with(
+            minimal(),
+            "privateKey",
+            json!({"algorithm": "ECDSA", "rotationPolicy": "Always", "curve": "x"}),
+        );
+        let (_, notes) = convert(spec);
+        assert!(note(&notes, "spec.privateKey.curve").is_loss());
+    }
+
+    #[test]
+    fn missing_or_mistyped_required_fields_are_unreadable() {
+        let mut spec = minimal();
+        spec.as_object_mut().unwrap().remove("secretName");
+        assert_eq!(
+            convert_document(cert(spec)).unwrap_err().field,
+            "spec.secretName"
+        );
+        let mut spec = minimal();
+        spec.as_object_mut().unwrap().remove("issuerRef");
+        assert_eq!(
+            convert_document(cert(spec)).unwrap_err().field,
+            "spec.issuerRef"
+        );
+        let err =
+            convert_document(cert(with(minimal(), "dnsNames", json!("a.example")))).unwrap_err();
+        assert_eq!(err.field, "spec.dnsNames");
+        assert_eq!(err.message, "expected a list, found a string");
+        let err = convert_document(cert(with(minimal(), "dnsNames", json!(["a", 7])))).unwrap_err();
+        assert_eq!(err.field, "spec.dnsNames[1]");
+        let err = convert_document(cert(with(minimal(), "isCA", json!("yes")))).unwrap_err();
+        assert_eq!(err.field, "spec.isCA");
+    }
+}
