@@ -151,10 +151,15 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "issuer-dns01-acmedns.yaml",
+        exit: 0,
+        notes: &[],
+    },
+    Case {
+        file: "issuer-dns01-webhook.yaml",
         exit: 1,
         notes: &[
-            "loss: Issuer edge/letsencrypt-acmedns: spec.acme.solvers[0].dns01.acmeDNS not \
-             converted: ferrocert has no acmeDNS DNS provider",
+            "loss: Issuer edge/letsencrypt-webhook: spec.acme.solvers[0].dns01.webhook not \
+             converted: the webhook provider (groupName acme.edge.example.com, solverName ovh)",
         ],
     },
     Case {
@@ -343,7 +348,7 @@ fn converted_fields_reach_the_output() {
                "http01": {"ingress": {"name": "legacy-web", "serviceType": "NodePort"}}})
     );
 
-    let path = data_dir().join("issuer-dns01-acmedns.yaml");
+    let path = data_dir().join("issuer-dns01-webhook.yaml");
     let run = convert(&[path_str(&path)], "");
     let docs = documents(&run.stdout);
     assert_eq!(

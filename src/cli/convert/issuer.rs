@@ -21,14 +21,7 @@ const NOT_ACME: [(&str, &str); 4] = [
 ];
 
 /// cert-manager's DNS-01 providers that ferrocert lacks.
-const UNSUPPORTED_DNS01: [&str; 6] = [
-    "acmeDNS",
-    "akamai",
-    "azureDNS",
-    "cloudDNS",
-    "digitalocean",
-    "webhook",
-];
+const UNSUPPORTED_DNS01: [&str; 5] = ["akamai", "azureDNS", "cloudDNS", "digitalocean", "webhook"];
 
 /// Converts `spec`; `None` when the issuer is not an ACME issuer (nothing to write).
 ///
@@ -389,9 +382,9 @@ fn convert_route(mut route: Obj, notes: &mut Notes) -> Result<Option<Value>, Inv
 
 /// `dns01`: `cnameStrategy` kept; exactly one provider.
 ///
-/// - `rfc2136`, `cloudflare`, `route53`: converted (below).
-/// - `acmeDNS`, `akamai`, `azureDNS`, `cloudDNS`, `digitalocean`, `webhook`: not converted, a
-///   loss; the solver is left out.
+/// - `rfc2136`, `cloudflare`, `route53`, `acmeDNS`: converted (below).
+/// - `akamai`, `azureDNS`, `cloudDNS`, `digitalocean`, `webhook`: not converted, a loss; the
+///   solver is left out.
 fn convert_dns01(
     mut dns01: Obj,
     cluster_scoped: bool,
@@ -405,6 +398,7 @@ fn convert_dns01(
     let rfc2136 = dns01.object("rfc2136")?;
     let cloudflare = dns01.object("cloudflare")?;
     let route53 = dns01.object("route53")?;
+    let acme_dns = dns01.object("acmeDNS")?;
     let unsupported: Vec<(&str, Value)> = UNSUPPORTED_DNS01
         .iter()
         .filter_map(|key| dns01.take(key).map(|v| (*key, v)))
@@ -412,6 +406,7 @@ fn convert_dns01(
     let known = usize::from(rfc2136.is_some())
         + usize::from(cloudflare.is_some())
         + usize::from(route53.is_some())
+        + usize::from(acme_dns.is_some())
         + unsupported.len();
     if known > 1 {
         return Err(invalid(&dns01.path, "sets more than one DNS-01 provider"));
@@ -443,6 +438,11 @@ fn convert_dns01(
             "route53",
             convert_route53(p, cluster_scoped, secrets, notes)?,
         ))
+    } else if let Some(p) = acme_dns {
+        Some((
+            "acmeDNS",
+            convert_acme_dns(p, cluster_scoped, secrets, notes)?,
+        ))
     } else {
         for (key, value) in &unsupported {
             let field = dns01.path(key);
@@ -463,8 +463,8 @@ fn convert_dns01(
                 &field,
                 None,
                 format!(
-                    "{what}; ferrocert's are rfc2136, cloudflare and route53: the solver is \
-                     left out"
+                    "{what}; ferrocert's are rfc2136, cloudflare, route53 and acmeDNS: the \
+                     solver is left out"
                 ),
             );
         }
@@ -570,6 +570,40 @@ fn convert_rfc2136(
 ///   used, as cert-manager does).
 /// - `apiKeySecretRef` alone: not converted, a loss: ferrocert takes API tokens only; the solver
 ///   is left out.
+/// `acmeDNS`: `host` and `accountSecretRef` kept (the same accounts JSON).
+///
+/// - an `http://` host on a namespaced Issuer: kept, a loss: ferrocert lets only ClusterIssuers
+///   reach acme-dns over plain HTTP, so that Issuer's DNS-01 attempts would fail until the host
+///   is https:// (or the issuer a ClusterIssuer).
+fn convert_acme_dns(
+    mut p: Obj,
+    cluster_scoped: bool,
+    secrets: &mut Vec<String>,
+    notes: &mut Notes,
+) -> Result<Value, Invalid> {
+    let mut out = Map::new();
+    let host_field = p.path("host");
+    let host = p.required_string("host")?;
+    if !cluster_scoped && host.starts_with("http://") {
+        notes.kept_lossy(
+            &host_field,
+            Some(&Value::String(host.clone())),
+            "ferrocert lets only a ClusterIssuer reach acme-dns over plain http://: use an \
+             https:// host, or a ClusterIssuer",
+        );
+    }
+    put(&mut out, "host", host);
+    let account_field = p.path("accountSecretRef");
+    let Some(account) = p.object("accountSecretRef")? else {
+        return Err(invalid(&account_field, "is required"));
+    };
+    let account = secret_ref(account, notes)?;
+    remember_secret(&account, secrets);
+    put(&mut out, "accountSecretRef", account);
+    p.finish(notes);
+    Ok(Value::Object(out))
+}
+
 fn convert_cloudflare(
     mut p: Obj,
     secrets: &mut Vec<String>,
@@ -972,11 +1006,6 @@ mod tests {
     fn other_dns01_providers_drop_their_solver() {
         for (provider, config) in [
             (
-                "acmeDNS",
-                json!({"host": "https://auth.example.com",
-                               "accountSecretRef": {"name": "a", "key": "b"}}),
-            ),
-            (
                 "webhook",
                 json!({"groupName": "acme.example.com", "solverName": "ovh"}),
             ),
@@ -1066,5 +1095,25 @@ mod tests {
         assert_eq!(e.field, "spec.acme.solvers[0].http01.ingress.serviceType");
         let e = err(json!({"acme": acme(json!("none"))}));
         assert_eq!(e.message, "expected a list, found a string");
+    }
+
+    #[test]
+    fn acme_dns_is_converted_and_plain_http_on_an_issuer_is_a_loss() {
+        let solvers = json!([{"dns01": {"acmeDNS": {"host": "https://auth.example.com",
+            "accountSecretRef": {"name": "acme-dns", "key": "acmedns.json"}}}}]);
+        let (out, notes) = convert(issuer("Issuer", acme(solvers)));
+        assert_eq!(
+            out["spec"]["acme"]["solvers"][0]["dns01"]["acmeDNS"],
+            json!({"host": "https://auth.example.com",
+                   "accountSecretRef": {"name": "acme-dns", "key": "acmedns.json"}})
+        );
+        assert!(notes.iter().all(|n| !n.is_loss()), "{notes:?}");
+        let solvers = json!([{"dns01": {"acmeDNS": {"host": "http://acme-dns.infra",
+            "accountSecretRef": {"name": "acme-dns", "key": "acmedns.json"}}}}]);
+        let (_, notes) = convert(issuer("Issuer", acme(solvers.clone())));
+        let n = note(&notes, "spec.acme.solvers[0].dns01.acmeDNS.host");
+        assert!(n.is_loss() && n.reason.contains("ClusterIssuer"), "{n}");
+        let (_, notes) = convert(issuer("ClusterIssuer", acme(solvers)));
+        assert!(notes.iter().all(|n| !n.is_loss()), "{notes:?}");
     }
 }
