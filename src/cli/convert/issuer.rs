@@ -564,12 +564,6 @@ fn convert_rfc2136(
     Ok(Value::Object(out))
 }
 
-/// `cloudflare`: `apiTokenSecretRef` and `email` kept.
-///
-/// - `apiKeySecretRef` (the global API key) next to a token: dropped, harmless (the token is
-///   used, as cert-manager does).
-/// - `apiKeySecretRef` alone: not converted, a loss: ferrocert takes API tokens only; the solver
-///   is left out.
 /// `acmeDNS`: `host` and `accountSecretRef` kept (the same accounts JSON).
 ///
 /// - an `http://` host on a namespaced Issuer: kept, a loss: ferrocert lets only ClusterIssuers
@@ -604,6 +598,12 @@ fn convert_acme_dns(
     Ok(Value::Object(out))
 }
 
+/// `cloudflare`: `apiTokenSecretRef` and `email` kept.
+///
+/// - `apiKeySecretRef` (the global API key) next to a token: dropped, harmless (the token is
+///   used, as cert-manager does).
+/// - `apiKeySecretRef` alone: not converted, a loss: ferrocert takes API tokens only; the solver
+///   is left out.
 fn convert_cloudflare(
     mut p: Obj,
     secrets: &mut Vec<String>,
