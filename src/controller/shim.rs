@@ -390,9 +390,12 @@ pub async fn run_ingress_shim(ctx: Ctx, stop: watch::Receiver<bool>) {
         return;
     }
     let mut stop_rx = stop.clone();
+    // Not the controller's own temporary HTTP-01 Ingresses (one per challenge in flight): they
+    // carry no issuer annotation, and caching them would cost memory and reconciles.
+    let not_ours = format!("!{}", crate::labels::SOLVER);
     Controller::new(
         Api::<Ingress>::all(ctx.client.clone()),
-        watcher::Config::default().any_semantic(),
+        watcher::Config::default().labels(&not_ours).any_semantic(),
     )
     .graceful_shutdown_on(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
