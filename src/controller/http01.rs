@@ -567,14 +567,22 @@ pub async fn cleanup(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
         labels::SOLVER
     );
     let lp = ListParams::default().labels(&selector);
-    restore_edited_ingresses(ctx, &ns, &lp).await?;
+    // The Services first, listed once: their annotations say which Ingresses were edited in
+    // place (the only record of the edit), so those are restored before anything is deleted.
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let listed = services
+        .list_metadata(&lp)
+        .await
+        .context(|| format!("listing solver Services in {ns}"))?
+        .items;
+    restore_edited_ingresses(ctx, &ns, &listed).await?;
     delete_listed(&Api::<Ingress>::namespaced(ctx.client.clone(), &ns), &lp).await?;
     delete_listed(
         &Api::<EndpointSlice>::namespaced(ctx.client.clone(), &ns),
         &lp,
     )
     .await?;
-    delete_listed(&Api::<Service>::namespaced(ctx.client.clone(), &ns), &lp).await?;
+    delete_named(&services, listed.iter().map(|s| s.name_any())).await?;
     if !ctx.gateway_api.known_absent() {
         let routes: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), &ns, &http_route_resource());
@@ -610,17 +618,15 @@ pub async fn cleanup(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
     Ok(())
 }
 
-/// Takes the challenge rules out of the Ingresses edited in place for the Services `lp` lists
-/// (their [`routing::ANN_EDITED_INGRESS`] annotation names the Ingress). Before the Services go:
-/// the annotation is the only record of the edit.
-async fn restore_edited_ingresses(ctx: &Ctx, ns: &str, lp: &ListParams) -> Result<(), Error> {
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+/// Takes the challenge rules out of the Ingresses edited in place for the challenge `services`
+/// (their [`routing::ANN_EDITED_INGRESS`] annotation names the Ingress).
+async fn restore_edited_ingresses(
+    ctx: &Ctx,
+    ns: &str,
+    services: &[kube::core::PartialObjectMeta<Service>],
+) -> Result<(), Error> {
     let mut by_ingress: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for s in services
-        .list_metadata(lp)
-        .await
-        .context(|| format!("listing solver Services in {ns}"))?
-    {
+    for s in services {
         if let Some(target) = s.annotations().get(routing::ANN_EDITED_INGRESS) {
             by_ingress
                 .entry(target.clone())
@@ -639,12 +645,20 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let kind = K::kind(&());
-    for object in api
+    let listed = api
         .list_metadata(lp)
         .await
-        .context(|| format!("listing solver {kind}s"))?
-    {
-        let name = object.name_any();
+        .context(|| format!("listing solver {kind}s"))?;
+    delete_named(api, listed.iter().map(|o| o.name_any())).await
+}
+
+/// Deletes the objects `names`; one already gone is fine.
+async fn delete_named<K>(api: &Api<K>, names: impl Iterator<Item = String>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    for name in names {
         match api.delete(&name, &Default::default()).await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
