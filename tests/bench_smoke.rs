@@ -47,7 +47,10 @@ fn the_benchmark_harness_runs_every_scenario_at_smoke_size() {
         "ferrocert-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        stdout.contains("Latency") && stdout.contains("Throughput") && stdout.contains("Restart"),
+        stdout.contains("Latency")
+            && stdout.contains("Throughput")
+            && stdout.contains("Restart")
+            && stdout.contains("Adopt"),
         "no table printed:\n{stdout}"
     );
     let json = std::fs::read_dir(out.path())
@@ -88,6 +91,11 @@ fn the_benchmark_harness_runs_every_scenario_at_smoke_size() {
     for key in ["acme_requests", "api_writes", "cpu_percent_of_one_core"] {
         assert!(idle[key].as_f64().is_some(), "idle lacks {key}: {idle:#}");
     }
+    // Secrets as cert-manager left them: every Certificate adopts its own (status.adopted and
+    // Ready, so without an order).
+    let adopt = &report["adopt"];
+    assert_eq!(adopt["n"], 10, "{report:#}");
+    assert_eq!(adopt["ready"], 10, "not all adopted: {adopt:#}");
     let restart = &report["restart"];
     assert_eq!(restart["n"], 10, "{report:#}");
     // Only the benchmark's own Certificates: the README's test command may run on an environment

@@ -209,6 +209,81 @@ pub fn is_ready(cert: &Certificate) -> bool {
     })
 }
 
+/// Whether a Certificate kept the certificate it found: Ready, adopted, no order in flight.
+pub fn is_adopted(cert: &Certificate) -> bool {
+    cert.status.as_ref().is_some_and(|s| {
+        conditions::is_true(&s.conditions, READY) && s.adopted.is_some() && s.order.is_none()
+    })
+}
+
+/// Creates, for each name, a `kubernetes.io/tls` Secret `<name>-tls` as cert-manager leaves it:
+/// a certificate for `<name>.<tag>.<zone>` (90 days from yesterday, ECDSA P-256, from a CA made
+/// here, chain leaf + CA), its key in SEC1 (ferrocert's default encoding), and cert-manager's
+/// annotations naming the Certificate `<name>`. What a cluster switching from cert-manager has.
+pub async fn create_cert_manager_secrets(
+    client: &Client,
+    ns: &str,
+    names: &[String],
+    tag: &str,
+    zone: &str,
+    concurrency: usize,
+) -> Result<()> {
+    use ferrocert::pki::{KeySpec, generate};
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let now = jiff::Timestamp::now().as_second().max(86_400) as u64;
+    let validity = |params: &mut rcgen::CertificateParams| {
+        params.not_before = epoch + Duration::from_secs(now - 86_400);
+        params.not_after = epoch + Duration::from_secs(now + 89 * 86_400);
+    };
+    let ca_key = generate(&KeySpec::default())?.to_rcgen_key_pair()?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bench cert-manager CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    validity(&mut ca_params);
+    let ca_pem = ca_params.self_signed(&ca_key)?.pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut secrets = Vec::with_capacity(names.len());
+    for name in names {
+        let key = generate(&KeySpec::default())?;
+        let mut params = rcgen::CertificateParams::new(vec![format!("{name}.{tag}.{zone}")])?;
+        validity(&mut params);
+        let leaf = params.signed_by(&key.to_rcgen_key_pair()?, &issuer)?.pem();
+        let key_pem = key.to_pem(ferrocert::api::PrivateKeyEncoding::PKCS1)?;
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {
+                "name": format!("{name}-tls"),
+                "annotations": {
+                    "cert-manager.io/certificate-name": name,
+                    "cert-manager.io/issuer-name": "letsencrypt",
+                    "cert-manager.io/issuer-kind": "ClusterIssuer",
+                    "cert-manager.io/issuer-group": "cert-manager.io",
+                }
+            },
+            "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64::engine::general_purpose::STANDARD.encode(format!("{leaf}{ca_pem}")),
+                "tls.key": base64::engine::general_purpose::STANDARD.encode(key_pem),
+            }
+        }))?;
+        secrets.push(secret);
+    }
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(secrets.into_iter().map(|secret| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &secret)
+                .await
+                .with_context(|| format!("creating Secret {}", secret.name_any()))?;
+            Ok::<_, anyhow::Error>(())
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .try_collect::<()>()
+    .await
+}
+
 /// Watches the namespace until `n` Certificates are ready; returns, per Certificate, when it was
 /// first seen ready (measured from `since`). After `limit` it returns what it has (fewer than
 /// `n`): a run that does not finish is still a measurement.
@@ -218,6 +293,7 @@ pub async fn wait_all_ready(
     n: usize,
     since: Instant,
     limit: Duration,
+    ready_when: fn(&Certificate) -> bool,
 ) -> Result<Vec<Duration>> {
     let api: Api<Certificate> = Api::namespaced(client.clone(), ns);
     let mut ready: HashSet<String> = HashSet::new();
@@ -239,7 +315,7 @@ pub async fn wait_all_ready(
         let (watcher::Event::Apply(cert) | watcher::Event::InitApply(cert)) = event else {
             continue;
         };
-        if is_ready(&cert) && ready.insert(cert.name_any()) {
+        if ready_when(&cert) && ready.insert(cert.name_any()) {
             times.push(since.elapsed());
         }
     }

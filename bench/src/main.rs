@@ -32,6 +32,7 @@ enum Scenario {
     Secrets,
     Idle,
     Restart,
+    Adopt,
 }
 
 #[derive(Parser, Debug)]
@@ -155,6 +156,13 @@ async fn run_scenarios(args: &Args, bench: &Bench, report: &mut Report, stem: &s
         match scenarios::latency(bench, args.latency_runs).await {
             Ok(l) => report.latency = Some(l),
             Err(e) => report.errors.push(format!("latency: {e:#}")),
+        }
+        report.write(&args.out, stem)?;
+    }
+    if wants(Scenario::Adopt) {
+        match scenarios::adopt(bench, args.follow_up_size).await {
+            Ok(a) => report.adopt = Some(a),
+            Err(e) => report.errors.push(format!("adopt: {e:#}")),
         }
         report.write(&args.out, stem)?;
     }

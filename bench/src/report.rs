@@ -57,6 +57,8 @@ pub struct Report {
     pub unrelated_secrets: Option<Throughput>,
     pub idle: Option<Idle>,
     pub restart: Option<Restart>,
+    /// Certificates adopting the Secrets cert-manager left (issue 15): no orders expected.
+    pub adopt: Option<Throughput>,
     /// Scenarios that failed, with the error.
     pub errors: Vec<String>,
 }
@@ -120,6 +122,22 @@ impl Report {
                 r.cpu_s,
                 r.peak_rss_mib,
                 r.ready_after
+            );
+        }
+        if let Some(a) = &self.adopt {
+            let _ = writeln!(
+                out,
+                "\nAdopt ({} Secrets left by cert-manager): {} of {} adopted in {:.1} s, orders created {}, ACME requests {}, API writes {}, API {}, CPU {:.2} s, peak RSS {:.1} MiB",
+                a.n,
+                a.ready,
+                a.n,
+                a.all_ready_s,
+                a.orders_created,
+                a.acme_requests_total,
+                a.api_writes,
+                verbs(&a.api_requests),
+                a.cpu_s,
+                a.peak_rss_mib
             );
         }
         for e in &self.errors {

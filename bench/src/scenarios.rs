@@ -426,7 +426,14 @@ async fn run_certificates(
         .await?;
         Ok::<_, anyhow::Error>(started.elapsed())
     };
-    let wait = cluster::wait_all_ready(&bench.client, ns, n, started, bench.run_timeout);
+    let wait = cluster::wait_all_ready(
+        &bench.client,
+        ns,
+        n,
+        started,
+        bench.run_timeout,
+        cluster::is_ready,
+    );
     let (created, times) = tokio::join!(create, wait);
     let create_s = created?;
     let times = times?;
@@ -640,6 +647,63 @@ async fn restart(
         ready_after,
     });
     Ok(controller)
+}
+
+/// Scenario 6 (issue 15): N Secrets as cert-manager left them, then N Certificates naming them:
+/// each is adopted (Ready without an order). Recorded like a throughput run; `orders_created`
+/// is the figure that matters (0).
+pub async fn adopt(bench: &Bench, n: usize) -> Result<Throughput> {
+    let tag = bench.tag(&format!("adopt{n}"));
+    let ns = format!("bench-{tag}");
+    cluster::create_namespace(&bench.client, &ns).await?;
+    cluster::create_issuer(&bench.client, &bench.env, &ns).await?;
+    let names = cluster::cert_names(n);
+    eprintln!("[bench] adopt: {n} Secrets as cert-manager left them, then {n} Certificates");
+    cluster::create_cert_manager_secrets(
+        &bench.client,
+        &ns,
+        &names,
+        &tag,
+        &bench.env.zone,
+        bench.create_concurrency,
+    )
+    .await?;
+    let controller = Controller::start(&bench.launch, &tag).await?;
+    let run = async {
+        cluster::wait_issuer_ready(&bench.client, &ns, Duration::from_secs(60)).await?;
+        settle(&controller, Duration::from_secs(1), Duration::from_secs(20)).await?;
+        let before = snapshot(bench, &controller).await?;
+        let started = Instant::now();
+        let create = async {
+            cluster::create_certificates(
+                &bench.client,
+                &ns,
+                &names,
+                &tag,
+                &bench.env.zone,
+                bench.create_concurrency,
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(started.elapsed())
+        };
+        let wait = cluster::wait_all_ready(
+            &bench.client,
+            &ns,
+            n,
+            started,
+            bench.run_timeout,
+            cluster::is_adopted,
+        );
+        let (created, times) = tokio::join!(create, wait);
+        let (create_s, times) = (created?, times?);
+        let at_ready = snapshot(bench, &controller).await?;
+        let mut record = throughput_record(&controller, &before, &at_ready, create_s, &times, n);
+        record.n = n;
+        Ok::<_, anyhow::Error>(record)
+    }
+    .await;
+    cleanup(bench, controller, &ns).await?;
+    run
 }
 
 /// Removes a scenario's objects: Certificates first while the controller runs (so it neither
