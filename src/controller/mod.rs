@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod certificate;
 pub mod dns01;
+pub mod events;
 pub mod http01;
 pub mod issuer;
 pub mod issuer_ref;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -78,7 +78,7 @@ pub struct Context {
     pub accounts: Accounts,
     pub metrics: Metrics,
     pub settings: Settings,
-    pub recorder: Recorder,
+    pub events: events::EventPublisher,
     /// The Certificate cache (also read by the HTTP-01 server).
     pub certificates: Store<Certificate>,
     /// The Issuer and ClusterIssuer caches: a reconcile reads its issuer here, and asks the API
@@ -155,18 +155,13 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(truncate(&note, 1000)),
-            action: action.to_string(),
-            secondary: None,
+        let spec = events::EventSpec {
+            warning,
+            reason,
+            action,
+            note: truncate(&note, 1000),
         };
-        if let Err(err) = self.recorder.publish(&event, reference).await {
+        if let Err(err) = self.events.publish(&spec, reference).await {
             tracing::warn!(%err, reason, "publishing an Event failed");
         }
     }

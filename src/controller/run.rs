@@ -13,7 +13,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -429,16 +428,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let caches = Caches::start(&client, stop_rx.clone());
     let store = caches.certificates.clone();
     let metrics = Metrics::new(Some(store.clone()));
-    let reporter = Reporter {
-        controller: "ferrocert".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let ctx: Ctx = Arc::new(Context {
         client: client.clone(),
         accounts: Accounts::new(metrics.clone()),
         metrics: metrics.clone(),
         settings,
-        recorder: Recorder::new(client.clone(), reporter),
+        events: super::events::EventPublisher::new(
+            client.clone(),
+            "ferrocert",
+            std::env::var("POD_NAME").ok(),
+        ),
         certificates: store.clone(),
         issuers: caches.issuers.clone(),
         cluster_issuers: caches.cluster_issuers.clone(),
