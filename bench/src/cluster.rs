@@ -183,15 +183,29 @@ pub async fn create_certificates(
     zone: &str,
     concurrency: usize,
 ) -> Result<()> {
-    let api: Api<Certificate> = Api::namespaced(client.clone(), ns);
-    futures::stream::iter(names.iter().map(|name| {
+    let certs = names
+        .iter()
+        .map(|name| certificate(name, &format!("{name}.{tag}.{zone}")))
+        .collect::<Result<Vec<_>>>()?;
+    create_all(client, ns, certs, concurrency).await
+}
+
+/// Creates `objects` in `ns` with at most `concurrency` requests in flight.
+async fn create_all<K>(client: &Client, ns: &str, objects: Vec<K>, concurrency: usize) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(objects.into_iter().map(|object| {
         let api = api.clone();
-        let dns_name = format!("{name}.{tag}.{zone}");
         async move {
-            let cert = certificate(name, &dns_name)?;
-            api.create(&PostParams::default(), &cert)
+            api.create(&PostParams::default(), &object)
                 .await
-                .with_context(|| format!("creating Certificate {name}"))?;
+                .with_context(|| format!("creating {} {}", K::kind(&()), object.name_any()))?;
             Ok::<_, anyhow::Error>(())
         }
     }))
@@ -269,19 +283,7 @@ pub async fn create_cert_manager_secrets(
         }))?;
         secrets.push(secret);
     }
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    futures::stream::iter(secrets.into_iter().map(|secret| {
-        let api = api.clone();
-        async move {
-            api.create(&PostParams::default(), &secret)
-                .await
-                .with_context(|| format!("creating Secret {}", secret.name_any()))?;
-            Ok::<_, anyhow::Error>(())
-        }
-    }))
-    .buffer_unordered(concurrency.max(1))
-    .try_collect::<()>()
-    .await
+    create_all(client, ns, secrets, concurrency).await
 }
 
 /// Watches the namespace until `n` Certificates are ready; returns, per Certificate, when it was

@@ -409,38 +409,12 @@ async fn run_certificates(
     follow: FollowUp,
     outcome: &mut RunOutcome,
 ) -> Result<Option<Controller>> {
-    cluster::wait_issuer_ready(&bench.client, ns, Duration::from_secs(60)).await?;
-    settle(controller, Duration::from_secs(1), Duration::from_secs(20)).await?;
-    let before = snapshot(bench, controller).await?;
     let names = cluster::cert_names(n);
-    let started = Instant::now();
-    let create = async {
-        cluster::create_certificates(
-            &bench.client,
-            ns,
-            &names,
-            tag,
-            &bench.env.zone,
-            bench.create_concurrency,
-        )
-        .await?;
-        Ok::<_, anyhow::Error>(started.elapsed())
-    };
-    let wait = cluster::wait_all_ready(
-        &bench.client,
-        ns,
-        n,
-        started,
-        bench.run_timeout,
-        cluster::is_ready,
-    );
-    let (created, times) = tokio::join!(create, wait);
-    let create_s = created?;
-    let times = times?;
-    let at_ready = snapshot(bench, controller).await?;
+    let (record, times, at_ready) =
+        create_and_wait(bench, controller, ns, tag, &names, cluster::is_ready).await?;
     outcome.throughput = Throughput {
         unrelated_secrets_create_s: outcome.throughput.unrelated_secrets_create_s,
-        ..throughput_record(controller, &before, &at_ready, create_s, &times, n)
+        ..record
     };
     if times.len() < n {
         eprintln!(
@@ -456,6 +430,55 @@ async fn run_certificates(
         return Ok(None);
     }
     Ok(Some(restart(bench, controller, ns, tag, n, outcome).await?))
+}
+
+/// The measured core of a run: with the issuer Ready and the controller settled, creates the
+/// Certificates `names` and waits until each is `ready_when` (or the run's time-out); returns the
+/// record, each Certificate's time to ready, and the snapshot at the end.
+async fn create_and_wait(
+    bench: &Bench,
+    controller: &Controller,
+    ns: &str,
+    tag: &str,
+    names: &[String],
+    ready_when: fn(&Certificate) -> bool,
+) -> Result<(Throughput, Vec<Duration>, Snapshot)> {
+    cluster::wait_issuer_ready(&bench.client, ns, Duration::from_secs(60)).await?;
+    settle(controller, Duration::from_secs(1), Duration::from_secs(20)).await?;
+    let before = snapshot(bench, controller).await?;
+    let started = Instant::now();
+    let create = async {
+        cluster::create_certificates(
+            &bench.client,
+            ns,
+            names,
+            tag,
+            &bench.env.zone,
+            bench.create_concurrency,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(started.elapsed())
+    };
+    let wait = cluster::wait_all_ready(
+        &bench.client,
+        ns,
+        names.len(),
+        started,
+        bench.run_timeout,
+        ready_when,
+    );
+    let (created, times) = tokio::join!(create, wait);
+    let (create_s, times) = (created?, times?);
+    let at_ready = snapshot(bench, controller).await?;
+    let record = throughput_record(
+        controller,
+        &before,
+        &at_ready,
+        create_s,
+        &times,
+        names.len(),
+    );
+    Ok((record, times, at_ready))
 }
 
 fn throughput_record(
@@ -669,39 +692,12 @@ pub async fn adopt(bench: &Bench, n: usize) -> Result<Throughput> {
     )
     .await?;
     let controller = Controller::start(&bench.launch, &tag).await?;
-    let run = async {
-        cluster::wait_issuer_ready(&bench.client, &ns, Duration::from_secs(60)).await?;
-        settle(&controller, Duration::from_secs(1), Duration::from_secs(20)).await?;
-        let before = snapshot(bench, &controller).await?;
-        let started = Instant::now();
-        let create = async {
-            cluster::create_certificates(
-                &bench.client,
-                &ns,
-                &names,
-                &tag,
-                &bench.env.zone,
-                bench.create_concurrency,
-            )
-            .await?;
-            Ok::<_, anyhow::Error>(started.elapsed())
-        };
-        let wait = cluster::wait_all_ready(
-            &bench.client,
-            &ns,
-            n,
-            started,
-            bench.run_timeout,
-            cluster::is_adopted,
-        );
-        let (created, times) = tokio::join!(create, wait);
-        let (create_s, times) = (created?, times?);
-        let at_ready = snapshot(bench, &controller).await?;
-        let mut record = throughput_record(&controller, &before, &at_ready, create_s, &times, n);
-        record.n = n;
-        Ok::<_, anyhow::Error>(record)
-    }
-    .await;
+    let run = create_and_wait(bench, &controller, &ns, &tag, &names, cluster::is_adopted)
+        .await
+        .map(|(mut record, _, _)| {
+            record.n = n;
+            record
+        });
     cleanup(bench, controller, &ns).await?;
     run
 }
