@@ -462,6 +462,7 @@ fn convert_issuer_ref(mut issuer_ref: Obj, notes: &mut Notes) -> Result<Value, I
 mod tests {
     use serde_json::json;
 
+    use super::super::tests::note;
     use super::super::{Action, Note, convert_document};
     use super::*;
 
@@ -495,13 +496,6 @@ mod tests {
             super::super::Output::Converted(v) => (v["spec"].clone(), converted.notes),
             other => panic!("not converted: {other:?}"),
         }
-    }
-
-    fn note<'a>(notes: &'a [Note], field: &str) -> &'a Note {
-        notes
-            .iter()
-            .find(|n| n.field == field)
-            .unwrap_or_else(|| panic!("no note on {field}: {notes:#?}"))
     }
 
     #[test]

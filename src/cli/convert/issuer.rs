@@ -711,6 +711,7 @@ fn convert_route53(
 mod tests {
     use serde_json::json;
 
+    use super::super::tests::note;
     use super::super::{Action, Note, Output, convert_document};
 
     fn issuer(kind: &str, acme: serde_json::Value) -> serde_json::Value {
@@ -737,13 +738,6 @@ mod tests {
             Output::Converted(v) => (v, c.notes),
             other => panic!("not converted: {other:?} {:#?}", c.notes),
         }
-    }
-
-    fn note<'a>(notes: &'a [Note], field: &str) -> &'a Note {
-        notes
-            .iter()
-            .find(|n| n.field == field)
-            .unwrap_or_else(|| panic!("no note on {field}: {notes:#?}"))
     }
 
     fn no_loss(notes: &[Note]) {

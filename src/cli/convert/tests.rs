@@ -26,7 +26,8 @@ fn converted(c: &Converted) -> &Value {
     }
 }
 
-fn note<'a>(notes: &'a [Note], field: &str) -> &'a Note {
+/// The note on `field` (shared by the spec modules' tests).
+pub(super) fn note<'a>(notes: &'a [Note], field: &str) -> &'a Note {
     notes
         .iter()
         .find(|n| n.field == field)
