@@ -153,6 +153,12 @@ impl AcmeDns {
         })
     }
 
+    /// Changes how long one API request may take.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// The account serving `name`: by domain for `_acme-challenge.<domain>`, or by `fulldomain`
     /// (the name [`AcmeDns::record_name`] gave).
     fn account_for(&self, name: &str) -> Result<&Account, Dns01Error> {
@@ -362,5 +368,34 @@ mod tests {
             text.contains("HTTP 401") && text.contains("acme-dns"),
             "{text}"
         );
+    }
+
+    /// A hostile server that accepts and never answers: the request ends at the timeout as a
+    /// transient error (retried within the attempt, paced), never holding the worker longer.
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let p = AcmeDns::new(&host, parse_accounts(ACCOUNTS).unwrap())
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let e = p
+            .present("_acme-challenge.example.test", "v")
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(e.is_transient(), "{e}");
+        hold.abort();
     }
 }
