@@ -189,6 +189,12 @@ async fn ari_window_is_recorded_and_followed_with_replaces() {
         "no Issued Event names the replaced certificate {id1}: {issued:?}"
     );
     assert!(event_count(&ns, "ari", "RenewalWindow") >= 1);
+    assert!(
+        issued
+            .iter()
+            .all(|m| m.contains("the CA suggests renewing between")),
+        "each Issued Event names the CA's window: {issued:?}"
+    );
     verify_chain(&ns, "ari-tls");
 
     // A window in the past (what a CA says after an incident): renewal at once.

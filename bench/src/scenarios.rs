@@ -128,6 +128,8 @@ pub struct Throughput {
     /// The controller's API requests by verb (see `cluster::apiserver_requests`).
     pub api_requests: BTreeMap<String, f64>,
     pub api_writes: f64,
+    /// Per issued Certificate, by resource and verb (see `cluster::apiserver_requests_by_resource`).
+    pub api_requests_per_certificate_by_resource: BTreeMap<String, f64>,
     pub acme_requests: BTreeMap<String, f64>,
     pub acme_requests_total: f64,
     pub orders_created: f64,
@@ -195,6 +197,7 @@ struct Snapshot {
     /// kube-apiserver's CPU seconds so far, where the environment's pid file names it.
     apiserver_cpu_s: Option<f64>,
     api: BTreeMap<String, f64>,
+    api_by_resource: BTreeMap<String, f64>,
     metrics: String,
 }
 
@@ -204,12 +207,14 @@ async fn snapshot(bench: &Bench, controller: &Controller) -> Result<Snapshot> {
     let apiserver_cpu_s = apiserver_cpu_seconds();
     let at = Instant::now();
     let api = cluster::apiserver_requests(&bench.client).await?;
+    let api_by_resource = cluster::apiserver_requests_by_resource(&bench.client).await?;
     let metrics = controller.metrics().await?;
     Ok(Snapshot {
         at,
         proc,
         apiserver_cpu_s,
         api,
+        api_by_resource,
         metrics,
     })
 }
@@ -532,6 +537,13 @@ fn throughput_record(
         rss_at_ready_mib: mib(at_ready.proc.rss_kib),
         api_writes: writes(&api),
         api_requests: api,
+        api_requests_per_certificate_by_resource: prom::diff(
+            &before.api_by_resource,
+            &at_ready.api_by_resource,
+        )
+        .into_iter()
+        .map(|(k, v)| (k, v / times.len().max(1) as f64))
+        .collect(),
         acme_requests_total: acme.values().fold(0.0, |a, b| a + b),
         acme_requests: acme,
         orders_created: orders_created(&at_ready.metrics) - orders_created(&before.metrics),

@@ -237,6 +237,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         }
     };
 
+    if let Some(wait) = stale_view(&ctx, &cert, &status) {
+        return Ok(Action::requeue(wait));
+    }
     if let Some(order) = status.order.clone() {
         return drive_order(&ctx, &api, &cert, status, order, &issuer).await;
     }
@@ -281,6 +284,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 spec_renewal,
                 spec_is_explicit: cert.spec.renew_before.is_some()
                     || cert.spec.renew_before_percentage.is_some(),
+                announce_window: true,
             };
             let schedule =
                 renewal_info::schedule(&ctx, &cert, &issuer, &mut status, &current, now_ts).await;
@@ -430,7 +434,7 @@ async fn start_issuance(
     let next_name = secret::next_key_secret_name(&cert.name_any());
     let resuming = status.next_private_key_secret_name.as_deref() == Some(next_name.as_str());
     let may_reuse_key = !revocation::key_compromised(&status);
-    ensure_next_key(
+    let key = ensure_next_key(
         &secrets,
         cert,
         &next_name,
@@ -440,8 +444,10 @@ async fn start_issuance(
     )
     .await?;
 
-    // 2. Claim the issuance in status (fails with 409 if our view of the Certificate is stale, so
-    //    two reconciles never create two orders).
+    // 2. The issuance is claimed in the same status write that records the order (below, before
+    //    any challenge is presented). That write is guarded by the resourceVersion read, so a
+    //    reconcile working from a stale view fails with 409 instead of recording a second order;
+    //    `stale_view` keeps this process from even creating one.
     mark_issuing(&mut status, cert, next_name, &reason);
     let needs_finalizer = crate::solver::select::needs_order_finalizer(
         &issuer.acme.solvers,
@@ -450,9 +456,9 @@ async fn start_issuance(
         crate::shim::http01_edit_in_place(cert).is_some(),
     );
     let cert = &super::set_order_finalizer(api, cert, needs_finalizer).await?;
-    let claimed = apply_status(api, cert, &status).await?;
 
-    // 3. The order, recorded before any challenge is presented.
+    // 3. The order, recorded (with the claim and the challenges' tokens) before any challenge is
+    //    presented.
     let replaces = replaces_id(issuer, &status, current.as_ref());
     let created = new_order(ctx, cert, &account, &inputs, replaces.as_deref()).await;
     let (order_status, mut order) = match created {
@@ -470,7 +476,7 @@ async fn start_issuance(
                 None => format!("creating the order failed: {source}"),
             };
             let rate_limited = source.is_rate_limited();
-            return order::record_failure(ctx, api, issuer, &claimed, status, &text, rate_limited)
+            return order::record_failure(ctx, api, issuer, cert, status, &text, rate_limited)
                 .await;
         }
     };
@@ -480,27 +486,22 @@ async fn start_issuance(
         &order_status.url,
     );
     tracing::info!(cert = %describe(cert), order = %order_status.url, "order created");
-    ctx.event(
-        cert,
-        false,
-        "OrderCreated",
-        &super::attempt_action(&status),
-        format!("Created order {} ({})", order_status.url, reason.message()),
-    )
-    .await;
-    status.order = Some(order_status.clone());
-    let recorded = apply_status(api, &claimed, &status).await?;
-    // The URL is stored: present the challenges now, from the order just created, instead of
-    // fetching it again in the next reconcile.
+    // Present the challenges now, from the order just created: the round records the order with
+    // the claim and the tokens in one status write before it applies any route or record.
+    let new_order = order::NewOrder {
+        key,
+        event: format!("Created order {} ({})", order_status.url, reason.message()),
+    };
     let result = order::present_challenges(
         ctx,
         api,
-        &recorded,
+        cert,
         status,
         order_status,
         issuer,
         &account,
         &mut order,
+        Some(new_order),
     )
     .await;
     if result.is_ok() {
@@ -631,17 +632,17 @@ async fn ensure_next_key(
     spec: KeySpec,
     current: Option<&Secret>,
     resuming: bool,
-) -> Result<(), Error> {
+) -> Result<pki::PrivateKey, Error> {
     if resuming
         && let Some(existing) = secrets
             .get_opt(name)
             .await
             .context(|| format!("reading Secret {name}"))?
-        && data_str(&existing, TLS_KEY)
+        && let Some(key) = data_str(&existing, TLS_KEY)
             .and_then(|p| pki::parse_pem(p).ok())
-            .is_some_and(|key| key.spec() == spec)
+            .filter(|key| key.spec() == spec)
     {
-        return Ok(());
+        return Ok(key);
     }
     let policy = cert
         .spec
@@ -688,7 +689,24 @@ async fn ensure_next_key(
             return Err(e).context(|| format!("storing the next private key in Secret {name}"));
         }
     }
-    Ok(())
+    Ok(key)
+}
+
+/// How long to wait when this Certificate's status is older than this process's own last write
+/// to it: it lacks the order recorded here lately, or still shows one whose attempt ended here.
+/// Acting on it would order again (or finish again); the watch brings the newer status within
+/// moments. `None`: the view is current as far as this process knows.
+fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Option<Duration> {
+    let stale = match &status.order {
+        None => cert
+            .uid()
+            .is_some_and(|uid| ctx.orders.in_flight_for(&uid).is_some()),
+        Some(order) => ctx.orders.ended(&order.url),
+    };
+    stale.then(|| {
+        tracing::debug!(cert = %describe(cert), "status older than our last write; waiting for the watch");
+        Duration::from_millis(300)
+    })
 }
 
 /// Rewrites `tls.key` in the encoding the spec asks for (same key, no new certificate).

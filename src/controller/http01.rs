@@ -113,6 +113,25 @@ impl SelfCheckClocks {
     pub fn forget(&self, token: &str) {
         self.lock().remove(token);
     }
+
+    /// How long ago this process applied the challenge's route; `None` if it has not (or the
+    /// challenge was told to the CA since).
+    pub fn age(&self, token: &str) -> Option<Duration> {
+        self.lock().get(token).map(|c| c.presented.elapsed())
+    }
+}
+
+/// A route younger than this is expected not to answer yet (ingress controllers load routes
+/// within a second or two; Traefik throttles reloads to 2 s): its self-check messages are not
+/// worth a status write.
+pub const QUIET_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a self-check's waiting message is worth recording in status: the route has waited past
+/// [`QUIET_WAIT`] (or this process did not apply it).
+pub fn wait_worth_reporting(ctx: &Ctx, token: &str) -> bool {
+    ctx.http01_clocks
+        .age(token)
+        .is_none_or(|age| age >= QUIET_WAIT)
 }
 
 /// How long to wait before the next probe after `probes` failed ones: quick at first (ingress
@@ -616,6 +635,41 @@ pub async fn cleanup(ctx: &Ctx, cert: &Certificate) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Removes one challenge's temporary objects by name (no LIST): the rule added to an Ingress edited
+/// in place, the HTTPRoute or Ingress, the EndpointSlice and the Service. `solver` is the one the
+/// challenge was presented with; objects already gone are fine.
+pub async fn delete_route_objects(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    solver: &Http01Solver,
+) -> Result<(), Error> {
+    let names = || std::iter::once(name.to_string());
+    if let Some(ingress) = solver.ingress.as_ref() {
+        match ingress.name.as_deref() {
+            Some(target) => remove_rules_in_place(ctx, ns, target, &[name.to_string()]).await?,
+            None => {
+                delete_named(&Api::<Ingress>::namespaced(ctx.client.clone(), ns), names()).await?
+            }
+        }
+    }
+    if solver.gateway_http_route.is_some() && !ctx.gateway_api.known_absent() {
+        let routes: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), ns, &http_route_resource());
+        match routes.delete(name, &Default::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e).context(|| format!("deleting HTTPRoute {ns}/{name}")),
+        }
+    }
+    delete_named(
+        &Api::<EndpointSlice>::namespaced(ctx.client.clone(), ns),
+        names(),
+    )
+    .await?;
+    delete_named(&Api::<Service>::namespaced(ctx.client.clone(), ns), names()).await
 }
 
 /// Takes the challenge rules out of the Ingresses edited in place for the challenge `services`

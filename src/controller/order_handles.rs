@@ -1,8 +1,11 @@
-//! The ACME order handles of orders in flight, kept in memory between reconciles of the same
-//! order. A handle carries the CA's last nonce, so the next step asks the CA once (the order)
-//! instead of twice (a new nonce, then the order). After a restart, or when a handle was dropped,
-//! the order is restored from the URL in status as before: the handles are an optimisation only,
-//! never the record.
+//! What the controller remembers in memory about orders in flight, between reconciles of the
+//! same order: the ACME order handle (it carries the CA's last nonce, so the next step asks the CA
+//! once instead of twice), the next private key (so finalizing needs no Secret read), the
+//! challenges told to the CA (their state is not written to status: the CA reports it again), and
+//! which Certificate started which order (so a reconcile that sees a status older than its own
+//! last write does not order again). After a restart, or when an entry was dropped, everything is
+//! restored from status, the next-key Secret and the CA as before: these memos are an
+//! optimisation only, never the record.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -10,12 +13,18 @@ use std::time::{Duration, Instant};
 
 use instant_acme::Order;
 
+use crate::pki::PrivateKey;
+
 /// A handle not used for this long is dropped (an order still in flight is reconciled at least
 /// every 30 s; a longer gap means the attempt ended or the controller lost the lease).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(600);
 
 /// At most this many handles are kept (a handle is about 1 KiB); past it the oldest go first.
 pub const MAX_HANDLES: usize = 20_000;
+
+/// How long a status that lacks the order a Certificate started in this process is taken for a
+/// stale view (the watch has not delivered our own write yet) rather than the truth.
+pub const STALE_VIEW_LIMIT: Duration = Duration::from_secs(30);
 
 /// Order handles by order URL, and the URLs whose attempt ended while a reconcile held the handle.
 #[derive(Default)]
@@ -25,6 +34,12 @@ pub struct OrderHandles(Mutex<Handles>);
 struct Handles {
     kept: HashMap<String, (Order, Instant)>,
     ended: HashMap<String, Instant>,
+    /// The next private key of an order, by order URL.
+    keys: HashMap<String, PrivateKey>,
+    /// Challenge tokens the CA was told about, with when.
+    told: HashMap<String, Instant>,
+    /// Certificate uid -> the order it recorded in status last, and when.
+    started: HashMap<String, (String, Instant)>,
 }
 
 impl OrderHandles {
@@ -45,9 +60,10 @@ impl OrderHandles {
         let Handles {
             kept: handles,
             ended,
+            ..
         } = &mut *guard;
         ended.retain(|_, at| now.duration_since(*at) < IDLE_LIMIT);
-        if ended.remove(order.url()).is_some() {
+        if ended.contains_key(order.url()) {
             return;
         }
         handles.retain(|_, (_, used)| now.duration_since(*used) < IDLE_LIMIT);
@@ -63,13 +79,80 @@ impl OrderHandles {
     }
 
     /// Drops the handle of an order whose attempt ended (completed, failed, gone at the CA), also
-    /// when the reconcile that ended it still holds the handle.
+    /// when the reconcile that ended it still holds the handle, and what else was kept for it.
     pub fn forget(&self, url: &str) {
         let mut handles = self.lock();
         handles.kept.remove(url);
+        handles.keys.remove(url);
+        handles.started.retain(|_, (started, _)| started != url);
         if handles.ended.len() < MAX_HANDLES {
             handles.ended.insert(url.to_string(), Instant::now());
         }
+    }
+
+    /// Whether the attempt of the order at `url` ended in this process lately: a status that
+    /// still shows it is older than our own write.
+    pub fn ended(&self, url: &str) -> bool {
+        self.lock()
+            .ended
+            .get(url)
+            .is_some_and(|at| at.elapsed() < STALE_VIEW_LIMIT)
+    }
+
+    /// Remembers that Certificate `uid` recorded the order at `url` in its status, with the
+    /// order's next private key.
+    pub fn started(&self, uid: &str, url: &str, key: PrivateKey) {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let handles = &mut *guard;
+        handles
+            .started
+            .retain(|_, (_, at)| now.duration_since(*at) < IDLE_LIMIT);
+        handles
+            .told
+            .retain(|_, at| now.duration_since(*at) < IDLE_LIMIT);
+        if handles.started.len() >= MAX_HANDLES {
+            // Past the bound the memos are only lost savings: start again.
+            handles.started.clear();
+            handles.keys.clear();
+        }
+        handles
+            .started
+            .insert(uid.to_string(), (url.to_string(), now));
+        handles.keys.insert(url.to_string(), key);
+    }
+
+    /// The order Certificate `uid` recorded lately in this process, while its attempt runs: a
+    /// status without an order is then a view older than our own write.
+    pub fn in_flight_for(&self, uid: &str) -> Option<String> {
+        self.lock()
+            .started
+            .get(uid)
+            .filter(|(_, at)| at.elapsed() < STALE_VIEW_LIMIT)
+            .map(|(url, _)| url.clone())
+    }
+
+    /// The next private key of the order at `url`, if kept.
+    pub fn key(&self, url: &str) -> Option<PrivateKey> {
+        self.lock().keys.get(url).cloned()
+    }
+
+    /// Remembers that the CA was told the challenge with `token` is ready.
+    pub fn told(&self, token: &str) {
+        let mut handles = self.lock();
+        if handles.told.len() < MAX_HANDLES {
+            handles.told.insert(token.to_string(), Instant::now());
+        }
+    }
+
+    /// Whether the CA was told about the challenge with `token` in this process.
+    pub fn was_told(&self, token: &str) -> bool {
+        self.lock().told.contains_key(token)
+    }
+
+    /// Forgets a told challenge (its attempt ended).
+    pub fn forget_told(&self, token: &str) {
+        self.lock().told.remove(token);
     }
 
     /// How many handles are kept.
@@ -103,6 +186,33 @@ mod tests {
         assert!(worth_keeping(Processing));
         assert!(!worth_keeping(Valid));
         assert!(!worth_keeping(Invalid));
+    }
+
+    #[test]
+    fn an_order_started_here_is_remembered_until_its_attempt_ends() {
+        let handles = OrderHandles::default();
+        let key = crate::pki::generate(&crate::pki::KeySpec::default()).unwrap();
+        let url = "https://ca.test/order/7";
+        assert_eq!(handles.in_flight_for("uid-1"), None);
+        handles.started("uid-1", url, key.clone());
+        assert_eq!(handles.in_flight_for("uid-1").as_deref(), Some(url));
+        assert_eq!(handles.in_flight_for("uid-2"), None);
+        assert!(handles.key(url) == Some(key));
+        assert!(!handles.ended(url));
+        handles.forget(url);
+        assert_eq!(handles.in_flight_for("uid-1"), None, "the attempt ended");
+        assert!(handles.key(url).is_none(), "the key goes with it");
+        assert!(handles.ended(url), "a status still showing it is stale");
+    }
+
+    #[test]
+    fn told_challenges_are_remembered_by_token() {
+        let handles = OrderHandles::default();
+        assert!(!handles.was_told("tok"));
+        handles.told("tok");
+        assert!(handles.was_told("tok"));
+        handles.forget_told("tok");
+        assert!(!handles.was_told("tok"));
     }
 
     #[test]

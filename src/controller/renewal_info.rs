@@ -21,6 +21,9 @@ pub struct Current<'a> {
     pub spec_renewal: Timestamp,
     /// Whether the spec sets `renewBefore` or `renewBeforePercentage` itself.
     pub spec_is_explicit: bool,
+    /// Whether a new or moved window gets its own `RenewalWindow` Event; not when the caller
+    /// reports the window in its own (the `Issued` Event), which saves an Event per issuance.
+    pub announce_window: bool,
 }
 
 /// The renewal decision: when to renew, and when to look at the window again.
@@ -85,7 +88,7 @@ pub async fn schedule(
                     ))),
                     error: None,
                 };
-                if moved {
+                if moved && current.announce_window {
                     let at = pick(&info, current, seed);
                     ctx.event(
                         cert,

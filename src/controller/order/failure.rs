@@ -13,7 +13,7 @@ pub async fn record_failure(
     message: &str,
     rate_limited: bool,
 ) -> Result<Action, Error> {
-    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref(), issuer).await?;
     if let Some(order) = status.order.as_ref() {
         dns01::cleanup(ctx, issuer, cert.labels(), order).await;
     }

@@ -9,6 +9,10 @@ pub(super) async fn next_key(
     cert: &Certificate,
     status: &CertificateStatus,
 ) -> Result<pki::PrivateKey, Error> {
+    // Kept since the order was created in this process: no Secret read.
+    if let Some(key) = status.order.as_ref().and_then(|o| ctx.orders.key(&o.url)) {
+        return Ok(key);
+    }
     let name = status
         .next_private_key_secret_name
         .clone()
@@ -55,7 +59,7 @@ pub(super) async fn complete(
     if let Some(refusal) = write_secret(ctx, cert, issuer, &chain, &key).await? {
         return record_failure(ctx, api, issuer, cert, status, &refusal, false).await;
     }
-    cleanup_temporaries_of(ctx, cert, status.order.as_ref()).await?;
+    cleanup_temporaries_of(ctx, cert, status.order.as_ref(), issuer).await?;
     if let Some(order) = status.order.as_ref() {
         let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
         if !problems.is_empty() {
@@ -171,6 +175,7 @@ async fn record_issued(
         spec_renewal,
         spec_is_explicit: cert.spec.renew_before.is_some()
             || cert.spec.renew_before_percentage.is_some(),
+        announce_window: false,
     };
     let schedule = crate::controller::renewal_info::schedule(
         ctx,
@@ -221,6 +226,17 @@ async fn record_issued(
             Err(e) => return Err(e).context(|| format!("deleting Secret {name}")),
         }
     }
+    let window = status
+        .renewal_info
+        .as_ref()
+        .and_then(|i| Some((i.window_start.as_ref()?, i.window_end.as_ref()?)))
+        .map(|(start, end)| {
+            format!(
+                " (the CA suggests renewing between {} and {})",
+                start.0, end.0
+            )
+        })
+        .unwrap_or_default();
     tracing::info!(cert = %describe(cert), serial = %chain.leaf.serial_hex, not_after = %chain.leaf.not_after, "certificate issued");
     ctx.event(
         cert,
@@ -228,7 +244,7 @@ async fn record_issued(
         "Issued",
         &format!("IssueRevision{}", status.revision.unwrap_or(0)),
         format!(
-            "Certificate issued from order {order_url} (serial {}, valid until {}{about}), stored in Secret {}; renewal at {renewal}",
+            "Certificate issued from order {order_url} (serial {}, valid until {}{about}), stored in Secret {}; renewal at {renewal}{window}",
             chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
         ),
     )

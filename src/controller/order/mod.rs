@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use instant_acme::{Account, AuthorizationStatus, ChallengeType, NewOrder};
+use instant_acme::{Account, AuthorizationStatus, ChallengeType};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -35,6 +35,7 @@ mod cleanup;
 mod failure;
 mod finalize;
 mod present;
+mod record;
 mod self_check;
 mod tell;
 
@@ -48,6 +49,15 @@ use tell::{TellFailure, tell_ca};
 
 /// How soon to repeat a step the CA refused for a transient reason (a refused nonce).
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
+
+/// An order just created and not yet in status: the first round over its challenges records it
+/// (with the issuance's claim) before presenting anything, then says so in an Event.
+pub struct NewOrder {
+    /// The order's next private key (kept in memory for finalizing; it is in its Secret already).
+    pub key: pki::PrivateKey,
+    /// The `OrderCreated` Event's message.
+    pub event: String,
+}
 
 /// Creates the order; `replaces` is the ARI identifier of the certificate it renews.
 pub async fn create_order(
@@ -64,7 +74,7 @@ pub async fn create_order(
             Identifier::Ip(ip) => instant_acme::Identifier::Ip(*ip),
         })
         .collect();
-    let mut request = NewOrder::new(&ids);
+    let mut request = instant_acme::NewOrder::new(&ids);
     if let Some(p) = profile {
         request = request.profile(p);
     }
@@ -157,7 +167,7 @@ pub async fn drive_order(
             // The CA no longer has it (expired, or another CA now): start over.
             tracing::info!(cert = %describe(cert), order = %recorded.url, "order gone at the CA; starting a new one");
             ctx.orders.forget(&recorded.url);
-            cleanup_temporaries_of(ctx, cert, Some(&recorded)).await?;
+            cleanup_temporaries_of(ctx, cert, Some(&recorded), issuer).await?;
             dns01::cleanup(ctx, issuer, cert.labels(), &recorded).await;
             status.order = None;
             apply_status(api, cert, &status).await?;
@@ -201,7 +211,19 @@ async fn step_order(
     recorded.state = Some(order_state(state));
     match state {
         instant_acme::OrderStatus::Pending => {
-            present_challenges(ctx, api, cert, status, recorded, issuer, account, order).await
+            if record::only_the_ca_is_working(&recorded, |t| ctx.orders.was_told(t)) {
+                // Every open challenge was told: the CA validates. Poll the order only.
+                let since = ctx
+                    .polling_lock()
+                    .get(&recorded.url)
+                    .copied()
+                    .unwrap_or_else(Instant::now);
+                return Ok(Action::requeue(poll_delay(since.elapsed())));
+            }
+            present_challenges(
+                ctx, api, cert, status, recorded, issuer, account, order, None,
+            )
+            .await
         }
         instant_acme::OrderStatus::Ready => {
             let key = next_key(ctx, cert, &status).await?;

@@ -96,6 +96,81 @@ struct Round<'c> {
     current: Vec<OrderAuthorization>,
     /// The Certificate as last written here: a write-ahead status write moves its resourceVersion.
     latest: Cow<'c, Certificate>,
+    /// An order not yet in status: the round's first write records it.
+    new_order: Option<NewOrder>,
+    /// HTTP-01 routes to apply once the round's status write has recorded their tokens.
+    deferred: Vec<Deferred>,
+}
+
+/// An HTTP-01 route whose token is recorded in this round's status write; applied after it.
+struct Deferred {
+    host: String,
+    token: String,
+    solver: crate::api::issuer::Http01Solver,
+}
+
+impl Round<'_> {
+    /// Writes status with `order` (guarded by the resourceVersion last seen); the first write of a
+    /// new order is its record, which the `OrderCreated` Event and the in-memory memos follow.
+    async fn write(&mut self, order: OrderStatus) -> Result<(), Error> {
+        self.status.order = Some(order);
+        self.latest = Cow::Owned(apply_status(self.api, &self.latest, &self.status).await?);
+        self.note_recorded().await;
+        Ok(())
+    }
+
+    /// After the new order is in status (or, for a failure, about to be): the Event, and the memos
+    /// that spare the next reconciles a stale view and a Secret read.
+    async fn note_recorded(&mut self) {
+        let Some(created) = self.new_order.take() else {
+            return;
+        };
+        if let Some(uid) = self.cert.uid() {
+            self.ctx
+                .orders
+                .started(&uid, &self.recorded.url, created.key);
+        }
+        self.ctx
+            .event(
+                self.cert,
+                false,
+                "OrderCreated",
+                &crate::controller::attempt_action(&self.status),
+                created.event,
+            )
+            .await;
+    }
+
+    /// Applies the routes whose tokens the round's write recorded, starting their self-check
+    /// clocks. One that cannot be applied now is left to the next round, which presents any
+    /// recorded route this process has not applied (see [`step_http01`]).
+    async fn apply_deferred(&mut self) -> Result<Option<Duration>, Error> {
+        let mut retry = None;
+        let (ns, name) = (
+            self.cert.namespace().unwrap_or_default(),
+            self.cert.name_any(),
+        );
+        let owner = owner_reference(self.cert)
+            .ok_or_else(|| Error::Invalid("Certificate has no uid".into()))?;
+        for d in std::mem::take(&mut self.deferred) {
+            let route = Route {
+                namespace: &ns,
+                certificate: &name,
+                owner: owner.clone(),
+                host: &d.host,
+                token: &d.token,
+            };
+            match http01::present(self.ctx, &route, &d.solver).await {
+                Ok(()) => crate::crash::point("challenge-presented", &ns, &d.host),
+                Err(PresentError::Kube(e)) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(cert = %describe(self.cert), error = %e, "presenting after the write failed; the next round says why");
+                    retry = Some(Duration::from_millis(200));
+                }
+            }
+        }
+        Ok(retry)
+    }
 }
 
 /// Pending order: make each pending challenge answerable, then (next reconcile, once the status
@@ -110,6 +185,7 @@ pub async fn present_challenges(
     issuer: &ResolvedIssuer,
     account: &Account,
     order: &mut instant_acme::Order,
+    new_order: Option<NewOrder>,
 ) -> Result<Action, Error> {
     let mut round = Round {
         ctx,
@@ -122,6 +198,8 @@ pub async fn present_challenges(
         recorded,
         current: Vec::new(),
         latest: Cow::Borrowed(cert),
+        new_order,
+        deferred: Vec::new(),
     };
     let mut told_ca = false;
     // Sooner than the usual 2 s fallback, when a wait ends before that.
@@ -134,6 +212,12 @@ pub async fn present_challenges(
             Ok(a) => a,
             Err(e) => {
                 let e = AcmeError::from(e);
+                if round.new_order.is_some() {
+                    // Not yet recorded: record the order before anything else.
+                    let mut recorded = round.recorded.clone();
+                    recorded.authorizations = round.current.clone();
+                    round.write(recorded).await?;
+                }
                 if e.is_bad_nonce() {
                     tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
                     return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
@@ -177,55 +261,52 @@ async fn finish_round(
     failure: Option<String>,
     transient: Option<String>,
 ) -> Result<Action, Error> {
-    let Round {
-        ctx,
-        api,
-        cert,
-        issuer,
-        mut status,
-        mut recorded,
-        previous,
-        mut current,
-        latest,
-        ..
-    } = round;
+    let mut round = round;
+    let (ctx, api, cert, issuer) = (round.ctx, round.api, round.cert, round.issuer);
+    let mut recorded = round.recorded.clone();
+    let mut current = std::mem::take(&mut round.current);
     if failure.is_some() || transient.is_some() {
         // Keep what this round wrote (DNS records) so the failure path removes it too.
-        for p in &previous {
+        for p in &round.previous {
             if !current.iter().any(|a| a.url == p.url) {
                 current.push(p.clone());
             }
         }
     }
+    recorded.authorizations = current;
+    // The first round of a new order always writes: that write is the order's record.
+    let write = round.new_order.is_some()
+        || record::worth_recording(round.status.order.as_ref(), &recorded);
     if let Some(why) = transient {
         // Record what this round did (presented records included), then repeat the step.
         tracing::debug!(cert = %describe(cert), "telling the CA failed transiently ({why}); retrying");
-        recorded.authorizations = current;
-        if status.order.as_ref() != Some(&recorded) {
-            status.order = Some(recorded);
-            apply_status(api, &latest, &status).await?;
+        if write {
+            round.write(recorded).await?;
         }
+        round.apply_deferred().await?;
         return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
     }
     if let Some(message) = failure {
-        recorded.authorizations = current;
+        round.note_recorded().await;
+        let mut status = round.status.clone();
         status.order = Some(recorded);
-        return record_failure(ctx, api, issuer, &latest, status, &message, false).await;
+        return record_failure(ctx, api, issuer, &round.latest, status, &message, false).await;
     }
     if told_ca {
         ctx.polling_lock()
             .insert(recorded.url.clone(), Instant::now());
     }
-    recorded.authorizations = current;
     let all_processing = recorded.authorizations.iter().all(|a| {
         matches!(
             a.state,
             Some(ChallengeState::Processing | ChallengeState::Valid)
         )
     });
-    if status.order.as_ref() != Some(&recorded) {
-        status.order = Some(recorded.clone());
-        apply_status(api, &latest, &status).await?;
+    if write {
+        round.write(recorded.clone()).await?;
+    }
+    if let Some(retry) = round.apply_deferred().await? {
+        return Ok(Action::requeue(retry));
     }
     if all_processing {
         // Waiting for the CA's validation: poll soon after telling it, then less often.
@@ -334,6 +415,7 @@ fn recorded_as_found(
 
 /// Tells the CA; the step that follows.
 async fn tell(
+    ctx: &Ctx,
     cert: &Certificate,
     authz: AuthorizationHandle<'_>,
     mut entry: OrderAuthorization,
@@ -344,6 +426,9 @@ async fn tell(
     let identifier = entry.identifier.clone();
     match tell_ca(&mut authz, kind, &identifier, &namespace).await {
         Ok(()) => {
+            if let Some(token) = entry.token.as_deref() {
+                ctx.orders.told(token);
+            }
             entry.error = None;
             entry.state = Some(ChallengeState::Processing);
             AuthzStep::Told(entry)
@@ -448,7 +533,7 @@ async fn check_dns01_record(
             ))
         }
         (Ok(r), _) if r.all_visible() => {
-            Ok(tell(round.cert, authz, entry, ChallengeType::Dns01).await)
+            Ok(tell(round.ctx, round.cert, authz, entry, ChallengeType::Dns01).await)
         }
         (other, _) => {
             let checks = entry.propagation_checks.unwrap_or(0) + 1;
@@ -529,8 +614,7 @@ async fn present_dns01_record(
     if !was.is_some_and(named) {
         let mut ahead = round.recorded.clone();
         ahead.authorizations = written_ahead(&round.current, &entry, &round.previous);
-        round.status.order = Some(ahead);
-        round.latest = Cow::Owned(apply_status(round.api, &round.latest, &round.status).await?);
+        round.write(ahead).await?;
     }
     match provider.present_change(&name, value).await {
         Ok(Some(change)) => {
@@ -610,14 +694,35 @@ async fn step_http01(
         token: &token,
     };
     match action {
+        ChallengeAction::CheckThenTell if ctx.orders.was_told(&token) => {
+            // Told already; the CA has not started yet. Wait for it.
+            Ok(AuthzStep::waking(entry, Duration::from_millis(500)))
+        }
         ChallengeAction::CheckThenTell => {
-            // The route was applied before `presented` was recorded (and is removed only when the
-            // attempt ends): check it works, then tell the CA.
+            // `presented` is recorded before the route is applied: apply it if this process has
+            // not (a restart, or an apply that failed after the write), then check it works, then
+            // tell the CA.
+            if ctx.http01_clocks.age(&token).is_none() {
+                match http01::present(ctx, &route, solver).await {
+                    Ok(()) => crate::crash::point("challenge-presented", &cert_ns, &identifier),
+                    Err(PresentError::NoBackends(why)) => {
+                        entry.error = Some(PresentError::NoBackends(why).to_string());
+                        return Ok(AuthzStep::waking(entry, Duration::from_secs(2)));
+                    }
+                    Err(
+                        e @ (PresentError::GatewayApiMissing { .. }
+                        | PresentError::EditedIngressMissing { .. }),
+                    ) => return Ok(AuthzStep::failed(e.to_string())),
+                    Err(PresentError::Kube(e)) => return Err(e),
+                }
+            }
             let previous_message = was.and_then(|w| w.error.as_deref());
             match http01::check(ctx, &route, solver, &key_authorization, previous_message).await {
-                CheckStep::Tell => Ok(tell(cert, authz, entry, ChallengeType::Http01).await),
+                CheckStep::Tell => Ok(tell(ctx, cert, authz, entry, ChallengeType::Http01).await),
                 CheckStep::Wait { message, retry_in } => {
-                    entry.error = Some(message);
+                    if http01::wait_worth_reporting(ctx, &token) {
+                        entry.error = Some(message);
+                    }
                     Ok(AuthzStep::waking(entry, retry_in))
                 }
                 CheckStep::GiveUp(message) => {
@@ -629,23 +734,18 @@ async fn step_http01(
                 }
             }
         }
-        ChallengeAction::Present => match http01::present(ctx, &route, solver).await {
-            Ok(()) => {
-                crate::crash::point("challenge-presented", &cert_ns, &identifier);
-                entry.error = None;
-                entry.state = Some(ChallengeState::Presented);
-                Ok(AuthzStep::recorded(entry))
-            }
-            Err(PresentError::NoBackends(why)) => {
-                entry.error = Some(PresentError::NoBackends(why).to_string());
-                Ok(AuthzStep::waking(entry, Duration::from_secs(2)))
-            }
-            Err(
-                e @ (PresentError::GatewayApiMissing { .. }
-                | PresentError::EditedIngressMissing { .. }),
-            ) => Ok(AuthzStep::failed(e.to_string())),
-            Err(PresentError::Kube(e)) => Err(e),
-        },
+        ChallengeAction::Present => {
+            // Write-ahead: the token goes into the round's status write (which the challenge
+            // servers read), and the route is applied after it (`Round::apply_deferred`).
+            entry.error = None;
+            entry.state = Some(ChallengeState::Presented);
+            round.deferred.push(Deferred {
+                host: bare.to_string(),
+                token: token.clone(),
+                solver: solver.clone(),
+            });
+            Ok(AuthzStep::recorded(entry))
+        }
         other => Ok(recorded_as_found(entry, other, &authz.challenges)),
     }
 }

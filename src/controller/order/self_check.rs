@@ -26,8 +26,11 @@ pub(super) async fn wait_for_self_checks(
         && waiting.iter().all(|a| {
             a.challenge_type == Some(ChallengeKind::Http01)
                 && a.state == Some(ChallengeState::Presented)
-                && a.token.is_some()
                 && a.key_authorization.is_some()
+                // Applied by this process and not yet told: else the full step applies or polls.
+                && a.token.as_deref().is_some_and(|t| {
+                    ctx.http01_clocks.age(t).is_some() && !ctx.orders.was_told(t)
+                })
         });
     if !only_self_checks {
         return Ok(None);
@@ -72,7 +75,9 @@ pub(super) async fn wait_for_self_checks(
         {
             CheckStep::Wait { message, retry_in } => {
                 wake = wake.min(retry_in);
-                messages.push((a.url.clone(), message));
+                if http01::wait_worth_reporting(ctx, token) {
+                    messages.push((a.url.clone(), message));
+                }
             }
             CheckStep::Tell | CheckStep::GiveUp(_) => return Ok(None),
         }
@@ -83,7 +88,7 @@ pub(super) async fn wait_for_self_checks(
             a.error = Some(message);
         }
     }
-    if status.order.as_ref() != Some(&updated) {
+    if record::worth_recording(status.order.as_ref(), &updated) {
         status.order = Some(updated);
         apply_status(api, cert, status).await?;
     }
