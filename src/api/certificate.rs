@@ -52,7 +52,8 @@ use super::validation as v;
 #[x_kube(
     validation = v::has_identifier_rule(),
     validation = v::renew_before_exclusive_rule(),
-    validation = v::renew_before_shorter_than_duration_rule()
+    validation = v::renew_before_shorter_than_duration_rule(),
+    validation = v::ca_needs_subject_rule()
 )]
 pub struct CertificateSpec {
     /// The Secret (in this namespace) that receives `tls.crt`, `tls.key` and `ca.crt`.
@@ -76,6 +77,23 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub common_name: Option<String>,
+
+    /// Make the certificate a CA (basicConstraints CA:TRUE, keyUsage `cert sign` added). Only
+    /// the `selfSigned` and `ca` issuers honour it; ACME CAs never issue CA certificates.
+    #[serde(default, rename = "isCA", skip_serializing_if = "Option::is_none")]
+    pub is_ca: Option<bool>,
+
+    /// Key usages and extended key usages, with cert-manager's names (default `digital
+    /// signature`, `key encipherment`). Honoured by the `selfSigned` and `ca` issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 23))]
+    #[x_kube(validation = v::unique_items_rule("usages"))]
+    pub usages: Vec<KeyUsage>,
+
+    /// Subject fields besides the common name. Honoured by the `selfSigned` and `ca` issuers
+    /// (ACME CAs put only names they validated into a certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<X509Subject>,
 
     /// Requested lifetime (Go duration, e.g. `2160h`); CAs may ignore it. At least 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +196,109 @@ pub enum RotationPolicy {
     #[default]
     Always,
     Never,
+}
+
+/// The subject's distinguished name, besides `commonName` (cert-manager's `X509Subject`). One
+/// value per attribute: the signer (rcgen) keeps one value per attribute type.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct X509Subject {
+    /// Organization (O).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 64)))]
+    pub organizations: Vec<String>,
+    /// Country (C): an ISO 3166 two-letter code such as `DE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1))]
+    #[x_kube(validation = v::countries_rule())]
+    pub countries: Vec<String>,
+    /// Organizational unit (OU).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 64)))]
+    pub organizational_units: Vec<String>,
+    /// Locality (L).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub localities: Vec<String>,
+    /// State or province (ST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub provinces: Vec<String>,
+    /// Street address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub street_addresses: Vec<String>,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 40)))]
+    pub postal_codes: Vec<String>,
+    /// The subject's serialNumber attribute (not the certificate's serial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub serial_number: Option<String>,
+}
+
+/// A key usage or extended key usage, spelled as cert-manager spells it.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
+pub enum KeyUsage {
+    #[serde(rename = "signing")]
+    Signing,
+    #[serde(rename = "digital signature")]
+    DigitalSignature,
+    #[serde(rename = "content commitment")]
+    ContentCommitment,
+    #[serde(rename = "key encipherment")]
+    KeyEncipherment,
+    #[serde(rename = "key agreement")]
+    KeyAgreement,
+    #[serde(rename = "data encipherment")]
+    DataEncipherment,
+    #[serde(rename = "cert sign")]
+    CertSign,
+    #[serde(rename = "crl sign")]
+    CrlSign,
+    #[serde(rename = "encipher only")]
+    EncipherOnly,
+    #[serde(rename = "decipher only")]
+    DecipherOnly,
+    #[serde(rename = "any")]
+    Any,
+    #[serde(rename = "server auth")]
+    ServerAuth,
+    #[serde(rename = "client auth")]
+    ClientAuth,
+    #[serde(rename = "code signing")]
+    CodeSigning,
+    #[serde(rename = "email protection")]
+    EmailProtection,
+    #[serde(rename = "s/mime")]
+    Smime,
+    #[serde(rename = "ipsec end system")]
+    IpsecEndSystem,
+    #[serde(rename = "ipsec tunnel")]
+    IpsecTunnel,
+    #[serde(rename = "ipsec user")]
+    IpsecUser,
+    #[serde(rename = "timestamping")]
+    Timestamping,
+    #[serde(rename = "ocsp signing")]
+    OcspSigning,
+    #[serde(rename = "microsoft sgc")]
+    MicrosoftSgc,
+    #[serde(rename = "netscape sgc")]
+    NetscapeSgc,
 }
 
 /// A reference to an Issuer in the Certificate's namespace, or to a ClusterIssuer.

@@ -11,13 +11,14 @@ pub mod validation;
 
 pub use certificate::{
     AdoptedStatus, Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState,
-    IssuerKind, IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
-    PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus, RotationPolicy,
-    SecretTemplate,
+    IssuerKind, IssuerRef, KeyUsage, OrderAuthorization, OrderState, OrderStatus,
+    PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus,
+    RotationPolicy, SecretTemplate, X509Subject,
 };
 pub use issuer::{
-    AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,
-    Issuer, IssuerSpec, IssuerStatus, SecretKeySelector, SolverSelector,
+    AcmeIssuer, AcmeIssuerStatus, AcmeSolver, CaIssuer, CaIssuerStatus, ClusterIssuer,
+    ExternalAccountBinding, Http01Solver, Issuer, IssuerSpec, IssuerStatus, IssuerType,
+    SecretKeySelector, SelfSignedIssuer, SolverSelector,
 };
 
 /// The API group of every ferrocert resource.

@@ -92,6 +92,32 @@ pub fn renew_before_exclusive_rule() -> Rule {
         .message("set renewBefore or renewBeforePercentage, not both")
 }
 
+/// A CA certificate's subject becomes the issuer name of everything it signs, and RFC 5280
+/// (4.1.2.4) forbids an empty issuer name.
+pub fn ca_needs_subject_rule() -> Rule {
+    Rule::new(
+        "!has(self.isCA) || !self.isCA || \
+         (has(self.commonName) && size(self.commonName) > 0) || \
+         (has(self.subject) && has(self.subject.organizations) && \
+         size(self.subject.organizations) > 0)",
+    )
+    .message(
+        "isCA: true needs a subject name (commonName or subject.organizations): the certificates \
+         this CA signs name it as their issuer, which may not be empty",
+    )
+}
+
+pub fn unique_items_rule(field: &str) -> Rule {
+    Rule::new("self.all(x, self.exists_one(y, y == x))")
+        .message(&*format!("{field} must not list a value twice"))
+}
+
+/// X.509 countryName is a two-letter ISO 3166 code (RFC 5280, X.520).
+pub fn countries_rule() -> Rule {
+    Rule::new("self.all(c, c.matches('^[A-Z]{2}$'))")
+        .message("each subject.countries entry must be a two-letter ISO 3166 code such as DE")
+}
+
 pub fn has_identifier_rule() -> Rule {
     Rule::new(
         "(has(self.dnsNames) && size(self.dnsNames) > 0) || \

@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backoff::{backoff_remaining, requeue_at};
-use super::issuer_ref::{ResolvedIssuer, resolve_issuer};
+use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
@@ -40,6 +40,9 @@ pub enum IssueReason {
     RenewRequested(String),
     /// The current certificate was revoked (serial).
     Revoked(String),
+    /// The certificate no longer says what the spec asks of a local issuer (isCA, subject,
+    /// usages).
+    SpecChanged(String),
 }
 
 impl IssueReason {
@@ -52,6 +55,7 @@ impl IssueReason {
             IssueReason::RenewRequested(_) => "ManuallyTriggered",
             IssueReason::RenewalWindow(_) => "RenewalWindow",
             IssueReason::Revoked(_) => "Revoked",
+            IssueReason::SpecChanged(_) => "SecretMismatch",
         }
     }
 
@@ -68,6 +72,7 @@ impl IssueReason {
             IssueReason::Revoked(serial) => {
                 format!("the certificate (serial {serial}) was revoked")
             }
+            IssueReason::SpecChanged(m) => m.clone(),
         }
     }
 }
@@ -224,8 +229,13 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     let cert = revocation::sync_finalizer(&api, &cert).await?;
     let mut status = cert.status.clone().unwrap_or_default();
 
-    let issuer = match resolve_issuer(&ctx, &cert).await? {
-        Ok(issuer) => issuer,
+    let issuer = match resolve(&ctx, &cert).await? {
+        Ok(Resolved::Acme(issuer)) => issuer,
+        Ok(Resolved::Local(local)) => {
+            // selfSigned and ca: signed here, no account and no order.
+            return super::local_issuer::reconcile_certificate(&ctx, &api, &cert, status, &local)
+                .await;
+        }
         Err((reason, message)) => {
             set_ready(&mut status, &cert, false, reason, &message);
             if status != cert.status.clone().unwrap_or_default() {
@@ -714,7 +724,7 @@ fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Opti
 /// annotations naming the Certificate and the adopted serial. Not the issuer annotations: the
 /// certificate was not issued by this issuer (so, for one, it is never revoked through it). A
 /// merge patch guarded by the resourceVersion read; cert-manager's own annotations stay.
-async fn adopt_secret(
+pub(super) async fn adopt_secret(
     ctx: &Ctx,
     cert: &Certificate,
     secret: &Secret,
@@ -745,7 +755,11 @@ async fn adopt_secret(
     Ok(())
 }
 
-async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<(), Error> {
+pub(super) async fn reencode_key(
+    ctx: &Ctx,
+    cert: &Certificate,
+    secret: &Secret,
+) -> Result<(), Error> {
     let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
         return Ok(());
     };
@@ -771,7 +785,7 @@ async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<
 /// [`secret::SecretClaim`]): `Ready=False` with the reason, an Event, no CA traffic. Looked at
 /// again every 30 s or so (jittered), because fixing it may mean changing a Secret the controller
 /// does not watch (only its own Secrets are watched, by label).
-async fn refuse_secret(
+pub(super) async fn refuse_secret(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,

@@ -13,6 +13,7 @@ pub mod http01;
 pub mod issuer;
 pub mod issuer_ref;
 pub mod leader;
+pub mod local_issuer;
 pub mod order;
 pub mod order_handles;
 pub mod renewal_info;

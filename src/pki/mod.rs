@@ -11,6 +11,8 @@
 //! - [`renewal`]: Go durations, the renewal instant, retry backoff.
 //! - [`renewal_info`]: ARI windows (RFC 9773): the instant inside a window, when to re-check.
 //! - [`matches`](mod@matches): does a Secret's certificate and key still satisfy the spec, and if not, why.
+//! - [`sign`]: signing locally for the `selfSigned` and `ca` issuers, and whether a Secret is a
+//!   usable CA.
 
 pub mod chain;
 pub mod csr;
@@ -18,6 +20,7 @@ pub mod key;
 pub mod matches;
 pub mod renewal;
 pub mod renewal_info;
+pub mod sign;
 
 #[cfg(test)]
 #[cfg(test)]
@@ -85,6 +88,10 @@ pub enum PkiError {
     /// One certificate of the chain is not valid X.509. `index` 0 is the leaf.
     #[error("certificate #{index} of the chain could not be parsed: {reason}")]
     InvalidCertificate { index: usize, reason: String },
+
+    /// Building or signing a certificate locally (`selfSigned` and `ca` issuers) failed.
+    #[error("signing the certificate failed: {0}")]
+    Signing(String),
 
     /// A `duration`/`renewBefore` value is not a Go duration.
     #[error(
