@@ -494,3 +494,262 @@ pub fn is_self_issued(leaf_der: &[u8]) -> bool {
             && c.verify_signature(Some(c.public_key())).is_ok()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{PrivateKeyEncoding, X509Subject};
+    use crate::pki::test_support::ts;
+    use crate::pki::{KeySpec, chain_links, generate};
+
+    const NOW: &str = "2025-01-01T00:00:00Z";
+
+    fn spec(dns: &[&str], cn: Option<&str>) -> CertificateSpec {
+        CertificateSpec {
+            secret_name: "tls".into(),
+            dns_names: dns.iter().map(|s| s.to_string()).collect(),
+            common_name: cn.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn root_spec() -> CertificateSpec {
+        let mut s = spec(&[], Some("Example Root CA"));
+        s.is_ca = Some(true);
+        s.subject = Some(X509Subject {
+            organizations: vec!["Example".into()],
+            countries: vec!["DE".into()],
+            ..Default::default()
+        });
+        s
+    }
+
+    /// A self-signed root CA and its key, as a CA Secret would hold them.
+    fn root() -> (Signed, PrivateKey) {
+        let key = generate(&KeySpec::default()).unwrap();
+        let signed = sign(&root_spec(), &key, Signer::SelfSigned, ts(NOW)).unwrap();
+        (signed, key)
+    }
+
+    fn key_pem(key: &PrivateKey) -> String {
+        key.to_pem(PrivateKeyEncoding::PKCS8).unwrap()
+    }
+
+    fn ca() -> SigningCa {
+        let (signed, key) = root();
+        load_ca(Some(&signed.chain_pem), Some(&key_pem(&key)), ts(NOW)).unwrap()
+    }
+
+    fn der(pem_text: &str) -> Vec<u8> {
+        parse_chain(pem_text).unwrap().certs_der[0].clone()
+    }
+
+    #[test]
+    fn a_self_signed_ca_is_its_own_issuer_and_its_own_ca_crt() {
+        let (signed, key) = root();
+        let leaf_der = der(&signed.chain_pem);
+        assert_eq!(signed.ca_pem, signed.chain_pem);
+        assert!(is_self_issued(&leaf_der));
+        assert_eq!(signed.leaf.subject_cn.as_deref(), Some("Example Root CA"));
+        assert_eq!(signed.leaf.issuer_cn.as_deref(), Some("Example Root CA"));
+        // "Example Root CA" is not a host name: not a SAN.
+        assert!(signed.leaf.identifiers().is_empty());
+        assert_eq!(issued_matches_spec(&root_spec(), &leaf_der), Ok(()));
+        let ca = load_ca(Some(&signed.chain_pem), Some(&key_pem(&key)), ts(NOW)).unwrap();
+        assert_eq!(ca.fingerprint, sha256_hex(&leaf_der));
+        assert_eq!(ca.fingerprint.len(), 64);
+        assert!(ca.subject.contains("CN=Example Root CA"), "{}", ca.subject);
+        // 90 days by default.
+        assert_eq!(
+            signed.leaf.not_after,
+            ts("2025-04-01T00:00:00Z"),
+            "2160h after {NOW}"
+        );
+    }
+
+    #[test]
+    fn a_ca_signed_leaf_links_to_the_ca_and_carries_its_chain() {
+        let ca = ca();
+        let key = generate(&KeySpec::default()).unwrap();
+        let mut s = spec(&["a.example", "b.example"], Some("a.example"));
+        s.duration = Some("100000h".into());
+        let signed = sign(&s, &key, Signer::Ca(&ca), ts(NOW)).unwrap();
+        let chain = parse_chain(&signed.chain_pem).unwrap();
+        assert_eq!(chain.certs_der.len(), 2);
+        assert_eq!(chain.certs_der[1], ca.cert_der);
+        assert_eq!(chain_links(&chain), Ok(()));
+        assert!(signed_by_ca(&chain.certs_der[0], &ca));
+        assert!(!is_self_issued(&chain.certs_der[0]));
+        assert_eq!(signed.ca_pem, ca.top_pem);
+        assert_eq!(signed.leaf.issuer_cn.as_deref(), Some("Example Root CA"));
+        // Never past the CA's own end.
+        assert_eq!(signed.leaf.not_after, ca.not_after);
+        assert!(crate::pki::key_matches_leaf(&key, &chain.leaf));
+        assert_eq!(issued_matches_spec(&s, &chain.certs_der[0]), Ok(()));
+        // Not a CA: basicConstraints CA:FALSE, so it cannot be used as one.
+        let refused = load_ca(Some(&signed.chain_pem), Some(&key_pem(&key)), ts(NOW));
+        assert!(
+            matches!(refused, Err(CaProblem::NotCa { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn another_ca_does_not_verify() {
+        let ca = ca();
+        let other = self::ca();
+        let key = generate(&KeySpec::default()).unwrap();
+        let signed = sign(&spec(&["a.example"], None), &key, Signer::Ca(&ca), ts(NOW)).unwrap();
+        assert!(!signed_by_ca(&der(&signed.chain_pem), &other));
+        assert_ne!(ca.fingerprint, other.fingerprint);
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_cas_is_refused_without_showing_it() {
+        let (signed, _) = root();
+        let other = generate(&KeySpec::default()).unwrap();
+        let err = load_ca(Some(&signed.chain_pem), Some(&key_pem(&other)), ts(NOW)).unwrap_err();
+        assert!(matches!(err, CaProblem::KeyMismatch { .. }), "{err:?}");
+        assert_eq!(err.reason(), "CAKeyMismatch");
+        let text = err.to_string();
+        assert!(text.contains("Example Root CA"), "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+
+    #[test]
+    fn a_ca_without_key_cert_sign_is_refused() {
+        let key = generate(&KeySpec::default()).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "No Sign CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let pem_text = params
+            .self_signed(&key.to_rcgen_key_pair().unwrap())
+            .unwrap()
+            .pem();
+        let err = load_ca(Some(&pem_text), Some(&key_pem(&key)), ts(NOW)).unwrap_err();
+        assert!(matches!(err, CaProblem::NoCertSign { .. }), "{err:?}");
+        assert_eq!(err.reason(), "NotACA");
+    }
+
+    #[test]
+    fn an_expired_ca_and_garbage_are_refused() {
+        let (signed, key) = root();
+        let late = ts("2026-01-01T00:00:00Z");
+        let err = load_ca(Some(&signed.chain_pem), Some(&key_pem(&key)), late).unwrap_err();
+        assert!(matches!(err, CaProblem::Expired { .. }), "{err:?}");
+        let err = load_ca(Some("not pem"), Some(&key_pem(&key)), ts(NOW)).unwrap_err();
+        assert_eq!(err.reason(), "InvalidCASecret");
+        let err = load_ca(None, None, ts(NOW)).unwrap_err();
+        assert!(matches!(err, CaProblem::NoCertificate(_)));
+        let err = load_ca(Some(&signed.chain_pem), Some("garbage"), ts(NOW)).unwrap_err();
+        assert!(matches!(err, CaProblem::NoKey(_)));
+    }
+
+    #[test]
+    fn the_common_name_is_a_san_only_when_it_is_a_host_or_ip() {
+        assert_eq!(local_view(&spec(&[], Some("Example CA"))).common_name, None);
+        for cn in ["a.example", "10.0.0.1", "*.a.example", "::1"] {
+            assert_eq!(
+                local_view(&spec(&[], Some(cn))).common_name.as_deref(),
+                Some(cn)
+            );
+        }
+    }
+
+    #[test]
+    fn subject_and_usages_are_written_and_compared() {
+        let ca = ca();
+        let key = generate(&KeySpec::default()).unwrap();
+        let mut s = spec(&["a.example"], None);
+        s.subject = Some(X509Subject {
+            organizations: vec!["Shop".into()],
+            organizational_units: vec!["Web".into()],
+            localities: vec!["Berlin".into()],
+            provinces: vec!["Berlin".into()],
+            street_addresses: vec!["Street 1".into()],
+            postal_codes: vec!["10115".into()],
+            countries: vec!["DE".into()],
+            serial_number: Some("1234".into()),
+        });
+        s.usages = vec![
+            KeyUsage::DigitalSignature,
+            KeyUsage::ServerAuth,
+            KeyUsage::IpsecUser,
+        ];
+        let signed = sign(&s, &key, Signer::Ca(&ca), ts(NOW)).unwrap();
+        let leaf = der(&signed.chain_pem);
+        assert_eq!(issued_matches_spec(&s, &leaf), Ok(()));
+        let (_, x509) = X509Certificate::from_der(&leaf).unwrap();
+        let subject = x509.subject().to_string();
+        for part in ["O=Shop", "OU=Web", "L=Berlin", "C=DE"] {
+            assert!(subject.contains(part), "{subject}");
+        }
+        let eku = x509.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth && eku.other.len() == 1);
+
+        let mut changed = s.clone();
+        changed.usages.push(KeyUsage::ClientAuth);
+        assert!(
+            issued_matches_spec(&changed, &leaf)
+                .unwrap_err()
+                .contains("extended key usages")
+        );
+        let mut changed = s.clone();
+        changed.usages = vec![
+            KeyUsage::KeyEncipherment,
+            KeyUsage::ServerAuth,
+            KeyUsage::IpsecUser,
+        ];
+        assert!(
+            issued_matches_spec(&changed, &leaf)
+                .unwrap_err()
+                .contains("key usages")
+        );
+        let mut changed = s.clone();
+        if let Some(subject) = changed.subject.as_mut() {
+            subject.organizations = vec!["Other".into()];
+        }
+        assert!(
+            issued_matches_spec(&changed, &leaf)
+                .unwrap_err()
+                .contains("subject")
+        );
+        let mut changed = s;
+        changed.is_ca = Some(true);
+        assert!(
+            issued_matches_spec(&changed, &leaf)
+                .unwrap_err()
+                .contains("isCA")
+        );
+    }
+
+    #[test]
+    fn default_usages_are_cert_managers_and_a_ca_adds_cert_sign() {
+        let (ku, eku) = wanted_usages(&spec(&["a.example"], None));
+        assert_eq!(ku_flags(&ku), 0b101);
+        assert!(eku.is_empty());
+        let (ku, _) = wanted_usages(&root_spec());
+        assert_eq!(ku_flags(&ku), 0b10_0101);
+    }
+
+    #[test]
+    fn every_key_type_signs_and_is_signed() {
+        for key_spec in [
+            KeySpec::default(),
+            KeySpec::Ecdsa(crate::pki::EcCurve::P384),
+            KeySpec::Ed25519,
+            KeySpec::Rsa { bits: 2048 },
+        ] {
+            let ca_key = generate(&key_spec).unwrap();
+            let root = sign(&root_spec(), &ca_key, Signer::SelfSigned, ts(NOW)).unwrap();
+            let ca = load_ca(Some(&root.chain_pem), Some(&key_pem(&ca_key)), ts(NOW)).unwrap();
+            let key = generate(&KeySpec::default()).unwrap();
+            let leaf = sign(&spec(&["a.example"], None), &key, Signer::Ca(&ca), ts(NOW)).unwrap();
+            assert!(signed_by_ca(&der(&leaf.chain_pem), &ca), "{key_spec}");
+        }
+    }
+}
