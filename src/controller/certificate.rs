@@ -230,7 +230,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     let mut status = cert.status.clone().unwrap_or_default();
 
     let issuer = match resolve(&ctx, &cert).await? {
-        Ok(Resolved::Acme(issuer)) => issuer,
+        Ok(Resolved::Acme(issuer)) => *issuer,
         Ok(Resolved::Local(local)) => {
             // selfSigned and ca: signed here, no account and no order.
             return super::local_issuer::reconcile_certificate(&ctx, &api, &cert, status, &local)

@@ -27,7 +27,7 @@ pub struct ResolvedIssuer {
 
 /// The issuer a Certificate uses: an ACME account, or one that signs here (`selfSigned`, `ca`).
 pub enum Resolved {
-    Acme(ResolvedIssuer),
+    Acme(Box<ResolvedIssuer>),
     Local(LocalIssuer),
 }
 
@@ -49,7 +49,7 @@ pub(super) async fn resolve_issuer(
     cert: &Certificate,
 ) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
     Ok(match resolve(ctx, cert).await? {
-        Ok(Resolved::Acme(issuer)) => Ok(issuer),
+        Ok(Resolved::Acme(issuer)) => Ok(*issuer),
         Ok(Resolved::Local(local)) => Err((
             "IssuerNotACME",
             format!(
@@ -158,12 +158,12 @@ fn issuer_from(
     let status = status.unwrap_or_default();
     let uri = status.acme.and_then(|a| a.uri);
     match (conditions::is_true(&status.conditions, READY), uri) {
-        (true, Some(account_uri)) => Ok(Resolved::Acme(ResolvedIssuer {
+        (true, Some(account_uri)) => Ok(Resolved::Acme(Box::new(ResolvedIssuer {
             ident,
             kind,
             acme,
             account_uri,
-        })),
+        }))),
         _ => {
             let why = conditions::find(&status.conditions, READY)
                 .map(|c| format!(": {}", c.message))
