@@ -226,6 +226,13 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     if cert.meta().deletion_timestamp.is_some() {
         return clean_up_deleted(&ctx, &api, &cert).await;
     }
+    // The echo of our own issuance writes: nothing changed since, nothing to read.
+    if let Some(wake) = cert
+        .resource_version()
+        .and_then(|rv| ctx.orders.echo_of_issuance(&order::echo_key(&cert), &rv))
+    {
+        return Ok(requeue_at(wake, Timestamp::now()));
+    }
     let cert = revocation::sync_finalizer(&api, &cert).await?;
     let mut status = cert.status.clone().unwrap_or_default();
 

@@ -40,7 +40,22 @@ struct Handles {
     told: HashMap<String, Instant>,
     /// Certificate uid -> the order it recorded in status last, and when.
     started: HashMap<String, (String, Instant)>,
+    /// `namespace/name` -> what this process wrote when it last issued that Certificate.
+    issued: HashMap<String, Issued>,
 }
+
+/// What an issuance wrote: the Certificate's and the Secret's resourceVersions after it, and when
+/// to look again. A reconcile that sees exactly that Certificate (the echo of our own writes)
+/// has nothing to read or decide.
+struct Issued {
+    certificate_rv: String,
+    secret_rv: String,
+    wake: jiff::Timestamp,
+    at: Instant,
+}
+
+/// How long the echo of an issuance is recognised (the watch delivers it within moments).
+pub const ECHO_LIMIT: Duration = Duration::from_secs(60);
 
 impl OrderHandles {
     fn lock(&self) -> MutexGuard<'_, Handles> {
@@ -137,6 +152,56 @@ impl OrderHandles {
         self.lock().keys.get(url).cloned()
     }
 
+    /// Remembers what an issuance of Certificate `key` (`namespace/name`) wrote.
+    pub fn issued(&self, key: &str, certificate_rv: &str, secret_rv: &str, wake: jiff::Timestamp) {
+        let now = Instant::now();
+        let mut handles = self.lock();
+        handles
+            .issued
+            .retain(|_, i| now.duration_since(i.at) < ECHO_LIMIT);
+        if handles.issued.len() < MAX_HANDLES {
+            handles.issued.insert(
+                key.to_string(),
+                Issued {
+                    certificate_rv: certificate_rv.to_string(),
+                    secret_rv: secret_rv.to_string(),
+                    wake,
+                    at: now,
+                },
+            );
+        }
+    }
+
+    /// When to look again, if `certificate_rv` is the Certificate exactly as our issuance left it
+    /// (and its Secret has not changed since) and that time is still ahead: the reconcile is only
+    /// the echo of our own writes. Any other version, or the time come, ends the memo.
+    pub fn echo_of_issuance(&self, key: &str, certificate_rv: &str) -> Option<jiff::Timestamp> {
+        let mut handles = self.lock();
+        let issued = handles.issued.get(key)?;
+        if issued.certificate_rv == certificate_rv
+            && issued.at.elapsed() < ECHO_LIMIT
+            && jiff::Timestamp::now() < issued.wake
+        {
+            return Some(issued.wake);
+        }
+        handles.issued.remove(key);
+        None
+    }
+
+    /// A TLS Secret of Certificate `key` was seen at `secret_rv`: `true` when that is our own
+    /// write (nothing to reconcile); otherwise the memo ends, so the reconcile reads the Secret.
+    pub fn secret_seen(&self, key: &str, secret_rv: &str) -> bool {
+        let mut handles = self.lock();
+        match handles.issued.get(key) {
+            Some(i) if i.secret_rv == secret_rv => true,
+            Some(_) => {
+                handles.issued.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Remembers that the CA was told the challenge with `token` is ready.
     pub fn told(&self, token: &str) {
         let mut handles = self.lock();
@@ -203,6 +268,37 @@ mod tests {
         assert_eq!(handles.in_flight_for("uid-1"), None, "the attempt ended");
         assert!(handles.key(url).is_none(), "the key goes with it");
         assert!(handles.ended(url), "a status still showing it is stale");
+    }
+
+    #[test]
+    fn the_echo_of_an_issuance_is_recognised_until_anything_else_changes() {
+        let handles = OrderHandles::default();
+        let wake = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+        assert_eq!(handles.echo_of_issuance("ns/web", "10"), None);
+        handles.issued("ns/web", "10", "7", wake);
+        assert_eq!(handles.echo_of_issuance("ns/web", "10"), Some(wake));
+        assert!(handles.secret_seen("ns/web", "7"), "our own Secret write");
+        assert_eq!(
+            handles.echo_of_issuance("ns/web", "10"),
+            Some(wake),
+            "still the echo"
+        );
+        assert!(
+            !handles.secret_seen("ns/web", "8"),
+            "someone changed the Secret"
+        );
+        assert_eq!(
+            handles.echo_of_issuance("ns/web", "10"),
+            None,
+            "so the next reconcile reads it"
+        );
+        handles.issued("ns/web", "10", "7", wake);
+        assert_eq!(
+            handles.echo_of_issuance("ns/web", "11"),
+            None,
+            "spec edited"
+        );
+        assert_eq!(handles.echo_of_issuance("ns/web", "10"), None, "memo ended");
     }
 
     #[test]

@@ -652,15 +652,24 @@ async fn run_controllers(
     .touched_objects();
     let issuer_store = store.clone();
     let cluster_issuer_store = store.clone();
+    let echo_ctx = ctx.clone();
     let cert_task = cert_controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches_stream(secret_events, |secret| {
+        .watches_stream(secret_events, move |secret| {
             let ns = secret.namespace()?;
             let name = secret
                 .annotations()
                 .get(labels::ANN_CERTIFICATE_NAME)
                 .or_else(|| secret.labels().get(labels::CERTIFICATE_NAME))?
                 .clone();
+            // The TLS Secret exactly as our issuance wrote it: nothing to reconcile.
+            if secret.labels().get(labels::SECRET_ROLE).map(String::as_str) == Some("tls")
+                && secret
+                    .resource_version()
+                    .is_some_and(|rv| echo_ctx.orders.secret_seen(&format!("{ns}/{name}"), &rv))
+            {
+                return None;
+            }
             Some(ObjectRef::<Certificate>::new(&name).within(&ns))
         })
         .watches(

@@ -56,9 +56,12 @@ pub(super) async fn complete(
         let message = "the CA's certificate is not for the key we sent";
         return record_failure(ctx, api, issuer, cert, status, message, false).await;
     }
-    if let Some(refusal) = write_secret(ctx, cert, issuer, &chain, &key).await? {
-        return record_failure(ctx, api, issuer, cert, status, &refusal, false).await;
-    }
+    let secret_rv = match write_secret(ctx, cert, issuer, &chain, &key).await? {
+        Ok(rv) => rv,
+        Err(refusal) => {
+            return record_failure(ctx, api, issuer, cert, status, &refusal, false).await;
+        }
+    };
     cleanup_temporaries_of(ctx, cert, status.order.as_ref(), issuer).await?;
     if let Some(order) = status.order.as_ref() {
         let problems = dns01::cleanup(ctx, issuer, cert.labels(), order).await;
@@ -67,7 +70,7 @@ pub(super) async fn complete(
                 .await;
         }
     }
-    record_issued(ctx, api, cert, status, issuer, &chain).await
+    record_issued(ctx, api, cert, status, issuer, &chain, &secret_rv).await
 }
 
 /// The certificate chain of a valid order (the preferred one where the issuer names one), or how
@@ -101,16 +104,17 @@ async fn download_chain(
     }
 }
 
-/// Writes the certificate and key into the Certificate's Secret, unless the Secret has changed
-/// hands while the order ran (another Certificate wrote it first, or someone created one): then
-/// nothing is written and the refusal is returned. The key stays in its Secret for the next attempt.
+/// Writes the certificate and key into the Certificate's Secret (`Ok(resourceVersion)`), unless
+/// the Secret has changed hands while the order ran (another Certificate wrote it first, or someone
+/// created one): then nothing is written and the refusal is returned. The key stays in its Secret
+/// for the next attempt.
 async fn write_secret(
     ctx: &Ctx,
     cert: &Certificate,
     issuer: &ResolvedIssuer,
     chain: &pki::IssuedChain,
     key: &pki::PrivateKey,
-) -> Result<Option<String>, Error> {
+) -> Result<Result<String, String>, Error> {
     let key_pem = secret::encode_key(cert, key).map_err(|source| Error::Pki {
         context: "encoding tls.key".into(),
         source,
@@ -138,9 +142,9 @@ async fn write_secret(
         crate::controller::still_claims(ctx, &ns, other, &cert.spec.secret_name)
     });
     if let Some((_, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
-        return Ok(Some(message));
+        return Ok(Err(message));
     }
-    secrets
+    let written = secrets
         .patch(
             &cert.spec.secret_name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -149,7 +153,7 @@ async fn write_secret(
         .await
         .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
     crate::crash::point("secret-written", &ns, &cert.spec.secret_name);
-    Ok(None)
+    Ok(Ok(written.resource_version().unwrap_or_default()))
 }
 
 /// The certificate is in its Secret: schedule its renewal (with the CA's ARI window, fetched now so
@@ -162,6 +166,7 @@ async fn record_issued(
     mut status: CertificateStatus,
     issuer: &ResolvedIssuer,
     chain: &pki::IssuedChain,
+    secret_rv: &str,
 ) -> Result<Action, Error> {
     let spec_renewal =
         pki::renewal_time_for_spec(&cert.spec, chain.leaf.not_before, chain.leaf.not_after)
@@ -216,7 +221,14 @@ async fn record_issued(
         &format!("The certificate is valid until {}", chain.leaf.not_after),
     );
     let updated = apply_status(api, cert, &status).await?;
-    crate::controller::set_order_finalizer(api, &updated, false).await?;
+    let updated = crate::controller::set_order_finalizer(api, &updated, false).await?;
+    let wake = schedule
+        .next_check
+        .map_or(renewal, |check| check.min(renewal));
+    // The echoes of these writes (status, Secret) need no Secret read: see `echo_of_issuance`.
+    if let Some(rv) = updated.resource_version() {
+        ctx.orders.issued(&echo_key(cert), &rv, secret_rv, wake);
+    }
     if let Some(name) = next_key_name {
         let secrets: Api<Secret> =
             Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
@@ -249,10 +261,16 @@ async fn record_issued(
         ),
     )
     .await;
-    let wake = schedule
-        .next_check
-        .map_or(renewal, |check| check.min(renewal));
     Ok(requeue_at(wake, Timestamp::now()))
+}
+
+/// The key of a Certificate in [`super::super::order_handles::OrderHandles::issued`].
+pub fn echo_key(cert: &Certificate) -> String {
+    format!(
+        "{}/{}",
+        cert.namespace().unwrap_or_default(),
+        cert.name_any()
+    )
 }
 
 /// The order's URL and, for the Issued Event, its profile and the certificate it replaces.

@@ -41,6 +41,7 @@ mod tell;
 
 pub use cleanup::{cleanup_temporaries, cleanup_temporaries_of, may_have_http01_objects};
 pub use failure::record_failure;
+pub use finalize::echo_key;
 use finalize::{complete, next_key};
 pub use present::present_challenges;
 use self_check::wait_for_self_checks;
@@ -148,10 +149,17 @@ pub async fn drive_order(
     // The handle kept from the last step (its nonce saves asking the CA for one), refreshed; or,
     // after a restart, the order restored from its URL.
     let fetched = match ctx.orders.take(&recorded.url) {
-        Some(mut kept) => match kept.refresh().await {
-            Ok(_) => Ok(kept),
-            Err(e) => Err(AcmeError::from(e)),
-        },
+        Some(mut kept) => {
+            let told = |t: &str| ctx.orders.was_told(t);
+            if record::refresh_needed(kept.state().status, &recorded, told) {
+                match kept.refresh().await {
+                    Ok(_) => Ok(kept),
+                    Err(e) => Err(AcmeError::from(e)),
+                }
+            } else {
+                Ok(kept)
+            }
+        }
         None => account
             .order(recorded.url.clone())
             .await

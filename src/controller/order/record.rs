@@ -67,6 +67,18 @@ pub(super) fn only_the_ca_is_working(recorded: &OrderStatus, told: impl Fn(&str)
         })
 }
 
+/// Whether a kept order handle must be refreshed from the CA before this step. Not while it was
+/// pending with a challenge still to present or tell: the step fetches the authorizations anyway,
+/// and they show whatever changed (an order can only become ready after we tell the CA, and
+/// an expired or invalid one has its authorizations say so). Pure.
+pub(super) fn refresh_needed(
+    kept: instant_acme::OrderStatus,
+    recorded: &OrderStatus,
+    told: impl Fn(&str) -> bool,
+) -> bool {
+    kept != instant_acme::OrderStatus::Pending || only_the_ca_is_working(recorded, told)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +186,19 @@ mod tests {
         let mut pending = presented("t1");
         pending.state = Some(ChallengeState::Pending);
         assert!(!only_the_ca_is_working(&order(vec![pending]), told));
+    }
+
+    #[test]
+    fn a_pending_order_with_work_left_is_not_refetched_before_its_authorizations() {
+        use instant_acme::OrderStatus as Ca;
+        let told = |t: &str| t == "t1";
+        let to_tell = order(vec![presented("t2")]);
+        assert!(!refresh_needed(Ca::Pending, &to_tell, told));
+        assert!(
+            refresh_needed(Ca::Pending, &order(vec![presented("t1")]), told),
+            "only the CA works: polling is the step"
+        );
+        assert!(refresh_needed(Ca::Ready, &to_tell, told));
+        assert!(refresh_needed(Ca::Processing, &to_tell, told));
     }
 }
