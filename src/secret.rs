@@ -2,6 +2,8 @@
 //! of an issuance in flight. Reading is tolerant (a missing or garbled field is a reason to
 //! re-issue, not an error); writing always sets the labels that the Secret watch selects on.
 
+pub mod outputs;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -31,6 +33,9 @@ pub struct TlsContents<'a> {
     pub issuer_kind: IssuerKind,
     /// The renew request this issuance answered, if any.
     pub renew_handled: Option<&'a str>,
+    /// `spec.additionalOutputFormats` and `spec.keystores` (data keys and the keystores'
+    /// fingerprint annotation), written in the same apply as the certificate.
+    pub outputs: Option<&'a outputs::Outputs>,
 }
 
 /// The TLS Secret for a Certificate, as a server-side apply body.
@@ -70,6 +75,9 @@ pub fn tls_secret(cert: &Certificate, contents: &TlsContents<'_>) -> Secret {
     if let Some(id) = contents.renew_handled {
         annotations.insert(labels::ANN_RENEW_HANDLED.to_string(), id.to_string());
     }
+    if let Some(extra) = contents.outputs {
+        annotations.extend(extra.annotations.clone());
+    }
     if let Some(template) = &spec.secret_template {
         // Our own keys win: the template cannot break the watch selector or the issuer record.
         for (k, v) in &template.labels {
@@ -91,6 +99,9 @@ pub fn tls_secret(cert: &Certificate, contents: &TlsContents<'_>) -> Secret {
     ]);
     if let Some(ca) = contents.ca_pem {
         data.insert(CA_CRT.to_string(), ByteString(ca.as_bytes().to_vec()));
+    }
+    if let Some(extra) = contents.outputs {
+        data.extend(extra.data.clone());
     }
     Secret {
         metadata: ObjectMeta {
@@ -286,6 +297,7 @@ mod tests {
                 issuer_name: "le",
                 issuer_kind: IssuerKind::Issuer,
                 renew_handled: None,
+                outputs: None,
             },
         );
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));

@@ -10,10 +10,11 @@ pub mod issuer;
 pub mod validation;
 
 pub use certificate::{
-    AdoptedStatus, Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState,
-    IssuerKind, IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
-    PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus, RotationPolicy,
-    SecretTemplate,
+    AdditionalOutputFormat, AdoptedStatus, Certificate, CertificateKeystores, CertificateSpec,
+    CertificateStatus, ChallengeKind, ChallengeState, IssuerKind, IssuerRef, JksKeystore,
+    KeystorePasswordSecretRef, OrderAuthorization, OrderState, OrderStatus, OutputFormatType,
+    Pkcs12Keystore, Pkcs12Profile, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec,
+    RenewalInfoStatus, RevocationStatus, RotationPolicy, SecretTemplate,
 };
 pub use issuer::{
     AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,

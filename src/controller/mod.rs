@@ -15,6 +15,7 @@ pub mod issuer_ref;
 pub mod leader;
 pub mod order;
 pub mod order_handles;
+pub mod outputs;
 pub mod renewal_info;
 pub mod revocation;
 pub mod run;
