@@ -318,6 +318,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_secret_carries_the_outputs_and_our_annotations_win() {
+        let mut c = cert();
+        if let Some(t) = c.spec.secret_template.as_mut() {
+            t.annotations
+                .insert(outputs::ANN_KEYSTORES_FINGERPRINT.into(), "forged".into());
+        }
+        let extra = outputs::Outputs {
+            data: BTreeMap::from([(outputs::KEY_DER.to_string(), ByteString(vec![0x30, 0x00]))]),
+            annotations: BTreeMap::from([(
+                outputs::ANN_KEYSTORES_FINGERPRINT.to_string(),
+                "abc".to_string(),
+            )]),
+        };
+        let s = tls_secret(
+            &c,
+            &TlsContents {
+                chain_pem: "CHAIN",
+                key_pem: "KEY",
+                ca_pem: None,
+                issuer_name: "le",
+                issuer_kind: IssuerKind::Issuer,
+                renew_handled: None,
+                outputs: Some(&extra),
+            },
+        );
+        let data = s.data.as_ref().unwrap();
+        assert_eq!(data[outputs::KEY_DER].0, vec![0x30, 0x00]);
+        assert_eq!(data_str(&s, TLS_CRT), Some("CHAIN"));
+        let a = s.metadata.annotations.unwrap();
+        assert_eq!(a[outputs::ANN_KEYSTORES_FINGERPRINT], "abc");
+    }
+
+    #[test]
     fn next_key_secret_names_fit() {
         assert_eq!(next_key_secret_name("web"), "web-next-key");
         assert!(next_key_secret_name(&"x".repeat(250)).len() <= 253);

@@ -290,3 +290,335 @@ pub fn jks_truststore(ca: &[u8], password: &[u8]) -> Result<Vec<u8>, KeystoreErr
     jks_trusted(&mut store, ca, "truststore")?;
     store_jks(&store, password, "truststore")
 }
+
+/// Tests that open what we write with the real tools: OpenSSL 3 (`openssl pkcs12`) and Java's
+/// `keytool` (installed by `tests/env/install-deps.sh`; these tests fail, not skip, without them).
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+    use crate::api::PrivateKeyAlgorithm;
+    use crate::pki::test_support::{LeafOptions, TestCa};
+    use crate::pki::{KeySpec, PrivateKey, generate, parse_chain};
+
+    pub(crate) const PASSWORD: &[u8] = b"s3cret-pass";
+
+    /// A key, its chain (leaf, intermediate) and the root as `ca.crt`, all DER, plus the PEMs.
+    pub(crate) struct Fixture {
+        pub key: PrivateKey,
+        pub chain: Vec<Vec<u8>>,
+        pub chain_pem: String,
+        pub ca: Vec<u8>,
+        pub ca_pem: String,
+    }
+
+    pub(crate) fn fixture(algorithm: PrivateKeyAlgorithm) -> Fixture {
+        let root = TestCa::root("Outputs Test Root");
+        let inter = root.intermediate("Outputs Test Intermediate");
+        let spec = match algorithm {
+            PrivateKeyAlgorithm::RSA => KeySpec::from_spec(Some(&crate::api::PrivateKeySpec {
+                algorithm: Some(PrivateKeyAlgorithm::RSA),
+                ..Default::default()
+            }))
+            .unwrap(),
+            _ => KeySpec::default(),
+        };
+        let key = generate(&spec).unwrap();
+        let leaf = inter.issue(
+            &key,
+            &LeafOptions {
+                cn: Some("app.example.test"),
+                ..LeafOptions::dns(&["app.example.test"])
+            },
+        );
+        let chain_pem = format!("{leaf}{}", inter.pem);
+        let chain = parse_chain(&chain_pem).unwrap().certs_der;
+        let ca = pem::parse(&root.pem).unwrap().into_contents();
+        Fixture {
+            key,
+            chain,
+            chain_pem,
+            ca,
+            ca_pem: root.pem.clone(),
+        }
+    }
+
+    impl Fixture {
+        pub(crate) fn material(&self) -> KeyMaterial<'_> {
+            KeyMaterial {
+                key_pkcs8: self.key.pkcs8_der(),
+                chain: &self.chain,
+                ca: Some(&self.ca),
+            }
+        }
+    }
+
+    /// Runs a tool; (success, stdout + stderr).
+    pub(crate) fn run(program: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{program} cannot run ({e}); tests/env/install-deps.sh installs it")
+            });
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// `openssl pkcs12 -info` with the password, optionally `-legacy`; prints keys unencrypted.
+    pub(crate) fn openssl_pkcs12(file: &str, password: &str, legacy: bool) -> (bool, String) {
+        let pass = format!("pass:{password}");
+        let mut args = vec!["pkcs12", "-info", "-in", file, "-passin", &pass, "-noenc"];
+        if legacy {
+            args.push("-legacy");
+        }
+        run("openssl", &args)
+    }
+
+    /// `keytool -list -v` of a store of the given type.
+    pub(crate) fn keytool_list(file: &str, store_type: &str, password: &str) -> (bool, String) {
+        run(
+            "keytool",
+            &[
+                "-list",
+                "-v",
+                "-keystore",
+                file,
+                "-storetype",
+                store_type,
+                "-storepass",
+                password,
+            ],
+        )
+    }
+
+    /// The public key (PEM) of the private key in `text` (the first PRIVATE KEY block), and of the
+    /// leaf certificate, by `openssl pkey`/`openssl x509`.
+    pub(crate) fn public_keys_match(dir: &Path, key_pem: &str, leaf_pem: &str) -> bool {
+        let key = write(dir, "extracted-key.pem", key_pem.as_bytes());
+        let leaf = write(dir, "leaf.pem", leaf_pem.as_bytes());
+        let (ok1, from_key) = run("openssl", &["pkey", "-in", &key, "-pubout"]);
+        let (ok2, from_leaf) = run("openssl", &["x509", "-in", &leaf, "-pubkey", "-noout"]);
+        ok1 && ok2 && from_key == from_leaf
+    }
+
+    /// The first `-----BEGIN PRIVATE KEY-----` block of OpenSSL's output.
+    pub(crate) fn first_private_key(text: &str) -> String {
+        let start = text
+            .find("-----BEGIN PRIVATE KEY-----")
+            .expect("a private key");
+        let end_marker = "-----END PRIVATE KEY-----";
+        let end = text[start..].find(end_marker).expect("its end") + start + end_marker.len();
+        format!("{}\n", &text[start..end])
+    }
+
+    fn leaf_pem(f: &Fixture) -> String {
+        pem::encode(&pem::Pem::new("CERTIFICATE", f.chain[0].clone()))
+    }
+
+    #[test]
+    fn every_pkcs12_profile_opens_in_openssl_3_with_the_key_and_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        for algorithm in [PrivateKeyAlgorithm::ECDSA, PrivateKeyAlgorithm::RSA] {
+            let f = fixture(algorithm);
+            for profile in [
+                Pkcs12Profile::LegacyRC2,
+                Pkcs12Profile::LegacyDES,
+                Pkcs12Profile::Modern2023,
+            ] {
+                let bytes = pkcs12_keystore(&f.material(), PASSWORD, profile).unwrap();
+                let file = write(dir.path(), "keystore.p12", &bytes);
+                let legacy = profile == Pkcs12Profile::LegacyRC2;
+                let (ok, text) = openssl_pkcs12(&file, "s3cret-pass", legacy);
+                assert!(ok, "{profile:?} {algorithm:?}: {text}");
+                // Leaf, intermediate and root, each once; the key.
+                assert_eq!(
+                    text.matches("-----BEGIN CERTIFICATE-----").count(),
+                    3,
+                    "{text}"
+                );
+                assert!(text.contains("app.example.test"), "{text}");
+                assert!(
+                    public_keys_match(dir.path(), &first_private_key(&text), &leaf_pem(&f)),
+                    "{profile:?} {algorithm:?}: the key does not match the leaf"
+                );
+                let (wrong, text) = openssl_pkcs12(&file, "not-the-password", legacy);
+                assert!(!wrong, "{profile:?} opened with a wrong password: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn openssl_3_refuses_legacy_rc2_without_legacy_and_opens_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        for (profile, opens) in [
+            (Pkcs12Profile::LegacyRC2, false),
+            (Pkcs12Profile::LegacyDES, true),
+            (Pkcs12Profile::Modern2023, true),
+        ] {
+            let bytes = pkcs12_keystore(&f.material(), PASSWORD, profile).unwrap();
+            let file = write(dir.path(), "keystore.p12", &bytes);
+            let (ok, text) = openssl_pkcs12(&file, "s3cret-pass", false);
+            assert_eq!(ok, opens, "{profile:?} without -legacy: {text}");
+        }
+        let modern = pkcs12_keystore(&f.material(), PASSWORD, Pkcs12Profile::Modern2023).unwrap();
+        let file = write(dir.path(), "modern.p12", &modern);
+        let (_, text) = openssl_pkcs12(&file, "s3cret-pass", false);
+        assert!(text.contains("AES-256-CBC"), "{text}");
+        assert!(text.contains("MAC: sha256"), "{text}");
+    }
+
+    #[test]
+    fn pkcs12_keystores_and_truststores_open_in_keytool() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        for profile in [
+            Pkcs12Profile::LegacyRC2,
+            Pkcs12Profile::LegacyDES,
+            Pkcs12Profile::Modern2023,
+        ] {
+            let ks = pkcs12_keystore(&f.material(), PASSWORD, profile).unwrap();
+            let file = write(dir.path(), "keystore.p12", &ks);
+            let (ok, text) = keytool_list(&file, "PKCS12", "s3cret-pass");
+            assert!(ok, "{profile:?}: {text}");
+            assert!(text.contains("Alias name: certificate"), "{text}");
+            assert!(text.contains("Entry type: PrivateKeyEntry"), "{text}");
+            assert!(text.contains("Certificate chain length: 3"), "{text}");
+            assert!(text.contains("CN=app.example.test"), "{text}");
+            let (wrong, _) = keytool_list(&file, "PKCS12", "wrong-password");
+            assert!(!wrong, "{profile:?} opened with a wrong password");
+
+            let ts = pkcs12_truststore(&f.ca, PASSWORD, profile).unwrap();
+            let file = write(dir.path(), "truststore.p12", &ts);
+            let (ok, text) = keytool_list(&file, "PKCS12", "s3cret-pass");
+            assert!(ok, "{profile:?}: {text}");
+            assert!(text.contains("Entry type: trustedCertEntry"), "{text}");
+            assert!(text.contains("CN=Outputs Test Root"), "{text}");
+            assert!(text.contains("Your keystore contains 1 entry"), "{text}");
+        }
+    }
+
+    #[test]
+    fn jks_keystores_open_in_keytool_and_hold_the_key_of_the_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        for algorithm in [PrivateKeyAlgorithm::ECDSA, PrivateKeyAlgorithm::RSA] {
+            let f = fixture(algorithm);
+            let ks = jks_keystore(&f.material(), "web", PASSWORD).unwrap();
+            let file = write(dir.path(), "keystore.jks", &ks);
+            let (ok, text) = keytool_list(&file, "JKS", "s3cret-pass");
+            assert!(ok, "{algorithm:?}: {text}");
+            assert!(text.contains("Keystore type: JKS"), "{text}");
+            assert!(text.contains("Alias name: web"), "{text}");
+            assert!(text.contains("Entry type: PrivateKeyEntry"), "{text}");
+            assert!(text.contains("Certificate chain length: 3"), "{text}");
+            assert!(text.contains("Alias name: ca"), "{text}");
+            assert!(text.contains("Entry type: trustedCertEntry"), "{text}");
+            let (wrong, _) = keytool_list(&file, "JKS", "wrong-password");
+            assert!(!wrong, "opened with a wrong password");
+            // Java decrypts the key: copy the store to PKCS#12 with keytool, read the key back.
+            let out = dir.path().join("converted.p12");
+            let out = out.to_str().unwrap();
+            let _ = std::fs::remove_file(out);
+            let (ok, text) = run(
+                "keytool",
+                &[
+                    "-importkeystore",
+                    "-srckeystore",
+                    &file,
+                    "-srcstoretype",
+                    "JKS",
+                    "-srcstorepass",
+                    "s3cret-pass",
+                    "-destkeystore",
+                    out,
+                    "-deststoretype",
+                    "PKCS12",
+                    "-deststorepass",
+                    "s3cret-pass",
+                    "-srcalias",
+                    "web",
+                ],
+            );
+            assert!(ok, "{text}");
+            let (ok, text) = openssl_pkcs12(out, "s3cret-pass", false);
+            assert!(ok, "{text}");
+            assert!(
+                public_keys_match(dir.path(), &first_private_key(&text), &leaf_pem(&f)),
+                "{algorithm:?}: the key Java decrypted does not match the leaf"
+            );
+        }
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let ts = jks_truststore(&f.ca, PASSWORD).unwrap();
+        let file = write(dir.path(), "truststore.jks", &ts);
+        let (ok, text) = keytool_list(&file, "JKS", "s3cret-pass");
+        assert!(ok, "{text}");
+        assert!(text.contains("Your keystore contains 1 entry"), "{text}");
+        assert!(text.contains("Entry type: trustedCertEntry"), "{text}");
+    }
+
+    #[test]
+    fn a_root_already_at_the_end_of_the_chain_is_not_added_twice() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let mut chain = f.chain.clone();
+        chain.push(f.ca.clone());
+        let material = KeyMaterial {
+            key_pkcs8: f.key.pkcs8_der(),
+            chain: &chain,
+            ca: Some(&f.ca),
+        };
+        assert_eq!(material.full_chain().len(), 3);
+        assert_eq!(f.material().full_chain().len(), 3);
+        let no_ca = KeyMaterial {
+            ca: None,
+            ..f.material()
+        };
+        assert_eq!(no_ca.full_chain().len(), 2);
+    }
+
+    #[test]
+    fn unusable_passwords_are_refused_with_what_to_change() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        assert_eq!(
+            pkcs12_keystore(&f.material(), b"", Pkcs12Profile::Modern2023),
+            Err(KeystoreError::EmptyPassword { store: "PKCS#12" })
+        );
+        assert_eq!(
+            pkcs12_keystore(&f.material(), &[0xff, 0xfe], Pkcs12Profile::Modern2023),
+            Err(KeystoreError::Pkcs12PasswordNotUtf8)
+        );
+        assert_eq!(
+            jks_keystore(&f.material(), DEFAULT_ALIAS, b"short"),
+            Err(KeystoreError::JksPassword)
+        );
+        assert_eq!(
+            jks_truststore(&f.ca, "pässwörd-long".as_bytes()),
+            Err(KeystoreError::JksPassword)
+        );
+        let message = KeystoreError::JksPassword.to_string();
+        assert!(
+            message.contains("ASCII") && message.contains("6"),
+            "{message}"
+        );
+        let empty = KeyMaterial {
+            chain: &[],
+            ..f.material()
+        };
+        assert_eq!(
+            pkcs12_keystore(&empty, PASSWORD, Pkcs12Profile::LegacyDES),
+            Err(KeystoreError::EmptyChain)
+        );
+    }
+}

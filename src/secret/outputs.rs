@@ -361,3 +361,354 @@ pub fn present(secret_data: &BTreeMap<String, ByteString>) -> Vec<&'static str> 
         .filter(|k| secret_data.contains_key(*k))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        AdditionalOutputFormat, CertificateKeystores, KeystorePasswordSecretRef, Pkcs12Profile,
+        PrivateKeyAlgorithm, PrivateKeyEncoding,
+    };
+    use crate::pki::keystore::tests::{
+        Fixture, first_private_key, fixture, keytool_list, openssl_pkcs12, public_keys_match, run,
+        write,
+    };
+
+    fn password_ref() -> Option<KeystorePasswordSecretRef> {
+        Some(KeystorePasswordSecretRef {
+            name: "keystore-password".into(),
+            key: "password".into(),
+        })
+    }
+
+    fn spec(formats: &[OutputFormatType], pkcs12: bool, jks: bool) -> CertificateSpec {
+        CertificateSpec {
+            secret_name: "web-tls".into(),
+            dns_names: vec!["app.example.test".into()],
+            additional_output_formats: formats
+                .iter()
+                .map(|t| AdditionalOutputFormat { type_: *t })
+                .collect(),
+            keystores: Some(CertificateKeystores {
+                pkcs12: pkcs12.then(|| Pkcs12Keystore {
+                    create: true,
+                    password_secret_ref: password_ref(),
+                    profile: Some(Pkcs12Profile::Modern2023),
+                }),
+                jks: jks.then(|| JksKeystore {
+                    create: true,
+                    password_secret_ref: password_ref(),
+                    alias: None,
+                }),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn all() -> CertificateSpec {
+        spec(
+            &[OutputFormatType::CombinedPEM, OutputFormatType::DER],
+            true,
+            true,
+        )
+    }
+
+    fn passwords(pw: &str) -> KeystorePasswords {
+        KeystorePasswords {
+            pkcs12: Some(pw.as_bytes().to_vec()),
+            jks: Some(pw.as_bytes().to_vec()),
+        }
+    }
+
+    fn key_pem(f: &Fixture, encoding: PrivateKeyEncoding) -> String {
+        f.key.to_pem(encoding).unwrap()
+    }
+
+    /// The Secret data the controller would write: tls.crt, tls.key, ca.crt and the outputs.
+    fn secret_data(
+        f: &Fixture,
+        key: &str,
+        ca: bool,
+        out: &Outputs,
+    ) -> BTreeMap<String, ByteString> {
+        let mut data = out.data.clone();
+        data.insert(
+            crate::secret::TLS_CRT.into(),
+            ByteString(f.chain_pem.clone().into_bytes()),
+        );
+        data.insert(
+            crate::secret::TLS_KEY.into(),
+            ByteString(key.as_bytes().to_vec()),
+        );
+        if ca {
+            data.insert(
+                crate::secret::CA_CRT.into(),
+                ByteString(f.ca_pem.clone().into_bytes()),
+            );
+        }
+        data
+    }
+
+    #[test]
+    fn combined_pem_is_the_key_a_newline_then_the_chain_and_decodes_in_openssl() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let key = key_pem(&f, PrivateKeyEncoding::PKCS1);
+        let out = additional_outputs(
+            &spec(&[OutputFormatType::CombinedPEM], false, false),
+            &f.chain_pem,
+            &key,
+            None,
+            None,
+        )
+        .unwrap();
+        let combined = String::from_utf8(out.data[COMBINED_PEM].0.clone()).unwrap();
+        assert_eq!(combined, format!("{key}\n{}", f.chain_pem));
+        assert!(out.annotations.is_empty(), "no keystores, no fingerprint");
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "tls-combined.pem", combined.as_bytes());
+        let (ok, text) = run("openssl", &["pkey", "-in", &file, "-noout"]);
+        assert!(ok, "{text}");
+        let (ok, subject) = run("openssl", &["x509", "-in", &file, "-noout", "-subject"]);
+        assert!(ok && subject.contains("app.example.test"), "{subject}");
+    }
+
+    #[test]
+    fn key_der_is_the_der_of_tls_key_in_its_encoding_and_matches_the_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(PrivateKeyAlgorithm::RSA);
+        let leaf = pem::encode(&pem::Pem::new("CERTIFICATE", f.chain[0].clone()));
+        for encoding in [PrivateKeyEncoding::PKCS1, PrivateKeyEncoding::PKCS8] {
+            let key = key_pem(&f, encoding);
+            let out = additional_outputs(
+                &spec(&[OutputFormatType::DER], false, false),
+                &f.chain_pem,
+                &key,
+                None,
+                None,
+            )
+            .unwrap();
+            let der = &out.data[KEY_DER].0;
+            assert_eq!(der, &pem::parse(&key).unwrap().into_contents());
+            let file = write(dir.path(), "key.der", der);
+            let (ok, text) = run("openssl", &["pkey", "-inform", "DER", "-in", &file]);
+            assert!(ok, "{encoding:?}: {text}");
+            assert!(
+                public_keys_match(dir.path(), &first_private_key(&text), &leaf),
+                "{encoding:?}: key.der is not the leaf's key"
+            );
+        }
+    }
+
+    #[test]
+    fn keystores_and_truststores_are_written_with_the_ca_only() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let key = key_pem(&f, PrivateKeyEncoding::PKCS1);
+        let pw = passwords("s3cret-pass");
+        let with_ca =
+            additional_outputs(&all(), &f.chain_pem, &key, Some(&f.ca_pem), Some(&pw)).unwrap();
+        let keys: Vec<&str> = with_ca.data.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "key.der",
+                "keystore.jks",
+                "keystore.p12",
+                "tls-combined.pem",
+                "truststore.jks",
+                "truststore.p12"
+            ]
+        );
+        assert!(with_ca.annotations.contains_key(ANN_KEYSTORES_FINGERPRINT));
+        let without = additional_outputs(&all(), &f.chain_pem, &key, None, Some(&pw)).unwrap();
+        assert!(!without.data.contains_key(PKCS12_TRUSTSTORE));
+        assert!(!without.data.contains_key(JKS_TRUSTSTORE));
+        // Without passwords: the formats that need none, no keystores, no fingerprint.
+        let no_pw = additional_outputs(&all(), &f.chain_pem, &key, Some(&f.ca_pem), None).unwrap();
+        assert_eq!(
+            no_pw.data.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["key.der", "tls-combined.pem"]
+        );
+        assert!(no_pw.annotations.is_empty());
+        // What was written opens with the password.
+        let dir = tempfile::tempdir().unwrap();
+        let p12 = write(dir.path(), "keystore.p12", &with_ca.data[PKCS12_KEYSTORE].0);
+        assert!(openssl_pkcs12(&p12, "s3cret-pass", false).0);
+        let jks = write(dir.path(), "keystore.jks", &with_ca.data[JKS_KEYSTORE].0);
+        let (ok, text) = keytool_list(&jks, "JKS", "s3cret-pass");
+        assert!(ok && text.contains("Alias name: certificate"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_password_is_an_error_that_names_the_store_not_the_password() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let key = key_pem(&f, PrivateKeyEncoding::PKCS1);
+        let only_p12 = KeystorePasswords {
+            pkcs12: Some(b"s3cret-pass".to_vec()),
+            jks: None,
+        };
+        let err =
+            additional_outputs(&all(), &f.chain_pem, &key, None, Some(&only_p12)).unwrap_err();
+        assert_eq!(err, OutputError::MissingPassword("JKS"));
+        let short = passwords("short");
+        let err = additional_outputs(&all(), &f.chain_pem, &key, None, Some(&short)).unwrap_err();
+        assert!(!err.to_string().contains("short"), "{err}");
+        assert!(
+            !format!("{short:?}").contains("short"),
+            "Debug shows a password"
+        );
+    }
+
+    #[test]
+    fn check_finds_missing_outdated_and_repassworded_outputs() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let key = key_pem(&f, PrivateKeyEncoding::PKCS1);
+        let pw = passwords("s3cret-pass");
+        let spec = all();
+        let out =
+            additional_outputs(&spec, &f.chain_pem, &key, Some(&f.ca_pem), Some(&pw)).unwrap();
+        let data = secret_data(&f, &key, true, &out);
+        assert_eq!(check(&spec, &data, &out.annotations, Some(&pw)), Ok(()));
+        // Asked for later: a Secret from before the field was set.
+        let bare = secret_data(&f, &key, true, &Outputs::default());
+        assert_eq!(
+            check(&spec, &bare, &BTreeMap::new(), Some(&pw)),
+            Err(Stale::Missing(COMBINED_PEM))
+        );
+        // tls.key re-encoded: the combined PEM and key.der no longer match it.
+        let pkcs8 = key_pem(&f, PrivateKeyEncoding::PKCS8);
+        let reencoded = secret_data(&f, &pkcs8, true, &out);
+        assert_eq!(
+            check(&spec, &reencoded, &out.annotations, Some(&pw)),
+            Err(Stale::Outdated(COMBINED_PEM))
+        );
+        // The password changed: the fingerprint differs.
+        assert_eq!(
+            check(
+                &spec,
+                &data,
+                &out.annotations,
+                Some(&passwords("another-pass"))
+            ),
+            Err(Stale::Keystores)
+        );
+        // A ca.crt appeared: its truststores are missing.
+        let no_ca = additional_outputs(&spec, &f.chain_pem, &key, None, Some(&pw)).unwrap();
+        let mut data = secret_data(&f, &key, false, &no_ca);
+        assert_eq!(check(&spec, &data, &no_ca.annotations, Some(&pw)), Ok(()));
+        data.insert(
+            crate::secret::CA_CRT.into(),
+            ByteString(f.ca_pem.clone().into_bytes()),
+        );
+        assert_eq!(
+            check(&spec, &data, &no_ca.annotations, Some(&pw)),
+            Err(Stale::Missing(PKCS12_TRUSTSTORE))
+        );
+        // Without passwords at hand, presence is all that is checked.
+        assert_eq!(
+            check(
+                &spec,
+                &secret_data(&f, &key, false, &no_ca),
+                &BTreeMap::new(),
+                None
+            ),
+            Ok(())
+        );
+        // Nothing asked: nothing to check, whatever the Secret holds.
+        assert_eq!(
+            check(&CertificateSpec::default(), &bare, &BTreeMap::new(), None),
+            Ok(())
+        );
+        assert!(Stale::Keystores.to_string().contains("password"));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_every_input_and_hides_the_password() {
+        let f = fixture(PrivateKeyAlgorithm::ECDSA);
+        let key = key_pem(&f, PrivateKeyEncoding::PKCS1);
+        let pw = passwords("s3cret-pass");
+        let base = fingerprint(&all(), &f.chain_pem, &key, None, &pw);
+        assert_eq!(base, fingerprint(&all(), &f.chain_pem, &key, None, &pw));
+        assert_eq!(base.len(), 64);
+        assert!(!base.contains("s3cret"));
+        let mut other_profile = all();
+        if let Some(p) = other_profile
+            .keystores
+            .as_mut()
+            .and_then(|k| k.pkcs12.as_mut())
+        {
+            p.profile = Some(Pkcs12Profile::LegacyDES);
+        }
+        let mut other_alias = all();
+        if let Some(j) = other_alias.keystores.as_mut().and_then(|k| k.jks.as_mut()) {
+            j.alias = Some("web".into());
+        }
+        let other_key = key_pem(&f, PrivateKeyEncoding::PKCS8);
+        for (what, other) in [
+            (
+                "password",
+                fingerprint(&all(), &f.chain_pem, &key, None, &passwords("other-pass")),
+            ),
+            (
+                "profile",
+                fingerprint(&other_profile, &f.chain_pem, &key, None, &pw),
+            ),
+            (
+                "alias",
+                fingerprint(&other_alias, &f.chain_pem, &key, None, &pw),
+            ),
+            (
+                "ca.crt",
+                fingerprint(&all(), &f.chain_pem, &key, Some(&f.ca_pem), &pw),
+            ),
+            (
+                "tls.key",
+                fingerprint(&all(), &f.chain_pem, &other_key, None, &pw),
+            ),
+        ] {
+            assert_ne!(base, other, "{what} does not change the fingerprint");
+        }
+    }
+
+    #[test]
+    fn certificates_with_keystores_are_looked_at_again_within_the_recheck() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let far = now
+            .checked_add(jiff::SignedDuration::from_hours(24 * 30))
+            .unwrap();
+        assert_eq!(
+            recheck_by(&spec(&[OutputFormatType::DER], false, false), far, now),
+            far
+        );
+        let soon = recheck_by(&all(), far, now);
+        let max = PASSWORD_RECHECK.as_secs_f64() * 1.21;
+        assert!(
+            soon > now && soon.duration_since(now).as_secs_f64() <= max,
+            "{soon}"
+        );
+        let sooner = now.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
+        assert_eq!(recheck_by(&all(), sooner, now), sooner);
+    }
+
+    #[test]
+    fn create_false_asks_for_nothing() {
+        let mut s = all();
+        if let Some(k) = s.keystores.as_mut() {
+            k.pkcs12.as_mut().unwrap().create = false;
+            k.jks.as_mut().unwrap().create = false;
+        }
+        assert!(!keystores_wanted(&s));
+        assert!(any_wanted(&s));
+        s.additional_output_formats.clear();
+        assert!(!any_wanted(&s));
+    }
+
+    #[test]
+    fn present_lists_the_output_keys_in_order() {
+        let data = BTreeMap::from([
+            (JKS_KEYSTORE.to_string(), ByteString(vec![1])),
+            (COMBINED_PEM.to_string(), ByteString(vec![1])),
+            ("tls.crt".to_string(), ByteString(vec![1])),
+        ]);
+        assert_eq!(present(&data), [COMBINED_PEM, JKS_KEYSTORE]);
+    }
+}
