@@ -311,8 +311,32 @@ pub fn check(
             Some(_) => {}
         }
     }
-    let has_ca = ca_pem.is_some();
+    let keys: Vec<&str> = wanted_keys(spec, ca_pem.is_some())
+        .into_iter()
+        .filter(|k| !matches!(*k, COMBINED_PEM | KEY_DER))
+        .collect();
+    if let Some(missing) = keys.iter().find(|k| data(secret_data, k).is_none()) {
+        return Err(Stale::Missing(missing));
+    }
+    if let Some(passwords) = passwords.filter(|_| !keys.is_empty()) {
+        let wanted = fingerprint(spec, chain_pem, key_pem, ca_pem, passwords);
+        if annotations.get(ANN_KEYSTORES_FINGERPRINT) != Some(&wanted) {
+            return Err(Stale::Keystores);
+        }
+    }
+    Ok(())
+}
+
+/// The data keys the spec asks for, in [`ALL_KEYS`] order; truststores only when the Secret has
+/// a `ca.crt` (`has_ca`).
+pub fn wanted_keys(spec: &CertificateSpec, has_ca: bool) -> Vec<&'static str> {
     let mut keys = Vec::new();
+    if format_wanted(spec, OutputFormatType::CombinedPEM) {
+        keys.push(COMBINED_PEM);
+    }
+    if format_wanted(spec, OutputFormatType::DER) {
+        keys.push(KEY_DER);
+    }
     if pkcs12_wanted(spec).is_some() {
         keys.push(PKCS12_KEYSTORE);
         if has_ca {
@@ -325,16 +349,7 @@ pub fn check(
             keys.push(JKS_TRUSTSTORE);
         }
     }
-    if let Some(missing) = keys.iter().find(|k| data(secret_data, k).is_none()) {
-        return Err(Stale::Missing(missing));
-    }
-    if let Some(passwords) = passwords.filter(|_| !keys.is_empty()) {
-        let wanted = fingerprint(spec, chain_pem, key_pem, ca_pem, passwords);
-        if annotations.get(ANN_KEYSTORES_FINGERPRINT) != Some(&wanted) {
-            return Err(Stale::Keystores);
-        }
-    }
-    Ok(())
+    keys
 }
 
 /// When to look at a Certificate again: `wake`, or sooner when it has keystores, whose
@@ -700,6 +715,26 @@ mod tests {
         assert!(any_wanted(&s));
         s.additional_output_formats.clear();
         assert!(!any_wanted(&s));
+    }
+
+    #[test]
+    fn wanted_keys_follow_the_spec_and_the_ca() {
+        assert_eq!(
+            wanted_keys(&all(), true),
+            [
+                COMBINED_PEM,
+                KEY_DER,
+                PKCS12_KEYSTORE,
+                PKCS12_TRUSTSTORE,
+                JKS_KEYSTORE,
+                JKS_TRUSTSTORE
+            ]
+        );
+        assert_eq!(
+            wanted_keys(&spec(&[OutputFormatType::DER], true, false), false),
+            [KEY_DER, PKCS12_KEYSTORE]
+        );
+        assert!(wanted_keys(&CertificateSpec::default(), true).is_empty());
     }
 
     #[test]
