@@ -363,7 +363,8 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             let wake = schedule
                 .next_check
                 .map_or(renewal, |check| check.min(renewal));
-            let wake = secret::outputs::recheck_by(&cert.spec, wake, now_ts);
+            let recheck = ctx.settings.keystore_password_recheck;
+            let wake = secret::outputs::recheck_by(&cert.spec, wake, now_ts, recheck);
             Ok(requeue_at(wake, now_ts))
         }
         Verdict::Issue(reason) => {

@@ -45,9 +45,9 @@ pub const ALL_KEYS: [&str; 6] = [
 ];
 /// On the TLS Secret: the fingerprint of the keystores' inputs (see the module docs).
 pub const ANN_KEYSTORES_FINGERPRINT: &str = "ferrocert.dev/keystores-fingerprint";
-/// How often a Certificate with keystores is looked at again when nothing else is due: the
-/// password Secrets are not watched (the Secret watch selects ferrocert's own Secrets only), so
-/// a changed password is found by this re-check.
+/// The default of `--keystore-password-recheck`: how often a Certificate with keystores is
+/// looked at again when nothing else is due. The password Secrets are not watched (the Secret
+/// watch selects ferrocert's own Secrets only), so a changed password is found by this re-check.
 pub const PASSWORD_RECHECK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The keystore passwords read from the Secrets the spec names. `Debug` never shows them.
@@ -353,16 +353,17 @@ pub fn wanted_keys(spec: &CertificateSpec, has_ca: bool) -> Vec<&'static str> {
 }
 
 /// When to look at a Certificate again: `wake`, or sooner when it has keystores, whose
-/// passwords may change unseen ([`PASSWORD_RECHECK`], jittered).
+/// passwords may change unseen (`recheck` from now, jittered).
 pub fn recheck_by(
     spec: &CertificateSpec,
     wake: jiff::Timestamp,
     now: jiff::Timestamp,
+    recheck: std::time::Duration,
 ) -> jiff::Timestamp {
     if !keystores_wanted(spec) {
         return wake;
     }
-    let soon = jiff::SignedDuration::try_from(crate::retry::jittered(PASSWORD_RECHECK))
+    let soon = jiff::SignedDuration::try_from(crate::retry::jittered(recheck))
         .ok()
         .and_then(|d| now.checked_add(d).ok())
         .unwrap_or(wake);
@@ -691,17 +692,22 @@ mod tests {
             .checked_add(jiff::SignedDuration::from_hours(24 * 30))
             .unwrap();
         assert_eq!(
-            recheck_by(&spec(&[OutputFormatType::DER], false, false), far, now),
+            recheck_by(
+                &spec(&[OutputFormatType::DER], false, false),
+                far,
+                now,
+                PASSWORD_RECHECK
+            ),
             far
         );
-        let soon = recheck_by(&all(), far, now);
+        let soon = recheck_by(&all(), far, now, PASSWORD_RECHECK);
         let max = PASSWORD_RECHECK.as_secs_f64() * 1.21;
         assert!(
             soon > now && soon.duration_since(now).as_secs_f64() <= max,
             "{soon}"
         );
         let sooner = now.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
-        assert_eq!(recheck_by(&all(), sooner, now), sooner);
+        assert_eq!(recheck_by(&all(), sooner, now, PASSWORD_RECHECK), sooner);
     }
 
     #[test]
