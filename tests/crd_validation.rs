@@ -162,6 +162,29 @@ fn valid_edge_cases_are_accepted() {
             json!({"name": "x", "kind": "ClusterIssuer", "group": "ferrocert.dev"}),
         ),
         with(
+            certificate(),
+            "/additionalOutputFormats",
+            json!([{"type": "CombinedPEM"}, {"type": "DER"}]),
+        )
+        .pipe(|d| {
+            with(
+                d,
+                "/keystores",
+                json!({
+                    "pkcs12": {"create": true, "profile": "Modern2023",
+                        "passwordSecretRef": {"name": "keystore-password", "key": "password"}},
+                    "jks": {"create": true, "alias": "web",
+                        "passwordSecretRef": {"name": "keystore-password", "key": "jks.password"}}
+                }),
+            )
+        }),
+        // cert-manager's manifests keep a block with create: false and no password.
+        with(
+            certificate(),
+            "/keystores",
+            json!({"pkcs12": {"create": false}, "jks": {"create": false}}),
+        ),
+        with(
             issuer("Issuer"),
             "/acme/solvers",
             json!([{"dns01": {"rfc2136": {"nameserver": "127.0.0.1:5353"}}}]),
@@ -607,6 +630,117 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
             "two organizations",
             with(cert(), "/subject", json!({"organizations": ["A", "B"]})),
             "spec.subject.organizations: Too many: 2: must have at most 1 item",
+        ),
+        (
+            "unknown output format",
+            with(
+                cert(),
+                "/additionalOutputFormats",
+                json!([{"type": "PKCS7"}]),
+            ),
+            r#"supported values: "DER", "CombinedPEM""#,
+        ),
+        (
+            "duplicate output format",
+            with(
+                cert(),
+                "/additionalOutputFormats",
+                json!([{"type": "DER"}, {"type": "DER"}]),
+            ),
+            "each additionalOutputFormats type may appear only once",
+        ),
+        (
+            "pkcs12 created without a password",
+            with(cert(), "/keystores", json!({"pkcs12": {"create": true}})),
+            "keystores.pkcs12.passwordSecretRef is required when create is true",
+        ),
+        (
+            "jks created without a password",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "alias": "web"}}),
+            ),
+            "keystores.jks.passwordSecretRef is required when create is true",
+        ),
+        (
+            "empty password key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true,
+                    "passwordSecretRef": {"name": "keystore-password", "key": ""}}}),
+            ),
+            "spec.keystores.pkcs12.passwordSecretRef.key: Invalid value",
+        ),
+        (
+            "password key that is no data key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true,
+                    "passwordSecretRef": {"name": "keystore-password", "key": "pass/word"}}}),
+            ),
+            "passwordSecretRef.key must be a Secret data key",
+        ),
+        (
+            "password Secret without key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "passwordSecretRef": {"name": "keystore-password"}}}),
+            ),
+            "spec.keystores.jks.passwordSecretRef.key: Required value",
+        ),
+        (
+            "unknown PKCS#12 profile",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true, "profile": "Modern2024",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            r#"supported values: "LegacyRC2", "LegacyDES", "Modern2023""#,
+        ),
+        (
+            "profile on jks",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "profile": "Modern2023",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.jks.profile",
+        ),
+        (
+            "password Secret name that is no object name",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true,
+                    "passwordSecretRef": {"name": "Keystore_Password", "key": "password"}}}),
+            ),
+            "passwordSecretRef.name must be a valid Kubernetes object name",
+        ),
+        (
+            "keystore without create",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.pkcs12.create: Required value",
+        ),
+        (
+            "empty jks alias",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "alias": "",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.jks.alias",
         ),
     ];
     assert!(cases.len() >= 15);

@@ -148,6 +148,114 @@ pub struct CertificateSpec {
     /// its issuers (`issuerRef` changed) is re-issued either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reissue_on_issuer_change: Option<bool>,
+
+    /// More encodings of the key and chain in the Secret (cert-manager's names): `CombinedPEM`
+    /// writes `tls-combined.pem` (the `tls.key` PEM, a newline, then the `tls.crt` chain), `DER`
+    /// writes `key.der` (the DER body of `tls.key`, so in the encoding `privateKey.encoding` asks
+    /// for). Each type at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    #[x_kube(validation = v::unique_output_formats_rule())]
+    pub additional_output_formats: Vec<AdditionalOutputFormat>,
+
+    /// Java and PKCS#12 keystores in the Secret, encrypted with a password from a Secret of this
+    /// namespace (cert-manager's `keystores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystores: Option<CertificateKeystores>,
+}
+
+/// One additional output format (cert-manager's `CertificateAdditionalOutputFormat`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AdditionalOutputFormat {
+    /// `CombinedPEM` (`tls-combined.pem`) or `DER` (`key.der`).
+    #[serde(rename = "type")]
+    pub type_: OutputFormatType,
+}
+
+/// The additional output formats cert-manager defines.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum OutputFormatType {
+    /// `key.der`: the private key in DER, in the encoding of `tls.key`.
+    DER,
+    /// `tls-combined.pem`: `tls.key`, a newline, then `tls.crt`.
+    CombinedPEM,
+}
+
+/// The keystores written into the Secret besides `tls.crt` and `tls.key`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateKeystores {
+    /// A Java KeyStore: `keystore.jks` (the key and chain under `alias`, and `ca.crt` as the
+    /// trusted entry `ca` when there is one) and `truststore.jks` (`ca.crt`, when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jks: Option<JksKeystore>,
+    /// A PKCS#12 file: `keystore.p12` (the key and chain, plus `ca.crt` when there is one) and
+    /// `truststore.p12` (`ca.crt`, when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Pkcs12Keystore>,
+}
+
+/// `keystore.jks` and `truststore.jks`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::keystore_password_required_rule("jks"))]
+pub struct JksKeystore {
+    /// Write the keystore. `false` keeps the block without effect.
+    pub create: bool,
+    /// The key of a Secret in this namespace holding the keystore password (ASCII, at least 6
+    /// characters, as Java's `keytool` requires). Required when `create` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<KeystorePasswordSecretRef>,
+    /// The alias of the key entry (default `certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub alias: Option<String>,
+}
+
+/// `keystore.p12` and `truststore.p12`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::keystore_password_required_rule("pkcs12"))]
+pub struct Pkcs12Keystore {
+    /// Write the keystore. `false` keeps the block without effect.
+    pub create: bool,
+    /// The key of a Secret in this namespace holding the keystore password (UTF-8). Required
+    /// when `create` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<KeystorePasswordSecretRef>,
+    /// The encryption and MAC algorithms: `LegacyRC2` (default, as in cert-manager; OpenSSL 3
+    /// opens it only with `-legacy`), `LegacyDES` (3DES, SHA-1 MAC: opened by nearly everything)
+    /// or `Modern2023` (PBES2 with AES-256-CBC and PBKDF2-HMAC-SHA-256, SHA-256 MAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Pkcs12Profile>,
+}
+
+/// cert-manager's PKCS#12 profiles.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
+)]
+pub enum Pkcs12Profile {
+    #[default]
+    LegacyRC2,
+    LegacyDES,
+    Modern2023,
+}
+
+/// The Secret key holding a keystore password. The Secret is always in the Certificate's own
+/// namespace (there is no namespace field): a Certificate can only use passwords its author
+/// can already put there.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeystorePasswordSecretRef {
+    /// Name of the Secret.
+    #[x_kube(validation = v::object_name_rule("passwordSecretRef.name"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[x_kube(validation = v::secret_data_key_rule("passwordSecretRef.key"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// The private key to generate for the certificate.

@@ -10,10 +10,11 @@ pub mod issuer;
 pub mod validation;
 
 pub use certificate::{
-    AdoptedStatus, Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState,
-    IssuerKind, IssuerRef, KeyUsage, OrderAuthorization, OrderState, OrderStatus,
-    PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus,
-    RotationPolicy, SecretTemplate, X509Subject,
+    AdditionalOutputFormat, AdoptedStatus, Certificate, CertificateKeystores, CertificateSpec,
+    CertificateStatus, ChallengeKind, ChallengeState, IssuerKind, IssuerRef, JksKeystore, KeyUsage,
+    KeystorePasswordSecretRef, OrderAuthorization, OrderState, OrderStatus, OutputFormatType,
+    Pkcs12Keystore, Pkcs12Profile, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec,
+    RenewalInfoStatus, RevocationStatus, RotationPolicy, SecretTemplate, X509Subject,
 };
 pub use issuer::{
     AcmeIssuer, AcmeIssuerStatus, AcmeSolver, CaIssuer, CaIssuerStatus, ClusterIssuer,

@@ -23,6 +23,29 @@ fn cel_str(re: &str) -> String {
     format!("'{}'", re.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A key of a Secret's `data`, as Kubernetes accepts it.
+pub const SECRET_DATA_KEY_RE: &str = r"^[-._a-zA-Z0-9]+$";
+
+pub fn secret_data_key_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(SECRET_DATA_KEY_RE))).message(&*format!(
+        "{field} must be a Secret data key: letters, digits, '-', '_' and '.'"
+    ))
+}
+
+/// `additionalOutputFormats`: each type once.
+pub fn unique_output_formats_rule() -> Rule {
+    Rule::new("self.all(f, self.exists_one(g, g.type == f.type))")
+        .message("each additionalOutputFormats type may appear only once")
+}
+
+/// A keystore that is created needs the Secret its password is in.
+pub fn keystore_password_required_rule(kind: &str) -> Rule {
+    Rule::new("!self.create || has(self.passwordSecretRef)").message(&*format!(
+        "keystores.{kind}.passwordSecretRef is required when create is true: name a Secret of \
+         this namespace and the key holding the keystore password"
+    ))
+}
+
 pub fn dns_names_rule() -> Rule {
     Rule::new(format!("self.all(n, n.matches({}))", cel_str(DNS_NAME_RE))).message(
         "each dnsNames entry must be a lowercase DNS name such as app.example.com; \

@@ -352,6 +352,11 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 )
                 .await;
             }
+            if let Some(secret) = secret.as_ref()
+                && let Some((reason, message)) = super::outputs::sync(&ctx, &cert, secret).await?
+            {
+                return refuse_secret(&ctx, &api, &cert, status, reason, &message).await;
+            }
             status.not_before = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 not_before,
             ));
@@ -375,6 +380,8 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             let wake = schedule
                 .next_check
                 .map_or(renewal, |check| check.min(renewal));
+            let recheck = ctx.settings.keystore_password_recheck;
+            let wake = secret::outputs::recheck_by(&cert.spec, wake, now_ts, recheck);
             Ok(requeue_at(wake, now_ts))
         }
         Verdict::Issue(reason) => {

@@ -335,6 +335,14 @@ async fn issue(
         source,
     })?;
     let renew_request = cert.annotations().get(labels::ANN_RENEW_REQUESTED).cloned();
+    let outputs = crate::controller::outputs::for_issuance(
+        ctx,
+        cert,
+        &signed.chain_pem,
+        &key_pem,
+        Some(&signed.ca_pem),
+    )
+    .await?;
     let mut tls = secret::tls_secret(
         cert,
         &TlsContents {
@@ -344,6 +352,7 @@ async fn issue(
             issuer_name: &issuer.ident.name,
             issuer_kind: issuer.kind,
             renew_handled: renew_request.as_deref(),
+            outputs: outputs.as_ref(),
         },
     );
     if let Some(ca) = ca {

@@ -62,6 +62,11 @@ pub struct ControllerArgs {
     /// ARI: the longest time between two fetches of a certificate's renewal window (Go duration).
     #[arg(long, default_value = "24h")]
     pub ari_recheck_max: String,
+    /// How often a Certificate with keystores is looked at again to find a changed keystore
+    /// password (the password Secrets are not watched) when nothing else is due (Go duration;
+    /// jittered by up to 20%).
+    #[arg(long, default_value = "10m")]
+    pub keystore_password_recheck: String,
     /// Namespace holding ClusterIssuers' Secrets (default: $POD_NAMESPACE, else `ferrocert`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrocert")]
     pub cluster_resource_namespace: String,
@@ -220,6 +225,8 @@ fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
         },
+        keystore_password_recheck: parse_go_duration(&args.keystore_password_recheck)?
+            .unsigned_abs(),
         shims: super::shim::ShimConfig {
             ingress: args.ingress_shim,
             gateway: args.gateway_shim,

@@ -10,6 +10,7 @@
 //! - [`chain`]: parsing the PEM chain a CA returns and choosing among alternate chains.
 //! - [`renewal`]: Go durations, the renewal instant, retry backoff.
 //! - [`renewal_info`]: ARI windows (RFC 9773): the instant inside a window, when to re-check.
+//! - [`keystore`]: PKCS#12 and JKS keystores and truststores for `spec.keystores`.
 //! - [`matches`](mod@matches): does a Secret's certificate and key still satisfy the spec, and if not, why.
 //! - [`sign`]: signing locally for the `selfSigned` and `ca` issuers, and whether a Secret is a
 //!   usable CA.
@@ -17,6 +18,7 @@
 pub mod chain;
 pub mod csr;
 pub mod key;
+pub mod keystore;
 pub mod matches;
 pub mod renewal;
 pub mod renewal_info;

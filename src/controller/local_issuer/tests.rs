@@ -48,6 +48,7 @@ fn written(
             issuer_name: &cert.spec.issuer_ref.name,
             issuer_kind: IssuerKind::Issuer,
             renew_handled: None,
+            outputs: None,
         },
     );
     if let Some(ca) = ca {
