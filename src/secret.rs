@@ -2,6 +2,8 @@
 //! of an issuance in flight. Reading is tolerant (a missing or garbled field is a reason to
 //! re-issue, not an error); writing always sets the labels that the Secret watch selects on.
 
+pub mod outputs;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -31,6 +33,9 @@ pub struct TlsContents<'a> {
     pub issuer_kind: IssuerKind,
     /// The renew request this issuance answered, if any.
     pub renew_handled: Option<&'a str>,
+    /// `spec.additionalOutputFormats` and `spec.keystores` (data keys and the keystores'
+    /// fingerprint annotation), written in the same apply as the certificate.
+    pub outputs: Option<&'a outputs::Outputs>,
 }
 
 /// The TLS Secret for a Certificate, as a server-side apply body.
@@ -70,6 +75,9 @@ pub fn tls_secret(cert: &Certificate, contents: &TlsContents<'_>) -> Secret {
     if let Some(id) = contents.renew_handled {
         annotations.insert(labels::ANN_RENEW_HANDLED.to_string(), id.to_string());
     }
+    if let Some(extra) = contents.outputs {
+        annotations.extend(extra.annotations.clone());
+    }
     if let Some(template) = &spec.secret_template {
         // Our own keys win: the template cannot break the watch selector or the issuer record.
         for (k, v) in &template.labels {
@@ -91,6 +99,9 @@ pub fn tls_secret(cert: &Certificate, contents: &TlsContents<'_>) -> Secret {
     ]);
     if let Some(ca) = contents.ca_pem {
         data.insert(CA_CRT.to_string(), ByteString(ca.as_bytes().to_vec()));
+    }
+    if let Some(extra) = contents.outputs {
+        data.extend(extra.data.clone());
     }
     Secret {
         metadata: ObjectMeta {
@@ -286,6 +297,7 @@ mod tests {
                 issuer_name: "le",
                 issuer_kind: IssuerKind::Issuer,
                 renew_handled: None,
+                outputs: None,
             },
         );
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
@@ -303,6 +315,39 @@ mod tests {
         let a = s.metadata.annotations.unwrap();
         assert_eq!(a[labels::ANN_DNS_NAMES], "a.test,b.test");
         assert_eq!(a[labels::ANN_ISSUER_KIND], "Issuer");
+    }
+
+    #[test]
+    fn tls_secret_carries_the_outputs_and_our_annotations_win() {
+        let mut c = cert();
+        if let Some(t) = c.spec.secret_template.as_mut() {
+            t.annotations
+                .insert(outputs::ANN_KEYSTORES_FINGERPRINT.into(), "forged".into());
+        }
+        let extra = outputs::Outputs {
+            data: BTreeMap::from([(outputs::KEY_DER.to_string(), ByteString(vec![0x30, 0x00]))]),
+            annotations: BTreeMap::from([(
+                outputs::ANN_KEYSTORES_FINGERPRINT.to_string(),
+                "abc".to_string(),
+            )]),
+        };
+        let s = tls_secret(
+            &c,
+            &TlsContents {
+                chain_pem: "CHAIN",
+                key_pem: "KEY",
+                ca_pem: None,
+                issuer_name: "le",
+                issuer_kind: IssuerKind::Issuer,
+                renew_handled: None,
+                outputs: Some(&extra),
+            },
+        );
+        let data = s.data.as_ref().unwrap();
+        assert_eq!(data[outputs::KEY_DER].0, vec![0x30, 0x00]);
+        assert_eq!(data_str(&s, TLS_CRT), Some("CHAIN"));
+        let a = s.metadata.annotations.unwrap();
+        assert_eq!(a[outputs::ANN_KEYSTORES_FINGERPRINT], "abc");
     }
 
     #[test]

@@ -65,9 +65,6 @@ const CASES: &[Case] = &[
         notes: &[
             "loss: Certificate payments/payments-client: spec.usages [client auth, server auth, \
              digital signature] dropped",
-            "loss: Certificate payments/payments-client: spec.keystores [pkcs12] dropped",
-            "loss: Certificate payments/payments-client: spec.additionalOutputFormats [CombinedPEM] \
-             dropped",
         ],
     },
     Case {

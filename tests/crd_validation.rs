@@ -162,6 +162,29 @@ fn valid_edge_cases_are_accepted() {
             json!({"name": "x", "kind": "ClusterIssuer", "group": "ferrocert.dev"}),
         ),
         with(
+            certificate(),
+            "/additionalOutputFormats",
+            json!([{"type": "CombinedPEM"}, {"type": "DER"}]),
+        )
+        .pipe(|d| {
+            with(
+                d,
+                "/keystores",
+                json!({
+                    "pkcs12": {"create": true, "profile": "Modern2023",
+                        "passwordSecretRef": {"name": "keystore-password", "key": "password"}},
+                    "jks": {"create": true, "alias": "web",
+                        "passwordSecretRef": {"name": "keystore-password", "key": "jks.password"}}
+                }),
+            )
+        }),
+        // cert-manager's manifests keep a block with create: false and no password.
+        with(
+            certificate(),
+            "/keystores",
+            json!({"pkcs12": {"create": false}, "jks": {"create": false}}),
+        ),
+        with(
             issuer("Issuer"),
             "/acme/solvers",
             json!([{"dns01": {"rfc2136": {"nameserver": "127.0.0.1:5353"}}}]),
@@ -195,6 +218,34 @@ fn valid_edge_cases_are_accepted() {
                     "selector": {"dnsZones": ["role.example.com"]}}
             ]),
         ),
+        local_issuer("Issuer", "/selfSigned", json!({})),
+        local_issuer("ClusterIssuer", "/ca", json!({"secretName": "root-ca"})),
+        with(certificate(), "/dnsNames", Value::Null)
+            .pipe(|d| with(d, "/commonName", json!("Example Root CA")))
+            .pipe(|d| with(d, "/isCA", json!(true)))
+            .pipe(|d| with(d, "/duration", json!("87600h")))
+            .pipe(|d| {
+                with(
+                    d,
+                    "/usages",
+                    json!(["cert sign", "crl sign", "digital signature"]),
+                )
+            })
+            .pipe(|d| {
+                with(
+                    d,
+                    "/subject",
+                    json!({"organizations": ["Example"], "countries": ["DE"],
+                        "organizationalUnits": ["Ops"], "localities": ["Berlin"],
+                        "provinces": ["Berlin"], "streetAddresses": ["Street 1"],
+                        "postalCodes": ["10115"], "serialNumber": "42"}),
+                )
+            }),
+        with(
+            certificate(),
+            "/usages",
+            json!(["server auth", "client auth", "s/mime"]),
+        ),
     ];
     for (i, doc) in cases.into_iter().enumerate() {
         let doc = with_name(doc, &format!("valid-{i}"));
@@ -205,6 +256,11 @@ fn valid_edge_cases_are_accepted() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// An issuer of `kind` with `value` at `field` instead of `acme`.
+fn local_issuer(kind: &str, field: &str, value: Value) -> Value {
+    with(with(issuer(kind), "/acme", Value::Null), field, value)
 }
 
 fn with_name(mut doc: Value, name: &str) -> Value {
@@ -523,6 +579,168 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
             "missing account key ref",
             with(issuer("Issuer"), "/acme/privateKeySecretRef", Value::Null),
             "spec.acme.privateKeySecretRef: Required value",
+        ),
+        (
+            "issuer with acme and ca",
+            with(issuer("Issuer"), "/ca", json!({"secretName": "root-ca"})),
+            "spec must set exactly one of: acme, selfSigned, ca",
+        ),
+        (
+            "issuer of no type",
+            with(issuer("Issuer"), "/acme", Value::Null),
+            "spec must set exactly one of: acme, selfSigned, ca",
+        ),
+        (
+            "cluster issuer both selfSigned and ca",
+            local_issuer("ClusterIssuer", "/selfSigned", json!({}))
+                .pipe(|d| with(d, "/ca", json!({"secretName": "root-ca"}))),
+            "spec must set exactly one of: acme, selfSigned, ca",
+        ),
+        (
+            "ca without secretName",
+            local_issuer("Issuer", "/ca", json!({})),
+            "spec.ca.secretName: Required value",
+        ),
+        (
+            "ca secretName not an object name",
+            local_issuer("Issuer", "/ca", json!({"secretName": "Root_CA"})),
+            "ca.secretName must be a valid Kubernetes object name",
+        ),
+        (
+            "unknown usage",
+            with(cert(), "/usages", json!(["server-auth"])),
+            "Unsupported value: \"server-auth\"",
+        ),
+        (
+            "repeated usage",
+            with(cert(), "/usages", json!(["server auth", "server auth"])),
+            "usages must not list a value twice",
+        ),
+        (
+            "CA without a subject name",
+            with(cert(), "/isCA", json!(true)),
+            "isCA: true needs a subject name (commonName or subject.organizations)",
+        ),
+        (
+            "country not a two-letter code",
+            with(cert(), "/subject", json!({"countries": ["Germany"]})),
+            "each subject.countries entry must be a two-letter ISO 3166 code",
+        ),
+        (
+            "two organizations",
+            with(cert(), "/subject", json!({"organizations": ["A", "B"]})),
+            "spec.subject.organizations: Too many: 2: must have at most 1 item",
+        ),
+        (
+            "unknown output format",
+            with(
+                cert(),
+                "/additionalOutputFormats",
+                json!([{"type": "PKCS7"}]),
+            ),
+            r#"supported values: "DER", "CombinedPEM""#,
+        ),
+        (
+            "duplicate output format",
+            with(
+                cert(),
+                "/additionalOutputFormats",
+                json!([{"type": "DER"}, {"type": "DER"}]),
+            ),
+            "each additionalOutputFormats type may appear only once",
+        ),
+        (
+            "pkcs12 created without a password",
+            with(cert(), "/keystores", json!({"pkcs12": {"create": true}})),
+            "keystores.pkcs12.passwordSecretRef is required when create is true",
+        ),
+        (
+            "jks created without a password",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "alias": "web"}}),
+            ),
+            "keystores.jks.passwordSecretRef is required when create is true",
+        ),
+        (
+            "empty password key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true,
+                    "passwordSecretRef": {"name": "keystore-password", "key": ""}}}),
+            ),
+            "spec.keystores.pkcs12.passwordSecretRef.key: Invalid value",
+        ),
+        (
+            "password key that is no data key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true,
+                    "passwordSecretRef": {"name": "keystore-password", "key": "pass/word"}}}),
+            ),
+            "passwordSecretRef.key must be a Secret data key",
+        ),
+        (
+            "password Secret without key",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "passwordSecretRef": {"name": "keystore-password"}}}),
+            ),
+            "spec.keystores.jks.passwordSecretRef.key: Required value",
+        ),
+        (
+            "unknown PKCS#12 profile",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true, "profile": "Modern2024",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            r#"supported values: "LegacyRC2", "LegacyDES", "Modern2023""#,
+        ),
+        (
+            "profile on jks",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "profile": "Modern2023",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.jks.profile",
+        ),
+        (
+            "password Secret name that is no object name",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {"create": true,
+                    "passwordSecretRef": {"name": "Keystore_Password", "key": "password"}}}),
+            ),
+            "passwordSecretRef.name must be a valid Kubernetes object name",
+        ),
+        (
+            "keystore without create",
+            with(
+                cert(),
+                "/keystores",
+                json!({"pkcs12": {
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.pkcs12.create: Required value",
+        ),
+        (
+            "empty jks alias",
+            with(
+                cert(),
+                "/keystores",
+                json!({"jks": {"create": true, "alias": "",
+                    "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
+            ),
+            "spec.keystores.jks.alias",
         ),
     ];
     assert!(cases.len() >= 15);

@@ -52,7 +52,8 @@ use super::validation as v;
 #[x_kube(
     validation = v::has_identifier_rule(),
     validation = v::renew_before_exclusive_rule(),
-    validation = v::renew_before_shorter_than_duration_rule()
+    validation = v::renew_before_shorter_than_duration_rule(),
+    validation = v::ca_needs_subject_rule()
 )]
 pub struct CertificateSpec {
     /// The Secret (in this namespace) that receives `tls.crt`, `tls.key` and `ca.crt`.
@@ -76,6 +77,23 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub common_name: Option<String>,
+
+    /// Make the certificate a CA (basicConstraints CA:TRUE, keyUsage `cert sign` added). Only
+    /// the `selfSigned` and `ca` issuers honour it; ACME CAs never issue CA certificates.
+    #[serde(default, rename = "isCA", skip_serializing_if = "Option::is_none")]
+    pub is_ca: Option<bool>,
+
+    /// Key usages and extended key usages, with cert-manager's names (default `digital
+    /// signature`, `key encipherment`). Honoured by the `selfSigned` and `ca` issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 23))]
+    #[x_kube(validation = v::unique_items_rule("usages"))]
+    pub usages: Vec<KeyUsage>,
+
+    /// Subject fields besides the common name. Honoured by the `selfSigned` and `ca` issuers
+    /// (ACME CAs put only names they validated into a certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<X509Subject>,
 
     /// Requested lifetime (Go duration, e.g. `2160h`); CAs may ignore it. At least 1h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +148,114 @@ pub struct CertificateSpec {
     /// its issuers (`issuerRef` changed) is re-issued either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reissue_on_issuer_change: Option<bool>,
+
+    /// More encodings of the key and chain in the Secret (cert-manager's names): `CombinedPEM`
+    /// writes `tls-combined.pem` (the `tls.key` PEM, a newline, then the `tls.crt` chain), `DER`
+    /// writes `key.der` (the DER body of `tls.key`, so in the encoding `privateKey.encoding` asks
+    /// for). Each type at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    #[x_kube(validation = v::unique_output_formats_rule())]
+    pub additional_output_formats: Vec<AdditionalOutputFormat>,
+
+    /// Java and PKCS#12 keystores in the Secret, encrypted with a password from a Secret of this
+    /// namespace (cert-manager's `keystores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystores: Option<CertificateKeystores>,
+}
+
+/// One additional output format (cert-manager's `CertificateAdditionalOutputFormat`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AdditionalOutputFormat {
+    /// `CombinedPEM` (`tls-combined.pem`) or `DER` (`key.der`).
+    #[serde(rename = "type")]
+    pub type_: OutputFormatType,
+}
+
+/// The additional output formats cert-manager defines.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum OutputFormatType {
+    /// `key.der`: the private key in DER, in the encoding of `tls.key`.
+    DER,
+    /// `tls-combined.pem`: `tls.key`, a newline, then `tls.crt`.
+    CombinedPEM,
+}
+
+/// The keystores written into the Secret besides `tls.crt` and `tls.key`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateKeystores {
+    /// A Java KeyStore: `keystore.jks` (the key and chain under `alias`, and `ca.crt` as the
+    /// trusted entry `ca` when there is one) and `truststore.jks` (`ca.crt`, when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jks: Option<JksKeystore>,
+    /// A PKCS#12 file: `keystore.p12` (the key and chain, plus `ca.crt` when there is one) and
+    /// `truststore.p12` (`ca.crt`, when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Pkcs12Keystore>,
+}
+
+/// `keystore.jks` and `truststore.jks`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::keystore_password_required_rule("jks"))]
+pub struct JksKeystore {
+    /// Write the keystore. `false` keeps the block without effect.
+    pub create: bool,
+    /// The key of a Secret in this namespace holding the keystore password (ASCII, at least 6
+    /// characters, as Java's `keytool` requires). Required when `create` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<KeystorePasswordSecretRef>,
+    /// The alias of the key entry (default `certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub alias: Option<String>,
+}
+
+/// `keystore.p12` and `truststore.p12`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::keystore_password_required_rule("pkcs12"))]
+pub struct Pkcs12Keystore {
+    /// Write the keystore. `false` keeps the block without effect.
+    pub create: bool,
+    /// The key of a Secret in this namespace holding the keystore password (UTF-8). Required
+    /// when `create` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<KeystorePasswordSecretRef>,
+    /// The encryption and MAC algorithms: `LegacyRC2` (default, as in cert-manager; OpenSSL 3
+    /// opens it only with `-legacy`), `LegacyDES` (3DES, SHA-1 MAC: opened by nearly everything)
+    /// or `Modern2023` (PBES2 with AES-256-CBC and PBKDF2-HMAC-SHA-256, SHA-256 MAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Pkcs12Profile>,
+}
+
+/// cert-manager's PKCS#12 profiles.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
+)]
+pub enum Pkcs12Profile {
+    #[default]
+    LegacyRC2,
+    LegacyDES,
+    Modern2023,
+}
+
+/// The Secret key holding a keystore password. The Secret is always in the Certificate's own
+/// namespace (there is no namespace field): a Certificate can only use passwords its author
+/// can already put there.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeystorePasswordSecretRef {
+    /// Name of the Secret.
+    #[x_kube(validation = v::object_name_rule("passwordSecretRef.name"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[x_kube(validation = v::secret_data_key_rule("passwordSecretRef.key"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// The private key to generate for the certificate.
@@ -178,6 +304,109 @@ pub enum RotationPolicy {
     #[default]
     Always,
     Never,
+}
+
+/// The subject's distinguished name, besides `commonName` (cert-manager's `X509Subject`). One
+/// value per attribute: the signer (rcgen) keeps one value per attribute type.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct X509Subject {
+    /// Organization (O).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 64)))]
+    pub organizations: Vec<String>,
+    /// Country (C): an ISO 3166 two-letter code such as `DE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1))]
+    #[x_kube(validation = v::countries_rule())]
+    pub countries: Vec<String>,
+    /// Organizational unit (OU).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 64)))]
+    pub organizational_units: Vec<String>,
+    /// Locality (L).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub localities: Vec<String>,
+    /// State or province (ST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub provinces: Vec<String>,
+    /// Street address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 128)))]
+    pub street_addresses: Vec<String>,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1), inner(length(min = 1, max = 40)))]
+    pub postal_codes: Vec<String>,
+    /// The subject's serialNumber attribute (not the certificate's serial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub serial_number: Option<String>,
+}
+
+/// A key usage or extended key usage, spelled as cert-manager spells it.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
+pub enum KeyUsage {
+    #[serde(rename = "signing")]
+    Signing,
+    #[serde(rename = "digital signature")]
+    DigitalSignature,
+    #[serde(rename = "content commitment")]
+    ContentCommitment,
+    #[serde(rename = "key encipherment")]
+    KeyEncipherment,
+    #[serde(rename = "key agreement")]
+    KeyAgreement,
+    #[serde(rename = "data encipherment")]
+    DataEncipherment,
+    #[serde(rename = "cert sign")]
+    CertSign,
+    #[serde(rename = "crl sign")]
+    CrlSign,
+    #[serde(rename = "encipher only")]
+    EncipherOnly,
+    #[serde(rename = "decipher only")]
+    DecipherOnly,
+    #[serde(rename = "any")]
+    Any,
+    #[serde(rename = "server auth")]
+    ServerAuth,
+    #[serde(rename = "client auth")]
+    ClientAuth,
+    #[serde(rename = "code signing")]
+    CodeSigning,
+    #[serde(rename = "email protection")]
+    EmailProtection,
+    #[serde(rename = "s/mime")]
+    Smime,
+    #[serde(rename = "ipsec end system")]
+    IpsecEndSystem,
+    #[serde(rename = "ipsec tunnel")]
+    IpsecTunnel,
+    #[serde(rename = "ipsec user")]
+    IpsecUser,
+    #[serde(rename = "timestamping")]
+    Timestamping,
+    #[serde(rename = "ocsp signing")]
+    OcspSigning,
+    #[serde(rename = "microsoft sgc")]
+    MicrosoftSgc,
+    #[serde(rename = "netscape sgc")]
+    NetscapeSgc,
 }
 
 /// A reference to an Issuer in the Certificate's namespace, or to a ClusterIssuer.

@@ -1,6 +1,7 @@
 //! `Issuer` (namespaced) and `ClusterIssuer` (cluster-scoped): an ACME account and how to solve its
-//! challenges. Both share [`IssuerSpec`]; a ClusterIssuer's Secrets live in the controller's
-//! namespace (the `--cluster-resource-namespace` flag), as with cert-manager.
+//! challenges, a private CA whose key pair is in a Secret (`ca`), or self-signing (`selfSigned`).
+//! Both share [`IssuerSpec`]; a ClusterIssuer's Secrets live in the controller's namespace (the
+//! `--cluster-resource-namespace` flag), as with cert-manager.
 
 // Several `printcolumn(...)` entries repeat `type_ = ...`; clippy reads them as duplicates.
 #![allow(clippy::duplicated_attributes)]
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validation as v;
 
-/// What an Issuer or ClusterIssuer signs with. Only ACME is supported today.
+/// What an Issuer or ClusterIssuer signs with: exactly one of `acme`, `selfSigned` or `ca`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "ferrocert.dev",
@@ -46,9 +47,37 @@ use super::validation as v;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::exactly_one_rule(&["acme", "selfSigned", "ca"], "spec"))]
 pub struct IssuerSpec {
     /// Obtain certificates from an ACME server (RFC 8555).
-    pub acme: AcmeIssuer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeIssuer>,
+    /// Sign each certificate with its own private key (issuer = subject), e.g. to bootstrap a
+    /// private CA: a Certificate with `isCA: true` through this issuer, then a `ca` issuer on its
+    /// Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_signed: Option<SelfSignedIssuer>,
+    /// Sign with the CA key pair in a Secret (`tls.crt`, `tls.key`) of the Issuer's namespace
+    /// (for a ClusterIssuer, of the controller's cluster resource namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaIssuer>,
+}
+
+/// The kind of a self-signing issuer has no settings (cert-manager's `selfSigned: {}`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfSignedIssuer {}
+
+/// A private CA: the key pair that signs, in a `kubernetes.io/tls`-shaped Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CaIssuer {
+    /// The Secret holding the CA certificate (`tls.crt`, the CA first, then its own chain if it
+    /// is an intermediate) and its private key (`tls.key`). The certificate must be a CA
+    /// (basicConstraints CA:TRUE, keyUsage keyCertSign) and the key must be its key.
+    #[x_kube(validation = v::object_name_rule("ca.secretName"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// A cluster-wide Issuer: the same spec, usable from every namespace. Its Secrets (account key, EAB
@@ -84,9 +113,17 @@ pub struct IssuerSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = v::exactly_one_rule(&["acme", "selfSigned", "ca"], "spec"))]
 pub struct ClusterIssuerSpec {
     /// Obtain certificates from an ACME server (RFC 8555).
-    pub acme: AcmeIssuer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeIssuer>,
+    /// Sign each certificate with its own private key (issuer = subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_signed: Option<SelfSignedIssuer>,
+    /// Sign with the CA key pair in a Secret of the controller's cluster resource namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaIssuer>,
 }
 
 impl ClusterIssuerSpec {
@@ -94,6 +131,29 @@ impl ClusterIssuerSpec {
     pub fn as_issuer_spec(&self) -> IssuerSpec {
         IssuerSpec {
             acme: self.acme.clone(),
+            self_signed: self.self_signed.clone(),
+            ca: self.ca.clone(),
+        }
+    }
+}
+
+/// Which kind of issuer a spec is, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum IssuerType<'a> {
+    Acme(&'a AcmeIssuer),
+    SelfSigned,
+    Ca(&'a CaIssuer),
+}
+
+impl IssuerSpec {
+    /// The issuer's kind. `None` only for a spec the CRD's rule refuses (none set); when several
+    /// are set (likewise refused), ACME wins, then `ca`.
+    pub fn issuer_type(&self) -> Option<IssuerType<'_>> {
+        match (&self.acme, &self.ca, &self.self_signed) {
+            (Some(acme), _, _) => Some(IssuerType::Acme(acme)),
+            (None, Some(ca), _) => Some(IssuerType::Ca(ca)),
+            (None, None, Some(_)) => Some(IssuerType::SelfSigned),
+            (None, None, None) => None,
         }
     }
 }
@@ -502,12 +562,32 @@ pub enum TsigAlgorithm {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerStatus {
-    /// `Ready`: the account is registered and usable.
+    /// `Ready`: the account is registered and usable (ACME), the CA key pair is valid (`ca`), or
+    /// at once (`selfSigned`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The ACME account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeIssuerStatus>,
+    /// The signing CA of a `ca` issuer, as last verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaIssuerStatus>,
+}
+
+/// The CA certificate a `ca` issuer signs with. A change here (the CA Secret was rotated) wakes
+/// the Certificates of the issuer, which re-issue what the previous CA signed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CaIssuerStatus {
+    /// SHA-256 of the CA certificate's DER, lowercase hex.
+    #[serde(rename = "fingerprintSHA256")]
+    pub fingerprint_sha256: String,
+    /// The CA certificate's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The end of the CA certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// The registered ACME account.

@@ -10,14 +10,16 @@ pub mod issuer;
 pub mod validation;
 
 pub use certificate::{
-    AdoptedStatus, Certificate, CertificateSpec, CertificateStatus, ChallengeKind, ChallengeState,
-    IssuerKind, IssuerRef, OrderAuthorization, OrderState, OrderStatus, PrivateKeyAlgorithm,
-    PrivateKeyEncoding, PrivateKeySpec, RenewalInfoStatus, RevocationStatus, RotationPolicy,
-    SecretTemplate,
+    AdditionalOutputFormat, AdoptedStatus, Certificate, CertificateKeystores, CertificateSpec,
+    CertificateStatus, ChallengeKind, ChallengeState, IssuerKind, IssuerRef, JksKeystore, KeyUsage,
+    KeystorePasswordSecretRef, OrderAuthorization, OrderState, OrderStatus, OutputFormatType,
+    Pkcs12Keystore, Pkcs12Profile, PrivateKeyAlgorithm, PrivateKeyEncoding, PrivateKeySpec,
+    RenewalInfoStatus, RevocationStatus, RotationPolicy, SecretTemplate, X509Subject,
 };
 pub use issuer::{
-    AcmeIssuer, AcmeIssuerStatus, AcmeSolver, ClusterIssuer, ExternalAccountBinding, Http01Solver,
-    Issuer, IssuerSpec, IssuerStatus, SecretKeySelector, SolverSelector,
+    AcmeIssuer, AcmeIssuerStatus, AcmeSolver, CaIssuer, CaIssuerStatus, ClusterIssuer,
+    ExternalAccountBinding, Http01Solver, Issuer, IssuerSpec, IssuerStatus, IssuerType,
+    SecretKeySelector, SelfSignedIssuer, SolverSelector,
 };
 
 /// The API group of every ferrocert resource.

@@ -23,6 +23,29 @@ fn cel_str(re: &str) -> String {
     format!("'{}'", re.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A key of a Secret's `data`, as Kubernetes accepts it.
+pub const SECRET_DATA_KEY_RE: &str = r"^[-._a-zA-Z0-9]+$";
+
+pub fn secret_data_key_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(SECRET_DATA_KEY_RE))).message(&*format!(
+        "{field} must be a Secret data key: letters, digits, '-', '_' and '.'"
+    ))
+}
+
+/// `additionalOutputFormats`: each type once.
+pub fn unique_output_formats_rule() -> Rule {
+    Rule::new("self.all(f, self.exists_one(g, g.type == f.type))")
+        .message("each additionalOutputFormats type may appear only once")
+}
+
+/// A keystore that is created needs the Secret its password is in.
+pub fn keystore_password_required_rule(kind: &str) -> Rule {
+    Rule::new("!self.create || has(self.passwordSecretRef)").message(&*format!(
+        "keystores.{kind}.passwordSecretRef is required when create is true: name a Secret of \
+         this namespace and the key holding the keystore password"
+    ))
+}
+
 pub fn dns_names_rule() -> Rule {
     Rule::new(format!("self.all(n, n.matches({}))", cel_str(DNS_NAME_RE))).message(
         "each dnsNames entry must be a lowercase DNS name such as app.example.com; \
@@ -90,6 +113,32 @@ pub fn renew_before_shorter_than_duration_rule() -> Rule {
 pub fn renew_before_exclusive_rule() -> Rule {
     Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))")
         .message("set renewBefore or renewBeforePercentage, not both")
+}
+
+/// A CA certificate's subject becomes the issuer name of everything it signs, and RFC 5280
+/// (4.1.2.4) forbids an empty issuer name.
+pub fn ca_needs_subject_rule() -> Rule {
+    Rule::new(
+        "!has(self.isCA) || !self.isCA || \
+         (has(self.commonName) && size(self.commonName) > 0) || \
+         (has(self.subject) && has(self.subject.organizations) && \
+         size(self.subject.organizations) > 0)",
+    )
+    .message(
+        "isCA: true needs a subject name (commonName or subject.organizations): the certificates \
+         this CA signs name it as their issuer, which may not be empty",
+    )
+}
+
+pub fn unique_items_rule(field: &str) -> Rule {
+    Rule::new("self.all(x, self.exists_one(y, y == x))")
+        .message(&*format!("{field} must not list a value twice"))
+}
+
+/// X.509 countryName is a two-letter ISO 3166 code (RFC 5280, X.520).
+pub fn countries_rule() -> Rule {
+    Rule::new("self.all(c, c.matches('^[A-Z]{2}$'))")
+        .message("each subject.countries entry must be a two-letter ISO 3166 code such as DE")
 }
 
 pub fn has_identifier_rule() -> Rule {

@@ -99,9 +99,33 @@ pub struct SecretReport {
     pub ca: Vec<CertificateReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_error: Option<String>,
+    /// The additional outputs the Secret carries (`tls-combined.pem`, `key.der`, keystores and
+    /// truststores), with their sizes; never their content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputReport>,
     /// ferrocert's annotations (`ferrocert.dev/*`) and labels on the Secret.
     pub annotations: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+}
+
+/// One additional output in the Secret: its data key and size.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputReport {
+    pub key: String,
+    pub bytes: usize,
+}
+
+/// `name (N bytes), ...`, or `<none>`.
+pub(crate) fn outputs_line(outputs: &[OutputReport]) -> String {
+    if outputs.is_empty() {
+        return "<none>".to_string();
+    }
+    outputs
+        .iter()
+        .map(|o| format!("{} ({} bytes)", o.key, o.bytes))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One certificate, decoded.
@@ -204,6 +228,15 @@ impl SecretReport {
             labels: ferrocert_entries(secret.metadata.labels.as_ref()),
             ..Default::default()
         };
+        if let Some(data) = secret.data.as_ref() {
+            report.outputs = crate::secret::outputs::present(data)
+                .into_iter()
+                .map(|key| OutputReport {
+                    key: key.to_string(),
+                    bytes: data.get(key).map_or(0, |v| v.0.len()),
+                })
+                .collect();
+        }
 
         let mut ca_ders = Vec::new();
         match pem_field(secret, CA_CRT) {
@@ -448,6 +481,13 @@ pub fn format_secret(report: &SecretReport, now: Timestamp) -> String {
         push_certificate(&mut out, 4, cert, now, None);
     }
 
+    out.push('\n');
+    push_fields(
+        &mut out,
+        0,
+        &[("Additional Outputs", outputs_line(&report.outputs))],
+    );
+
     out.push_str("\nAnnotations:");
     push_map(&mut out, &report.annotations);
     out.push_str("Labels:");
@@ -656,6 +696,50 @@ mod tests {
         }
         assert!(!text.contains("PRIVATE KEY"), "{text}");
         assert!(!text.contains("unrelated"), "{text}");
+    }
+
+    #[test]
+    fn lists_the_additional_outputs_by_name_and_size_only() {
+        let f = fixture();
+        let key_pem = f.key.to_pem(PrivateKeyEncoding::PKCS1).unwrap();
+        let mut secret = tls_secret(&[(TLS_CRT, &f.leaf_pem), (TLS_KEY, &key_pem)]);
+        let data = secret.data.as_mut().unwrap();
+        data.insert("keystore.p12".into(), ByteString(vec![0x30; 100]));
+        data.insert("tls-combined.pem".into(), ByteString(vec![b'x'; 7]));
+        let r = SecretReport::from_secret("shop", "web-tls", Some(&secret));
+        assert_eq!(
+            r.outputs,
+            vec![
+                OutputReport {
+                    key: "tls-combined.pem".into(),
+                    bytes: 7
+                },
+                OutputReport {
+                    key: "keystore.p12".into(),
+                    bytes: 100
+                },
+            ]
+        );
+        let text = format_secret(&r, ts("2025-02-01T00:00:00Z"));
+        assert!(
+            text.contains(
+                "Additional Outputs:  tls-combined.pem (7 bytes), keystore.p12 (100 bytes)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""outputs":[{"key":"tls-combined.pem","bytes":7}"#),
+            "{json}"
+        );
+        assert!(!json.contains("xxxxxxx"), "{json}");
+        // None: said so, and nothing in the JSON.
+        let bare = tls_secret(&[(TLS_CRT, &f.leaf_pem), (TLS_KEY, &key_pem)]);
+        let r = SecretReport::from_secret("shop", "web-tls", Some(&bare));
+        assert!(
+            format_secret(&r, ts("2025-02-01T00:00:00Z")).contains("Additional Outputs:  <none>\n")
+        );
+        assert!(!serde_json::to_string(&r).unwrap().contains("outputs"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::api::{
 };
 use crate::labels::{ANN_RENEW_HANDLED, ANN_RENEW_REQUESTED};
 use crate::pki::{parse_chain, parse_pem, secret_satisfies};
-use crate::secret::{TLS_CRT, TLS_KEY, data_str, kind_str};
+use crate::secret::{CA_CRT, TLS_CRT, TLS_KEY, data_str, kind_str};
 
 /// At most this many Events are shown, the most recent ones.
 pub const MAX_EVENTS: usize = 20;
@@ -119,6 +119,10 @@ pub struct StatusReport {
     /// Whether the Secret's certificate and key satisfy the spec; the reason when not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_check: Option<SpecCheck>,
+    /// Additional outputs the spec asks for that the Secret lacks (`additionalOutputFormats`,
+    /// `keystores`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_outputs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<OrderStatus>,
     pub events: Vec<EventReport>,
@@ -225,6 +229,18 @@ impl StatusReport {
             ),
         };
 
+        let missing_outputs = match secret {
+            Ok(Some(s)) => {
+                let data = s.data.clone().unwrap_or_default();
+                crate::secret::outputs::wanted_keys(spec, data.contains_key(CA_CRT))
+                    .into_iter()
+                    .filter(|k| !data.contains_key(*k))
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+
         let (events, events_omitted, events_error) = match events {
             Ok(list) => {
                 let uid = cert.uid();
@@ -268,6 +284,7 @@ impl StatusReport {
             revocation: status.revocation,
             secret: secret_report,
             spec_check,
+            missing_outputs,
             order: status.order,
             events,
             events_omitted,
@@ -486,6 +503,13 @@ fn push_secret_summary(out: &mut String, r: &StatusReport, now: Timestamp) {
             other => other,
         };
         rows.push((label, value));
+    }
+    if !s.outputs.is_empty() || !r.missing_outputs.is_empty() {
+        let mut line = crate::cli::inspect::outputs_line(&s.outputs);
+        if !r.missing_outputs.is_empty() {
+            line = format!("{line}; MISSING {}", r.missing_outputs.join(", "));
+        }
+        rows.push(("Outputs", line));
     }
     if let Some(check) = &r.spec_check {
         rows.push((
@@ -718,6 +742,57 @@ mod tests {
             reporting_component: Some("ferrocert".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn outputs_the_spec_asks_for_are_listed_and_missing_ones_flagged() {
+        use crate::api::{
+            AdditionalOutputFormat, CertificateKeystores, JksKeystore, KeystorePasswordSecretRef,
+            OutputFormatType,
+        };
+        let mut cert = ready_certificate();
+        cert.spec.additional_output_formats = vec![AdditionalOutputFormat {
+            type_: OutputFormatType::CombinedPEM,
+        }];
+        cert.spec.keystores = Some(CertificateKeystores {
+            jks: Some(JksKeystore {
+                create: true,
+                password_secret_ref: Some(KeystorePasswordSecretRef {
+                    name: "pw".into(),
+                    key: "password".into(),
+                }),
+                alias: None,
+            }),
+            pkcs12: None,
+        });
+        let mut secret = issued_secret(&["a.example", "b.example"]);
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("tls-combined.pem".into(), ByteString(vec![b'x'; 10]));
+        let report = StatusReport::build(&cert, Ok(Some(&secret)), Ok(Vec::new()), ts(NOW));
+        assert_eq!(report.missing_outputs, vec!["keystore.jks".to_string()]);
+        let text = format_status(&report, ts(NOW));
+        assert!(
+            text.contains("  Outputs:       tls-combined.pem (10 bytes); MISSING keystore.jks\n"),
+            "{text}"
+        );
+        // All there: no MISSING.
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("keystore.jks".into(), ByteString(vec![0xfe; 32]));
+        let report = StatusReport::build(&cert, Ok(Some(&secret)), Ok(Vec::new()), ts(NOW));
+        assert!(report.missing_outputs.is_empty());
+        let text = format_status(&report, ts(NOW));
+        assert!(
+            text.contains(
+                "  Outputs:       tls-combined.pem (10 bytes), keystore.jks (32 bytes)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backoff::{backoff_remaining, requeue_at};
-use super::issuer_ref::{ResolvedIssuer, resolve_issuer};
+use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
@@ -40,6 +40,9 @@ pub enum IssueReason {
     RenewRequested(String),
     /// The current certificate was revoked (serial).
     Revoked(String),
+    /// The certificate no longer says what the spec asks of a local issuer (isCA, subject,
+    /// usages).
+    SpecChanged(String),
 }
 
 impl IssueReason {
@@ -52,6 +55,7 @@ impl IssueReason {
             IssueReason::RenewRequested(_) => "ManuallyTriggered",
             IssueReason::RenewalWindow(_) => "RenewalWindow",
             IssueReason::Revoked(_) => "Revoked",
+            IssueReason::SpecChanged(_) => "SecretMismatch",
         }
     }
 
@@ -68,6 +72,7 @@ impl IssueReason {
             IssueReason::Revoked(serial) => {
                 format!("the certificate (serial {serial}) was revoked")
             }
+            IssueReason::SpecChanged(m) => m.clone(),
         }
     }
 }
@@ -231,8 +236,13 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     let cert = revocation::sync_finalizer(&api, &cert).await?;
     let mut status = cert.status.clone().unwrap_or_default();
 
-    let issuer = match resolve_issuer(&ctx, &cert).await? {
-        Ok(issuer) => issuer,
+    let issuer = match resolve(&ctx, &cert).await? {
+        Ok(Resolved::Acme(issuer)) => *issuer,
+        Ok(Resolved::Local(local)) => {
+            // selfSigned and ca: signed here, no account and no order.
+            return super::local_issuer::reconcile_certificate(&ctx, &api, &cert, status, &local)
+                .await;
+        }
         Err((reason, message)) => {
             set_ready(&mut status, &cert, false, reason, &message);
             if status != cert.status.clone().unwrap_or_default() {
@@ -342,6 +352,11 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 )
                 .await;
             }
+            if let Some(secret) = secret.as_ref()
+                && let Some((reason, message)) = super::outputs::sync(&ctx, &cert, secret).await?
+            {
+                return refuse_secret(&ctx, &api, &cert, status, reason, &message).await;
+            }
             status.not_before = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 not_before,
             ));
@@ -365,6 +380,8 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             let wake = schedule
                 .next_check
                 .map_or(renewal, |check| check.min(renewal));
+            let recheck = ctx.settings.keystore_password_recheck;
+            let wake = secret::outputs::recheck_by(&cert.spec, wake, now_ts, recheck);
             Ok(requeue_at(wake, now_ts))
         }
         Verdict::Issue(reason) => {
@@ -721,7 +738,7 @@ fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Opti
 /// annotations naming the Certificate and the adopted serial. Not the issuer annotations: the
 /// certificate was not issued by this issuer (so, for one, it is never revoked through it). A
 /// merge patch guarded by the resourceVersion read; cert-manager's own annotations stay.
-async fn adopt_secret(
+pub(super) async fn adopt_secret(
     ctx: &Ctx,
     cert: &Certificate,
     secret: &Secret,
@@ -752,7 +769,11 @@ async fn adopt_secret(
     Ok(())
 }
 
-async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<(), Error> {
+pub(super) async fn reencode_key(
+    ctx: &Ctx,
+    cert: &Certificate,
+    secret: &Secret,
+) -> Result<(), Error> {
     let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
         return Ok(());
     };
@@ -778,7 +799,7 @@ async fn reencode_key(ctx: &Ctx, cert: &Certificate, secret: &Secret) -> Result<
 /// [`secret::SecretClaim`]): `Ready=False` with the reason, an Event, no CA traffic. Looked at
 /// again every 30 s or so (jittered), because fixing it may mean changing a Secret the controller
 /// does not watch (only its own Secrets are watched, by label).
-async fn refuse_secret(
+pub(super) async fn refuse_secret(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,

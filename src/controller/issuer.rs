@@ -1,5 +1,6 @@
 //! Issuer and ClusterIssuer reconcile: make sure the ACME account exists (generating its key into
-//! `privateKeySecretRef` when absent), keep its contact current, and report `Ready`.
+//! `privateKeySecretRef` when absent), keep its contact current, and report `Ready`. The
+//! `selfSigned` and `ca` issuers are reconciled in [`super::local_issuer`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use super::{Ctx, apply_status, describe, now};
 use crate::acme::{AccountConfig, Eab, problem_text};
 use crate::api::conditions::{self, READY};
-use crate::api::issuer::{AcmeIssuer, AcmeIssuerStatus, IssuerStatus};
+use crate::api::issuer::{AcmeIssuer, AcmeIssuerStatus, IssuerSpec, IssuerStatus, IssuerType};
 use crate::api::{ClusterIssuer, Issuer};
 use crate::error::{Error, is_not_found};
 use crate::labels;
@@ -54,12 +55,12 @@ pub async fn reconcile_issuer(issuer: Arc<Issuer>, ctx: Ctx) -> Result<Action, E
         secret_namespace: ns.clone(),
     };
     let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), &ns);
-    reconcile_acme(
+    reconcile_any(
         &ctx,
         &api,
         issuer.as_ref(),
         &ident,
-        &issuer.spec.acme,
+        &issuer.spec,
         issuer.status.clone(),
     )
     .await
@@ -75,15 +76,50 @@ pub async fn reconcile_cluster_issuer(
         secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
     };
     let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
-    reconcile_acme(
+    let spec = issuer.spec.as_issuer_spec();
+    reconcile_any(
         &ctx,
         &api,
         issuer.as_ref(),
         &ident,
-        &issuer.spec.acme,
+        &spec,
         issuer.status.clone(),
     )
     .await
+}
+
+/// Dispatches on the issuer's type: ACME registers an account; `selfSigned` and `ca` are
+/// checked in [`super::local_issuer`].
+async fn reconcile_any<K>(
+    ctx: &Ctx,
+    api: &Api<K>,
+    obj: &K,
+    ident: &IssuerIdent,
+    spec: &IssuerSpec,
+    status: Option<IssuerStatus>,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match spec.issuer_type() {
+        Some(IssuerType::Acme(acme)) => reconcile_acme(ctx, api, obj, ident, acme, status).await,
+        Some(IssuerType::SelfSigned) => {
+            super::local_issuer::reconcile_issuer(ctx, api, obj, ident, None, status).await
+        }
+        Some(IssuerType::Ca(ca)) => {
+            super::local_issuer::reconcile_issuer(
+                ctx,
+                api,
+                obj,
+                ident,
+                Some(&ca.secret_name),
+                status,
+            )
+            .await
+        }
+        // The CRD refuses such a spec; nothing to do until it changes.
+        None => Ok(Action::await_change()),
+    }
 }
 
 async fn reconcile_acme<K>(
@@ -171,7 +207,7 @@ where
 }
 
 /// Sets the issuer's ready gauge.
-fn record_ready<K: Resource>(ctx: &Ctx, obj: &K, ident: &IssuerIdent, ready: bool) {
+pub(super) fn record_ready<K: Resource>(ctx: &Ctx, obj: &K, ident: &IssuerIdent, ready: bool) {
     ctx.metrics
         .issuer_ready
         .get_or_create(&crate::metrics::IssuerLabels {

@@ -1,5 +1,6 @@
 //! The issuer a Certificate names, resolved from the caches (or the API server) into what an
-//! issuance needs: the ACME settings, the account's URI, its key and its client.
+//! issuance needs: the ACME settings, the account's URI, its key and its client; or, for the
+//! `selfSigned` and `ca` issuers, where their CA Secret is ([`LocalIssuer`]).
 
 use instant_acme::Account;
 use k8s_openapi::api::core::v1::Secret;
@@ -10,7 +11,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::Ctx;
 use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
 use crate::api::conditions::{self, READY};
-use crate::api::issuer::AcmeIssuer;
+use crate::api::issuer::{AcmeIssuer, IssuerSpec, IssuerType};
 use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind};
 use crate::error::{Error, KubeContext};
 use crate::pki;
@@ -24,11 +25,47 @@ pub struct ResolvedIssuer {
     pub account_uri: String,
 }
 
-/// Finds the Certificate's issuer; `Ok(Err(..))` is a condition to show, not an error.
+/// The issuer a Certificate uses: an ACME account, or one that signs here (`selfSigned`, `ca`).
+pub enum Resolved {
+    Acme(Box<ResolvedIssuer>),
+    Local(LocalIssuer),
+}
+
+/// A `selfSigned` or `ca` issuer: no account, no order.
+#[derive(Clone, Debug)]
+pub struct LocalIssuer {
+    pub ident: IssuerIdent,
+    pub kind: IssuerKind,
+    /// `None` for `selfSigned`; for `ca`, the Secret (in `ident.secret_namespace`) holding the
+    /// CA key pair.
+    pub ca_secret: Option<String>,
+}
+
+/// Finds the Certificate's ACME issuer; `Ok(Err(..))` is a condition to show, not an error. A
+/// `selfSigned` or `ca` issuer is such a condition here (`IssuerNotACME`): callers that can
+/// handle those use [`resolve`].
 pub(super) async fn resolve_issuer(
     ctx: &Ctx,
     cert: &Certificate,
 ) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
+    Ok(match resolve(ctx, cert).await? {
+        Ok(Resolved::Acme(issuer)) => Ok(*issuer),
+        Ok(Resolved::Local(local)) => Err((
+            "IssuerNotACME",
+            format!(
+                "{} {} signs certificates itself; it has no ACME account",
+                local.ident.kind, local.ident.name
+            ),
+        )),
+        Err(e) => Err(e),
+    })
+}
+
+/// Finds the Certificate's issuer, of any type; `Ok(Err(..))` is a condition to show.
+pub(super) async fn resolve(
+    ctx: &Ctx,
+    cert: &Certificate,
+) -> Result<Result<Resolved, (&'static str, String)>, Error> {
     let r = &cert.spec.issuer_ref;
     let ns = cert.namespace().unwrap_or_default();
     // The cache first: no API request on the common path. It may lag an Issuer that has just
@@ -38,14 +75,14 @@ pub(super) async fn resolve_issuer(
         IssuerKind::Issuer => ctx
             .issuers
             .get(&ObjectRef::new(&r.name).within(&ns))
-            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+            .map(|i| (i.spec.clone(), i.status.clone())),
         IssuerKind::ClusterIssuer => ctx
             .cluster_issuers
             .get(&ObjectRef::new(&r.name))
-            .map(|i| (i.spec.acme.clone(), i.status.clone())),
+            .map(|i| (i.spec.as_issuer_spec(), i.status.clone())),
     };
-    if let Some((acme, status)) = cached
-        && let Ok(resolved) = issuer_from(ctx, cert, acme, status)
+    if let Some((spec, status)) = cached
+        && let Ok(resolved) = issuer_from(ctx, cert, spec, status)
     {
         return Ok(Ok(resolved));
     }
@@ -55,7 +92,7 @@ pub(super) async fn resolve_issuer(
             api.get_opt(&r.name)
                 .await
                 .context(|| format!("reading Issuer {ns}/{}", r.name))?
-                .map(|i| (i.spec.acme, i.status))
+                .map(|i| (i.spec, i.status))
                 .ok_or_else(|| format!("Issuer {ns}/{} does not exist", r.name))
         }
         IssuerKind::ClusterIssuer => {
@@ -63,23 +100,24 @@ pub(super) async fn resolve_issuer(
             api.get_opt(&r.name)
                 .await
                 .context(|| format!("reading ClusterIssuer {}", r.name))?
-                .map(|i| (i.spec.acme, i.status))
+                .map(|i| (i.spec.as_issuer_spec(), i.status))
                 .ok_or_else(|| format!("ClusterIssuer {} does not exist", r.name))
         }
     };
     Ok(match fetched {
         Err(missing) => Err(("IssuerNotFound", missing)),
-        Ok((acme, status)) => issuer_from(ctx, cert, acme, status),
+        Ok((spec, status)) => issuer_from(ctx, cert, spec, status),
     })
 }
 
-/// The issuer a Certificate uses, from its spec and status: ready with an account, or why not.
+/// The issuer a Certificate uses, from its spec and status: ready with an account, or why not. A
+/// local issuer needs no status: the Certificate's reconcile checks its CA itself.
 fn issuer_from(
     ctx: &Ctx,
     cert: &Certificate,
-    acme: crate::api::issuer::AcmeIssuer,
+    spec: IssuerSpec,
     status: Option<crate::api::issuer::IssuerStatus>,
-) -> Result<ResolvedIssuer, (&'static str, String)> {
+) -> Result<Resolved, (&'static str, String)> {
     let r = &cert.spec.issuer_ref;
     let kind = r.kind.unwrap_or_default();
     let ident = match kind {
@@ -94,15 +132,38 @@ fn issuer_from(
             secret_namespace: ctx.settings.cluster_resource_namespace.clone(),
         },
     };
+    let acme = match spec.issuer_type() {
+        Some(IssuerType::Acme(acme)) => acme.clone(),
+        Some(IssuerType::SelfSigned) => {
+            return Ok(Resolved::Local(LocalIssuer {
+                ident,
+                kind,
+                ca_secret: None,
+            }));
+        }
+        Some(IssuerType::Ca(ca)) => {
+            return Ok(Resolved::Local(LocalIssuer {
+                ident,
+                kind,
+                ca_secret: Some(ca.secret_name.clone()),
+            }));
+        }
+        None => {
+            return Err((
+                "IssuerNotReady",
+                format!("{} {} sets no issuer type", ident.kind, r.name),
+            ));
+        }
+    };
     let status = status.unwrap_or_default();
     let uri = status.acme.and_then(|a| a.uri);
     match (conditions::is_true(&status.conditions, READY), uri) {
-        (true, Some(account_uri)) => Ok(ResolvedIssuer {
+        (true, Some(account_uri)) => Ok(Resolved::Acme(Box::new(ResolvedIssuer {
             ident,
             kind,
             acme,
             account_uri,
-        }),
+        }))),
         _ => {
             let why = conditions::find(&status.conditions, READY)
                 .map(|c| format!(": {}", c.message))

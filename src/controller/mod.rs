@@ -13,8 +13,10 @@ pub mod http01;
 pub mod issuer;
 pub mod issuer_ref;
 pub mod leader;
+pub mod local_issuer;
 pub mod order;
 pub mod order_handles;
+pub mod outputs;
 pub mod renewal_info;
 pub mod revocation;
 pub mod run;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub cluster_issuer_ambient_credentials: bool,
     /// ARI: bounds on how often a certificate's renewal window is fetched again.
     pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
+    /// How often a Certificate with keystores is looked at again for a changed password.
+    pub keystore_password_recheck: Duration,
     /// ingress-shim and gateway-shim.
     pub shims: shim::ShimConfig,
 }

@@ -240,6 +240,18 @@ pub async fn on_delete(
     let reason = RevokeReason::CessationOfOperation;
     let outcome = match resolve_issuer(ctx, cert).await? {
         Ok(issuer) => try_revoke(ctx, &issuer, &target, reason).await,
+        Err(("IssuerNotACME", why)) => {
+            // selfSigned and ca issuers keep no revocation list: nothing to wait for.
+            ctx.event(
+                cert,
+                false,
+                "RevocationSkipped",
+                "RevokeOnDelete",
+                format!("Nothing to revoke on deletion: {why}"),
+            )
+            .await;
+            return release(api, cert).await;
+        }
         Err((_, message)) => Err(message),
     };
     match outcome {

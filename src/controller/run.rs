@@ -62,6 +62,11 @@ pub struct ControllerArgs {
     /// ARI: the longest time between two fetches of a certificate's renewal window (Go duration).
     #[arg(long, default_value = "24h")]
     pub ari_recheck_max: String,
+    /// How often a Certificate with keystores is looked at again to find a changed keystore
+    /// password (the password Secrets are not watched) when nothing else is due (Go duration;
+    /// jittered by up to 20%).
+    #[arg(long, default_value = "10m")]
+    pub keystore_password_recheck: String,
     /// Namespace holding ClusterIssuers' Secrets (default: $POD_NAMESPACE, else `ferrocert`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrocert")]
     pub cluster_resource_namespace: String,
@@ -220,6 +225,8 @@ fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
         },
+        keystore_password_recheck: parse_go_duration(&args.keystore_password_recheck)?
+            .unsigned_abs(),
         shims: super::shim::ShimConfig {
             ingress: args.ingress_shim,
             gateway: args.gateway_shim,
@@ -704,10 +711,28 @@ async fn run_controllers(
             ctx.clone(),
         )
         .for_each(|_| async {});
+    // A `ca` issuer's Secret written by ferrocert (a CA Certificate's) wakes the issuer at once;
+    // other CA Secrets are looked at every few minutes (`local_issuer::CA_RECHECK`).
+    let issuers_store = ctx.issuers.clone();
+    let cluster_issuers_store = ctx.cluster_issuers.clone();
+    let cluster_ns = ctx.settings.cluster_resource_namespace.clone();
     let issuer_task = Controller::new(
         Api::<Issuer>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
+    .watches_stream(labelled_secrets(&client), move |secret| {
+        let ns = secret.namespace().unwrap_or_default();
+        let name = secret.name_any();
+        issuers_store
+            .state()
+            .iter()
+            .filter(|i| {
+                i.namespace().as_deref() == Some(ns.as_str())
+                    && i.spec.ca.as_ref().is_some_and(|ca| ca.secret_name == name)
+            })
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
+            .collect::<Vec<_>>()
+    })
     .graceful_shutdown_on(stopped())
     .run(
         |i, ctx| timed("Issuer", issuer::reconcile_issuer(i, ctx.clone()), ctx),
@@ -719,6 +744,16 @@ async fn run_controllers(
         Api::<ClusterIssuer>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
+    .watches_stream(labelled_secrets(&client), move |secret| {
+        let name = secret.name_any();
+        let in_ns = secret.namespace().as_deref() == Some(cluster_ns.as_str());
+        cluster_issuers_store
+            .state()
+            .iter()
+            .filter(|i| in_ns && i.spec.ca.as_ref().is_some_and(|ca| ca.secret_name == name))
+            .map(|i| ObjectRef::from_obj(i.as_ref()))
+            .collect::<Vec<_>>()
+    })
     .graceful_shutdown_on(stopped())
     .run(
         |i, ctx| {
@@ -743,6 +778,20 @@ async fn run_controllers(
         ingress_shim,
         gateway_shim
     );
+}
+
+/// Changes to the Secrets ferrocert writes (label-selected, metadata only).
+fn labelled_secrets(
+    client: &Client,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default()
+            .labels(labels::CERTIFICATE_NAME)
+            .any_semantic(),
+    )
+    .touched_objects()
 }
 
 /// The Certificates that use an issuer.

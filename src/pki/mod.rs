@@ -10,14 +10,19 @@
 //! - [`chain`]: parsing the PEM chain a CA returns and choosing among alternate chains.
 //! - [`renewal`]: Go durations, the renewal instant, retry backoff.
 //! - [`renewal_info`]: ARI windows (RFC 9773): the instant inside a window, when to re-check.
+//! - [`keystore`]: PKCS#12 and JKS keystores and truststores for `spec.keystores`.
 //! - [`matches`](mod@matches): does a Secret's certificate and key still satisfy the spec, and if not, why.
+//! - [`sign`]: signing locally for the `selfSigned` and `ca` issuers, and whether a Secret is a
+//!   usable CA.
 
 pub mod chain;
 pub mod csr;
 pub mod key;
+pub mod keystore;
 pub mod matches;
 pub mod renewal;
 pub mod renewal_info;
+pub mod sign;
 
 #[cfg(test)]
 #[cfg(test)]
@@ -85,6 +90,10 @@ pub enum PkiError {
     /// One certificate of the chain is not valid X.509. `index` 0 is the leaf.
     #[error("certificate #{index} of the chain could not be parsed: {reason}")]
     InvalidCertificate { index: usize, reason: String },
+
+    /// Building or signing a certificate locally (`selfSigned` and `ca` issuers) failed.
+    #[error("signing the certificate failed: {0}")]
+    Signing(String),
 
     /// A `duration`/`renewBefore` value is not a Go duration.
     #[error(

@@ -143,50 +143,30 @@ pub(super) fn convert_spec(
         }
     }
 
-    // keystores: a loss when a JKS or PKCS#12 keystore was created (the Secret gets no
-    // keystore.jks / keystore.p12, and whatever reads them breaks); harmless otherwise.
-    if let Some(keystores) = spec.object("keystores")? {
-        let field = keystores.path.clone();
-        let created: Vec<&str> = ["jks", "pkcs12"]
-            .into_iter()
-            .filter(|k| {
-                keystores
-                    .map
-                    .get(*k)
-                    .and_then(|ks| ks.get("create"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            })
-            .collect();
-        if created.is_empty() {
-            notes.dropped(&field, None, "no keystore is created");
-        } else {
-            notes.lost(
-                &field,
-                Some(&Value::from(created)),
-                "ferrocert writes no keystores: the Secret gets tls.crt, tls.key and ca.crt only",
-            );
+    // keystores: kept, same fields and Secret keys (ferrocert writes cert-manager's keystores).
+    // A literal `password` is a loss (ferrocert reads passwords from Secrets only; its value is
+    // never shown), and so is a created keystore without a passwordSecretRef (left out).
+    if let Some(mut keystores) = spec.object("keystores")? {
+        let mut kept = Map::new();
+        for kind in ["jks", "pkcs12"] {
+            if let Some(store) = keystores.object(kind)?
+                && let Some(converted) = convert_keystore(store, kind, notes)?
+            {
+                put(&mut kept, kind, converted);
+            }
+        }
+        keystores.finish(notes);
+        if !kept.is_empty() {
+            put(&mut out, "keystores", kept);
         }
     }
 
-    // additionalOutputFormats: a loss when not empty (no tls-combined.pem / key.der in the
-    // Secret); harmless when empty.
-    if let Some(formats) = spec.take("additionalOutputFormats") {
-        let field = spec.path("additionalOutputFormats");
-        if is_empty(&formats) {
-            notes.dropped(&field, None, "empty");
+    // additionalOutputFormats: kept (the same types write the same tls-combined.pem / key.der).
+    if let Some(formats) = spec.list("additionalOutputFormats")? {
+        if formats.is_empty() {
+            notes.dropped(&spec.path("additionalOutputFormats"), None, "empty");
         } else {
-            let types: Vec<Value> = formats
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.get("type").cloned())
-                .collect();
-            notes.lost(
-                &field,
-                Some(&Value::Array(types)),
-                "ferrocert writes tls.crt, tls.key and ca.crt only (no tls-combined.pem, key.der)",
-            );
+            put(&mut out, "additionalOutputFormats", formats);
         }
     }
 
@@ -458,6 +438,60 @@ fn convert_issuer_ref(mut issuer_ref: Obj, notes: &mut Notes) -> Result<Value, I
     Ok(Value::Object(out))
 }
 
+/// One keystore (`jks` or `pkcs12`) of `keystores`, or `None` when it cannot be kept.
+fn convert_keystore(
+    mut store: Obj,
+    kind: &str,
+    notes: &mut Notes,
+) -> Result<Option<Map<String, Value>>, Invalid> {
+    let mut out = Map::new();
+    let create = store.boolean("create")?.unwrap_or(false);
+    put(&mut out, "create", create);
+    if store.take("password").is_some() {
+        notes.lost(
+            &store.path("password"),
+            None,
+            "ferrocert reads keystore passwords from a Secret only: put the password in a Secret \
+             of the namespace and name it in passwordSecretRef",
+        );
+    }
+    let mut has_ref = false;
+    if let Some(mut reference) = store.object("passwordSecretRef")? {
+        let mut r = Map::new();
+        put(&mut r, "name", reference.required_string("name")?);
+        match reference.string("key")? {
+            Some(key) => {
+                put(&mut r, "key", key);
+                has_ref = true;
+            }
+            None => notes.lost(
+                &reference.path("key"),
+                None,
+                "ferrocert needs the key of the password within the Secret",
+            ),
+        }
+        reference.finish(notes);
+        if has_ref {
+            put(&mut out, "passwordSecretRef", r);
+        }
+    }
+    let option = if kind == "jks" { "alias" } else { "profile" };
+    if let Some(value) = store.string(option)? {
+        put(&mut out, option, value);
+    }
+    let path = store.path("");
+    store.finish(notes);
+    if create && !has_ref {
+        notes.lost(
+            path.trim_end_matches('.'),
+            None,
+            "a keystore needs passwordSecretRef with name and key: none is created",
+        );
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -638,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn subject_is_harmless_is_ca_and_keystores_are_a_loss() {
+    fn subject_is_harmless_and_is_ca_is_a_loss() {
         let spec = with(
             minimal(),
             "subject",
@@ -652,28 +686,39 @@ mod tests {
         assert!(note(&notes, "spec.isCA").is_loss());
         let (_, notes) = convert(with(minimal(), "isCA", json!(false)));
         assert!(!note(&notes, "spec.isCA").is_loss());
-
-        let spec = with(
-            minimal(),
-            "keystores",
-            json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "p", "key": "k"}}}),
-        );
-        let (out, notes) = convert(spec);
-        assert!(out.get("keystores").is_none());
-        let n = note(&notes, "spec.keystores");
-        assert!(n.is_loss());
-        assert_eq!(n.value.as_deref(), Some("[pkcs12]"));
-        let spec = with(
-            minimal(),
-            "keystores",
-            json!({"jks": {"create": false, "passwordSecretRef": {"name": "p", "key": "k"}}}),
-        );
-        let (_, notes) = convert(spec);
-        assert!(!note(&notes, "spec.keystores").is_loss());
     }
 
     #[test]
-    fn other_sans_output_formats_and_name_constraints_are_a_loss_unless_empty() {
+    fn keystores_are_kept_and_a_literal_password_is_a_loss_never_shown() {
+        let keystores = json!({
+            "pkcs12": {"create": true, "profile": "Modern2023",
+                "passwordSecretRef": {"name": "p", "key": "k"}},
+            "jks": {"create": false, "alias": "web", "passwordSecretRef": {"name": "p", "key": "k"}}
+        });
+        let (out, notes) = convert(with(minimal(), "keystores", keystores.clone()));
+        assert_eq!(out["keystores"], keystores);
+        assert!(
+            notes.iter().all(|n| !n.field.starts_with("spec.keystores")),
+            "{notes:?}"
+        );
+
+        let (out, notes) = convert(with(
+            minimal(),
+            "keystores",
+            json!({"jks": {"create": true, "password": "hunter2-secret"}}),
+        ));
+        assert!(out.get("keystores").is_none());
+        let n = note(&notes, "spec.keystores.jks.password");
+        assert!(n.is_loss() && n.value.is_none(), "{n}");
+        assert!(note(&notes, "spec.keystores.jks").is_loss());
+        assert!(
+            notes.iter().all(|n| !n.to_string().contains("hunter2")),
+            "a password shows in the notes"
+        );
+    }
+
+    #[test]
+    fn other_sans_and_name_constraints_are_a_loss_unless_empty_output_formats_are_kept() {
         for (key, value) in [
             ("emailAddresses", json!(["ops@example.com"])),
             ("uris", json!(["spiffe://cluster.local/ns/shop/sa/web"])),
@@ -681,7 +726,6 @@ mod tests {
                 "otherNames",
                 json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}]),
             ),
-            ("additionalOutputFormats", json!([{"type": "CombinedPEM"}])),
             ("nameConstraints", json!({"critical": true})),
         ] {
             let (out, notes) = convert(with(minimal(), key, value));
@@ -698,16 +742,14 @@ mod tests {
             let (_, notes) = convert(with(minimal(), key, json!([])));
             assert!(!note(&notes, &format!("spec.{key}")).is_loss(), "{key}");
         }
-        let (_, notes) = convert(with(
-            minimal(),
-            "additionalOutputFormats",
-            json!([{"type": "DER"}]),
-        ));
-        assert_eq!(
-            note(&notes, "spec.additionalOutputFormats")
-                .value
-                .as_deref(),
-            Some("[DER]")
+        let formats = json!([{"type": "DER"}, {"type": "CombinedPEM"}]);
+        let (out, notes) = convert(with(minimal(), "additionalOutputFormats", formats.clone()));
+        assert_eq!(out["additionalOutputFormats"], formats);
+        assert!(
+            notes
+                .iter()
+                .all(|n| n.field != "spec.additionalOutputFormats"),
+            "{notes:?}"
         );
     }
 

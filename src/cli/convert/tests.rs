@@ -137,7 +137,16 @@ fn the_output_deserializes_as_ferrocert_types() {
     );
     let docs = convert_str(ISSUER_YAML, "issuer.yaml").expect("readable");
     let issuer: Issuer = serde_json::from_value(converted(&docs[0]).clone()).expect("Issuer");
-    assert_eq!(issuer.spec.acme.private_key_secret_ref.name, "le-account");
+    assert_eq!(
+        issuer
+            .spec
+            .acme
+            .as_ref()
+            .expect("acme")
+            .private_key_secret_ref
+            .name,
+        "le-account"
+    );
 }
 
 #[test]

@@ -121,6 +121,14 @@ async fn write_secret(
     })?;
     let ca_pem = chain.root_pem();
     let renew_request = cert.annotations().get(labels::ANN_RENEW_REQUESTED).cloned();
+    let outputs = crate::controller::outputs::for_issuance(
+        ctx,
+        cert,
+        &chain.pem,
+        &key_pem,
+        ca_pem.as_deref(),
+    )
+    .await?;
     let tls = secret::tls_secret(
         cert,
         &TlsContents {
@@ -130,6 +138,7 @@ async fn write_secret(
             issuer_name: &issuer.ident.name,
             issuer_kind: issuer.kind,
             renew_handled: renew_request.as_deref(),
+            outputs: outputs.as_ref(),
         },
     );
     let ns = cert.namespace().unwrap_or_default();
