@@ -234,6 +234,12 @@ async fn record_issued(
     let wake = schedule
         .next_check
         .map_or(renewal, |check| check.min(renewal));
+    let wake = secret::outputs::recheck_by(
+        &cert.spec,
+        wake,
+        Timestamp::now(),
+        ctx.settings.keystore_password_recheck,
+    );
     // The echoes of these writes (status, Secret) need no Secret read: see `echo_of_issuance`.
     if let Some(rv) = updated.resource_version() {
         ctx.orders.issued(&echo_key(cert), &rv, secret_rv, wake);
