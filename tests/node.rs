@@ -296,6 +296,25 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the pods saw, before they go: the test failed.
+            let logs = pod_logs(&self.namespace);
+            let tail: Vec<&str> = logs.lines().rev().take(80).collect();
+            eprintln!("--- the release's pod logs (last 80 lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{}", line.chars().take(400).collect::<String>());
+            }
+            let out = kubectl(
+                &[
+                    "describe",
+                    "certificates.ferrocert.dev",
+                    "-n",
+                    &self.namespace,
+                ],
+                None,
+            );
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        }
         let _ = helm(&[
             "uninstall",
             RELEASE,
