@@ -323,57 +323,16 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 reencode_key(&ctx, &cert, secret).await?;
             }
             if let (Some(adoption), Some(secret)) = (adopt, secret.as_ref()) {
-                adopt_secret(&ctx, &cert, secret, &adoption).await?;
-                status.adopted = Some(crate::api::AdoptedStatus {
-                    serial: adoption.serial_hex.clone(),
-                    issuer: adoption.issuer_cn.clone(),
-                    previous_issuer_ref: adoption.previous_issuer_ref.clone(),
-                    adopted_at: Some(super::now()),
-                });
-                ctx.event(
-                    &cert,
-                    false,
-                    "Adopted",
-                    "Adopt",
-                    format!(
-                        "Adopted the certificate in Secret {} (serial {}, issued by {}{}), valid \
-                         until {not_after}; renewal at {renewal} with {} {}",
-                        cert.spec.secret_name,
-                        adoption.serial_hex,
-                        adoption.issuer_cn.as_deref().unwrap_or("an unnamed CA"),
-                        adoption
-                            .previous_issuer_ref
-                            .as_deref()
-                            .map(|p| format!(" for {p}"))
-                            .unwrap_or_default(),
-                        secret::kind_str(issuer.kind),
-                        cert.spec.issuer_ref.name
-                    ),
-                )
-                .await;
+                let times = (not_after, renewal);
+                record_adoption(&ctx, &cert, secret, &adoption, &issuer, &mut status, times)
+                    .await?;
             }
             if let Some(secret) = secret.as_ref()
                 && let Some((reason, message)) = super::outputs::sync(&ctx, &cert, secret).await?
             {
                 return refuse_secret(&ctx, &api, &cert, status, reason, &message).await;
             }
-            status.not_before = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                not_before,
-            ));
-            status.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                not_after,
-            ));
-            status.renewal_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                renewal,
-            ));
-            set_ready(
-                &mut status,
-                &cert,
-                true,
-                "Ready",
-                &format!("The certificate is valid until {not_after}"),
-            );
-            conditions::remove(&mut status.conditions, ISSUING);
+            mark_ready(&mut status, &cert, not_before, not_after, renewal);
             if Some(&status) != cert.status.as_ref() {
                 apply_status(&api, &cert, &status).await?;
             }
@@ -388,6 +347,70 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await
         }
     }
+}
+
+/// Marks an adopted Secret as this Certificate's and records the adoption in status and an Event.
+async fn record_adoption(
+    ctx: &Ctx,
+    cert: &Certificate,
+    secret: &Secret,
+    adoption: &Adoption,
+    issuer: &ResolvedIssuer,
+    status: &mut CertificateStatus,
+    (not_after, renewal): (Timestamp, Timestamp),
+) -> Result<(), Error> {
+    adopt_secret(ctx, cert, secret, adoption).await?;
+    status.adopted = Some(crate::api::AdoptedStatus {
+        serial: adoption.serial_hex.clone(),
+        issuer: adoption.issuer_cn.clone(),
+        previous_issuer_ref: adoption.previous_issuer_ref.clone(),
+        adopted_at: Some(super::now()),
+    });
+    ctx.event(
+        cert,
+        false,
+        "Adopted",
+        "Adopt",
+        format!(
+            "Adopted the certificate in Secret {} (serial {}, issued by {}{}), valid until \
+             {not_after}; renewal at {renewal} with {} {}",
+            cert.spec.secret_name,
+            adoption.serial_hex,
+            adoption.issuer_cn.as_deref().unwrap_or("an unnamed CA"),
+            adoption
+                .previous_issuer_ref
+                .as_deref()
+                .map(|p| format!(" for {p}"))
+                .unwrap_or_default(),
+            secret::kind_str(issuer.kind),
+            cert.spec.issuer_ref.name
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// Status of a Certificate whose Secret satisfies it: its validity, renewal time, `Ready=True`,
+/// no issuance in progress. Pure.
+fn mark_ready(
+    status: &mut CertificateStatus,
+    cert: &Certificate,
+    not_before: Timestamp,
+    not_after: Timestamp,
+    renewal: Timestamp,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    status.not_before = Some(Time(not_before));
+    status.not_after = Some(Time(not_after));
+    status.renewal_time = Some(Time(renewal));
+    set_ready(
+        status,
+        cert,
+        true,
+        "Ready",
+        &format!("The certificate is valid until {not_after}"),
+    );
+    conditions::remove(&mut status.conditions, ISSUING);
 }
 
 /// A Certificate being deleted: remove the temporary objects and DNS records of an order in
