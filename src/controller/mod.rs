@@ -11,6 +11,7 @@ pub mod dns01;
 pub mod events;
 pub mod http01;
 pub mod issuer;
+pub mod issuer_ident;
 pub mod issuer_ref;
 pub mod leader;
 pub mod local_issuer;
