@@ -556,6 +556,9 @@ async fn check_dns01_record(
     }
 }
 
+/// How long this process remembers a TXT record it wrote (see `present_dns01_record`).
+const WRITTEN_MEMORY: Duration = Duration::from_secs(3600);
+
 /// DNS-01, nothing written yet (or a write to repeat): find the record's name (following a CNAME
 /// when asked), record it in status, then write it.
 async fn present_dns01_record(
@@ -616,7 +619,19 @@ async fn present_dns01_record(
         ahead.authorizations = written_ahead(&round.current, &entry, &round.previous);
         round.write(ahead).await?;
     }
-    match provider.present_change(&name, value).await {
+    // Written by this process already: a reconcile on a status older than our last write (the
+    // watch has not brought it yet) must not call the provider again.
+    let written_key = format!("written {name} {value}");
+    let written = ctx
+        .dns01_checked_lock()
+        .get(&written_key)
+        .is_some_and(|t| t.elapsed() < WRITTEN_MEMORY);
+    let presented = if written {
+        Ok(None)
+    } else {
+        provider.present_change(&name, value).await
+    };
+    match presented {
         Ok(Some(change)) => {
             ctx.dns01_changes_lock()
                 .insert(dns01::change_key(&name, value), change);
@@ -647,7 +662,12 @@ async fn present_dns01_record(
         &cert.namespace().unwrap_or_default(),
         &name,
     );
-    ctx.dns01_checked_lock().remove(&present_key);
+    {
+        let mut memo = ctx.dns01_checked_lock();
+        memo.remove(&present_key);
+        memo.retain(|k, t| !k.starts_with("written ") || t.elapsed() < WRITTEN_MEMORY);
+        memo.insert(written_key, Instant::now());
+    }
     entry.error = None;
     entry.propagation_checks = Some(0);
     entry.state = Some(ChallengeState::Presented);
