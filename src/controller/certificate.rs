@@ -826,9 +826,32 @@ pub(super) async fn refuse_secret(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
+    status: CertificateStatus,
+    reason: &str,
+    message: &str,
+) -> Result<Action, Error> {
+    not_ready_for(
+        ctx,
+        api,
+        cert,
+        status,
+        reason,
+        message,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// `Ready=False` with the reason (no issuance in progress), a warning and an Event when that is
+/// news, and a look again after about `recheck` (jittered).
+pub(super) async fn not_ready_for(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
     mut status: CertificateStatus,
     reason: &str,
     message: &str,
+    recheck: Duration,
 ) -> Result<Action, Error> {
     set_ready(&mut status, cert, false, reason, message);
     conditions::remove(&mut status.conditions, ISSUING);
@@ -839,9 +862,7 @@ pub(super) async fn refuse_secret(
         ctx.event(cert, true, reason, "Issue", message.to_string())
             .await;
     }
-    Ok(Action::requeue(crate::retry::jittered(
-        Duration::from_secs(30),
-    )))
+    Ok(Action::requeue(crate::retry::jittered(recheck)))
 }
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.

@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 
 use super::backoff::requeue_at;
 use super::certificate::{
-    IssueReason, Verdict, adopt_secret, evaluate, reencode_key, refuse_secret,
+    IssueReason, Verdict, adopt_secret, evaluate, not_ready_for, reencode_key, refuse_secret,
 };
 use super::issuer_ident::{IssuerIdent, record_ready};
 use super::issuer_ref::LocalIssuer;
@@ -448,19 +448,11 @@ async fn not_ready(
     ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
-    mut status: CertificateStatus,
+    status: CertificateStatus,
     reason: &str,
     message: &str,
 ) -> Result<Action, Error> {
-    set_ready(&mut status, cert, false, reason, message);
-    conditions::remove(&mut status.conditions, ISSUING);
-    if Some(&status) != cert.status.as_ref() {
-        tracing::warn!(cert = %describe(cert), reason, "{message}");
-        apply_status(api, cert, &status).await?;
-        ctx.event(cert, true, reason, "Issue", message.to_string())
-            .await;
-    }
-    Ok(Action::requeue(crate::retry::jittered(CA_RECHECK)))
+    not_ready_for(ctx, api, cert, status, reason, message, CA_RECHECK).await
 }
 
 #[cfg(test)]
