@@ -827,6 +827,9 @@ async fn timed(
     };
     ctx.metrics
         .observe_reconcile(kind, outcome, started.elapsed().as_secs_f64());
+    if let Ok(action) = &result {
+        tracing::trace!(?action, elapsed = ?started.elapsed(), "reconciled");
+    }
     result
 }
 

@@ -114,7 +114,11 @@ pub fn start_controller_with(
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocert"));
         cmd.args(&args)
             .env("KUBECONFIG", env_var("KUBECONFIG"))
-            .env("RUST_LOG", "info,ferrocert=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("FERROCERT_TEST_LOG")
+                    .unwrap_or_else(|_| "info,ferrocert=debug".into()),
+            )
             .envs(env)
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
             .stderr(Stdio::from(log_file));

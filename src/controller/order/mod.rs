@@ -149,17 +149,13 @@ pub async fn drive_order(
     // The handle kept from the last step (its nonce saves asking the CA for one), refreshed; or,
     // after a restart, the order restored from its URL.
     let fetched = match ctx.orders.take(&recorded.url) {
-        Some(mut kept) => {
-            let told = |t: &str| ctx.orders.was_told(t);
-            if record::refresh_needed(kept.state().status, &recorded, told) {
-                match kept.refresh().await {
-                    Ok(_) => Ok(kept),
-                    Err(e) => Err(AcmeError::from(e)),
-                }
-            } else {
-                Ok(kept)
-            }
-        }
+        // Always refreshed: the handle serves the authorizations its last round fetched from
+        // memory until then (instant-acme), and a step on those stale states never sees the
+        // order move on (a wildcard-and-apex order once stalled that way).
+        Some(mut kept) => match kept.refresh().await {
+            Ok(_) => Ok(kept),
+            Err(e) => Err(AcmeError::from(e)),
+        },
         None => account
             .order(recorded.url.clone())
             .await

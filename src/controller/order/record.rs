@@ -52,31 +52,26 @@ fn authorization_news(old: &OrderAuthorization, new: &OrderAuthorization) -> boo
     record_changed || state_news || message_news
 }
 
-/// Whether every challenge still open in `recorded` was told to the CA in this process (`told`,
-/// by token): the CA is validating, so polling the order is all there is to do, without fetching
-/// each authorization. Pure.
+/// Whether every challenge still open in `recorded` is the CA's to validate: told to the CA in
+/// this process (`told`, by token) or recorded as processing. Polling the order is then all there
+/// is to do, without fetching each authorization. Pure.
 pub(super) fn only_the_ca_is_working(recorded: &OrderStatus, told: impl Fn(&str) -> bool) -> bool {
     let open: Vec<&OrderAuthorization> = recorded
         .authorizations
         .iter()
         .filter(|a| a.state != Some(ChallengeState::Valid))
         .collect();
-    !open.is_empty()
-        && open.iter().all(|a| {
-            a.state == Some(ChallengeState::Presented) && a.token.as_deref().is_some_and(&told)
-        })
+    !open.is_empty() && open.iter().all(|a| !ours_to_do(a, &told))
 }
 
-/// Whether a kept order handle must be refreshed from the CA before this step. Not while it was
-/// pending with a challenge still to present or tell: the step fetches the authorizations anyway,
-/// and they show whatever changed (an order can only become ready after we tell the CA, and
-/// an expired or invalid one has its authorizations say so). Pure.
-pub(super) fn refresh_needed(
-    kept: instant_acme::OrderStatus,
-    recorded: &OrderStatus,
-    told: impl Fn(&str) -> bool,
-) -> bool {
-    kept != instant_acme::OrderStatus::Pending || only_the_ca_is_working(recorded, told)
+/// Whether a recorded challenge waits on us: not yet presented, or presented and not told (in this
+/// process; after a restart a presented one is checked and told again). Pure.
+fn ours_to_do(a: &OrderAuthorization, told: &impl Fn(&str) -> bool) -> bool {
+    match a.state {
+        None | Some(ChallengeState::Pending) => true,
+        Some(ChallengeState::Presented) => !a.token.as_deref().is_some_and(told),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -186,19 +181,11 @@ mod tests {
         let mut pending = presented("t1");
         pending.state = Some(ChallengeState::Pending);
         assert!(!only_the_ca_is_working(&order(vec![pending]), told));
-    }
-
-    #[test]
-    fn a_pending_order_with_work_left_is_not_refetched_before_its_authorizations() {
-        use instant_acme::OrderStatus as Ca;
-        let told = |t: &str| t == "t1";
-        let to_tell = order(vec![presented("t2")]);
-        assert!(!refresh_needed(Ca::Pending, &to_tell, told));
+        let mut processing = presented("t7");
+        processing.state = Some(ChallengeState::Processing);
         assert!(
-            refresh_needed(Ca::Pending, &order(vec![presented("t1")]), told),
-            "only the CA works: polling is the step"
+            only_the_ca_is_working(&order(vec![processing, presented("t1")]), told),
+            "processing: told by an earlier round or process"
         );
-        assert!(refresh_needed(Ca::Ready, &to_tell, told));
-        assert!(refresh_needed(Ca::Processing, &to_tell, told));
     }
 }
