@@ -218,8 +218,11 @@ pub async fn on_delete(
         .get_opt(&cert.spec.secret_name)
         .await
         .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
-    let kind = cert.spec.issuer_ref.kind.unwrap_or_default();
-    let target = match revocable(secret.as_ref(), &cert.spec.issuer_ref.name, kind) {
+    let Some(issuer_ref) = cert.current_issuer_ref() else {
+        return release(api, cert).await;
+    };
+    let kind = issuer_ref.kind.unwrap_or_default();
+    let target = match revocable(secret.as_ref(), &issuer_ref.name, kind) {
         Ok(t) if !is_revoked(&status, &t.serial_hex) => t,
         Ok(_) => return release(api, cert).await,
         Err(why) => {
