@@ -985,6 +985,42 @@ mod tests {
     }
 
     #[test]
+    fn an_issuance_records_the_issuer_in_use() {
+        let mut cert = certificate();
+        cert.spec.issuer_ref = None;
+        cert.spec.issuer_refs = ["a", "b"]
+            .iter()
+            .map(|n| IssuerRef {
+                name: (*n).into(),
+                ..Default::default()
+            })
+            .collect();
+        let reason = IssueReason::DoesNotExist("none".into());
+        let mut status = CertificateStatus {
+            issuer_index: Some(1),
+            ..Default::default()
+        };
+        mark_issuing(&mut status, &cert, "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(1));
+        assert_eq!(status.issuer_ref.map(|r| r.name), Some("b".to_string()));
+        // Out of range (the list shrank): the first.
+        let mut status = CertificateStatus {
+            issuer_index: Some(5),
+            ..Default::default()
+        };
+        mark_issuing(&mut status, &cert, "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(0));
+        // With issuerRef: index 0, that issuer.
+        let mut status = CertificateStatus::default();
+        mark_issuing(&mut status, &certificate(), "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(0));
+        assert_eq!(
+            status.issuer_ref.map(|r| r.name),
+            Some("pebble".to_string())
+        );
+    }
+
+    #[test]
     fn a_first_issuance_is_marked_issuing_and_not_ready() {
         let cert = certificate();
         let mut status = CertificateStatus::default();
@@ -1145,6 +1181,64 @@ mod tests {
             assert!(matches!(
                 verdict(&certificate(), &s),
                 Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("staging")
+            ));
+        }
+
+        fn with_issuer_refs(names: &[&str]) -> Certificate {
+            let mut cert = certificate();
+            cert.spec.issuer_ref = None;
+            cert.spec.issuer_refs = names
+                .iter()
+                .map(|n| IssuerRef {
+                    name: (*n).into(),
+                    ..Default::default()
+                })
+                .collect();
+            cert
+        }
+
+        #[test]
+        fn a_certificate_from_any_issuer_of_issuer_refs_satisfies_the_spec() {
+            let cert = with_issuer_refs(&["primary", "staging"]);
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "staging"),
+                    (labels::ANN_ISSUER_KIND, "Issuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::UpToDate { adopt: None, .. }
+            ));
+        }
+
+        #[test]
+        fn a_certificate_from_an_issuer_not_in_issuer_refs_is_reissued() {
+            let cert = with_issuer_refs(&["primary", "backup"]);
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "staging"),
+                    (labels::ANN_ISSUER_KIND, "Issuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::Issue(IssueReason::IssuerChanged(m))
+                    if m.contains("staging") && m.contains("Issuer primary, Issuer backup")
+            ));
+            // The same name as a ClusterIssuer is another issuer.
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "backup"),
+                    (labels::ANN_ISSUER_KIND, "ClusterIssuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::Issue(IssueReason::IssuerChanged(_))
             ));
         }
 
