@@ -27,11 +27,8 @@ pub async fn record_failure(
     let refs = cert.spec.issuer_list();
     let current = failover::status_index(&status, refs.len());
     let (next, retry_now) = failover::next_issuer(refs.len(), current, kind);
-    if next != current
-        && let Some(next_ref) = refs.get(next)
-    {
-        status.issuer_index = i32::try_from(next).ok();
-        status.issuer_ref = Some(next_ref.clone());
+    if next != current {
+        failover::record_index(&mut status, refs, next);
     }
     let delay = crate::controller::backoff::failure_delay(
         ctx,
