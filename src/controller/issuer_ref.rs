@@ -61,6 +61,25 @@ pub(super) async fn resolve_issuer(
     })
 }
 
+/// As [`resolve_issuer`], for the issuer `r` of the Certificate's list.
+pub(super) async fn resolve_issuer_ref(
+    ctx: &Ctx,
+    cert: &Certificate,
+    r: &IssuerRef,
+) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
+    Ok(match resolve_ref(ctx, cert, r).await? {
+        Ok(Resolved::Acme(issuer)) => Ok(*issuer),
+        Ok(Resolved::Local(local)) => Err((
+            "IssuerNotACME",
+            format!(
+                "{} {} signs certificates itself; it has no ACME account",
+                local.ident.kind, local.ident.name
+            ),
+        )),
+        Err(e) => Err(e),
+    })
+}
+
 /// Finds the Certificate's issuer in use ([`Certificate::current_issuer_ref`]), of any type;
 /// `Ok(Err(..))` is a condition to show.
 pub(super) async fn resolve(
