@@ -12,34 +12,18 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::{Ctx, apply_status, describe, now};
-use crate::acme::{AccountConfig, Eab, problem_text};
+use crate::acme::{Eab, problem_text};
 use crate::api::conditions::{self, READY};
 use crate::api::issuer::{AcmeIssuer, AcmeIssuerStatus, IssuerSpec, IssuerStatus, IssuerType};
 use crate::api::{ClusterIssuer, Issuer};
 use crate::error::{Error, is_not_found};
 use crate::labels;
-use crate::secret::{TLS_KEY, data_str};
+use crate::secret::data_str;
 
-/// The default key of the account key in its Secret (as in cert-manager).
-pub const ACCOUNT_KEY: &str = TLS_KEY;
 /// The default key of the EAB HMAC in its Secret.
 pub const EAB_KEY: &str = "secret";
 
-/// Which issuer, and where its Secrets are.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct IssuerIdent {
-    pub kind: &'static str,
-    pub name: String,
-    /// The namespace of the issuer's Secrets.
-    pub secret_namespace: String,
-}
-
-impl IssuerIdent {
-    /// The key of this issuer's account client in the shared cache.
-    pub fn cache_key(&self) -> String {
-        format!("{}/{}/{}", self.kind, self.secret_namespace, self.name)
-    }
-}
+pub use super::issuer_ident::{ACCOUNT_KEY, IssuerIdent, account_config, record_ready};
 
 /// A reason that stops registration, shown as `Ready=False`.
 struct NotReady {
@@ -206,18 +190,6 @@ where
     Ok(retry.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Sets the issuer's ready gauge.
-pub(super) fn record_ready<K: Resource>(ctx: &Ctx, obj: &K, ident: &IssuerIdent, ready: bool) {
-    ctx.metrics
-        .issuer_ready
-        .get_or_create(&crate::metrics::IssuerLabels {
-            kind: ident.kind.to_string(),
-            namespace: obj.meta().namespace.clone().unwrap_or_default(),
-            name: ident.name.clone(),
-        })
-        .set(i64::from(ready));
-}
-
 /// Finds or registers the account; returns its URL.
 async fn register(
     ctx: &Ctx,
@@ -327,23 +299,6 @@ async fn register(
         })?;
     }
     Ok(registered.uri)
-}
-
-/// How to reach the issuer's ACME server.
-pub fn account_config(acme: &AcmeIssuer) -> Result<AccountConfig, String> {
-    let ca_bundle = match &acme.ca_bundle {
-        None => None,
-        Some(b64) => Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|e| format!("spec.acme.caBundle is not base64: {e}"))?,
-        ),
-    };
-    Ok(AccountConfig {
-        server: acme.server.clone(),
-        ca_bundle,
-        skip_tls_verify: acme.skip_tls_verify.unwrap_or(false),
-    })
 }
 
 async fn get_secret(secrets: &Api<Secret>, name: &str) -> Result<Option<Secret>, NotReady> {

@@ -9,7 +9,7 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Ctx;
-use super::issuer::{ACCOUNT_KEY, IssuerIdent, account_config};
+use super::issuer_ident::{ACCOUNT_KEY, IssuerIdent, account_config};
 use crate::api::conditions::{self, READY};
 use crate::api::issuer::{AcmeIssuer, IssuerSpec, IssuerType};
 use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind, IssuerRef};

@@ -25,7 +25,7 @@ use super::backoff::requeue_at;
 use super::certificate::{
     IssueReason, Verdict, adopt_secret, evaluate, reencode_key, refuse_secret,
 };
-use super::issuer::{IssuerIdent, record_ready};
+use super::issuer_ident::{IssuerIdent, record_ready};
 use super::issuer_ref::LocalIssuer;
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready, still_claims};
 use crate::api::conditions::{self, ISSUING, READY};

@@ -12,6 +12,7 @@ pub mod events;
 pub mod failover;
 pub mod http01;
 pub mod issuer;
+pub mod issuer_ident;
 pub mod issuer_ref;
 pub mod leader;
 pub mod local_issuer;
