@@ -213,11 +213,15 @@ struct CertificateCollector {
 type CertLabels = [(&'static str, String); 4];
 
 fn cert_labels(cert: &Certificate) -> CertLabels {
-    let kind = cert.spec.issuer_ref.kind.unwrap_or_default();
+    let issuer_ref = cert.current_issuer_ref();
+    let kind = issuer_ref.and_then(|r| r.kind).unwrap_or_default();
     [
         ("namespace", cert.namespace().unwrap_or_default()),
         ("name", cert.name_any()),
-        ("issuer_name", cert.spec.issuer_ref.name.clone()),
+        (
+            "issuer_name",
+            issuer_ref.map(|r| r.name.clone()).unwrap_or_default(),
+        ),
         ("issuer_kind", crate::secret::kind_str(kind).to_string()),
     ]
 }
@@ -364,10 +368,10 @@ mod tests {
             "web",
             CertificateSpec {
                 secret_name: "web-tls".into(),
-                issuer_ref: IssuerRef {
+                issuer_ref: Some(IssuerRef {
                     name: "le".into(),
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
             },
         );

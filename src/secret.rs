@@ -268,10 +268,10 @@ mod tests {
             CertificateSpec {
                 secret_name: "web-tls".into(),
                 dns_names: vec!["a.test".into(), "b.test".into()],
-                issuer_ref: IssuerRef {
+                issuer_ref: Some(IssuerRef {
                     name: "le".into(),
                     ..Default::default()
-                },
+                }),
                 secret_template: Some(SecretTemplate {
                     labels: BTreeMap::from([
                         ("team".to_string(), "x".to_string()),

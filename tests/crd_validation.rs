@@ -161,6 +161,14 @@ fn valid_edge_cases_are_accepted() {
             "/issuerRef",
             json!({"name": "x", "kind": "ClusterIssuer", "group": "ferrocert.dev"}),
         ),
+        // The same name as an Issuer and as a ClusterIssuer: two issuers.
+        with(certificate(), "/issuerRef", Value::Null).pipe(|d| {
+            with(
+                d,
+                "/issuerRefs",
+                json!([{"name": "x"}, {"name": "x", "kind": "ClusterIssuer"}]),
+            )
+        }),
         with(
             certificate(),
             "/additionalOutputFormats",
@@ -400,7 +408,40 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
         (
             "missing issuerRef",
             with(cert(), "/issuerRef", Value::Null),
-            "spec.issuerRef: Required value",
+            "set exactly one of issuerRef and issuerRefs",
+        ),
+        (
+            "both issuerRef and issuerRefs",
+            with(cert(), "/issuerRefs", json!([{"name": "other"}])),
+            "set exactly one of issuerRef and issuerRefs",
+        ),
+        (
+            "empty issuerRefs",
+            with(cert(), "/issuerRef", Value::Null).pipe(|d| with(d, "/issuerRefs", json!([]))),
+            "should have at least 1 items",
+        ),
+        (
+            "the same issuer twice in issuerRefs",
+            with(cert(), "/issuerRef", Value::Null).pipe(|d| {
+                with(
+                    d,
+                    "/issuerRefs",
+                    json!([{"name": "a"}, {"name": "b"}, {"name": "a", "kind": "Issuer"}]),
+                )
+            }),
+            "issuerRefs must not name the same issuer twice",
+        ),
+        (
+            "six issuerRefs",
+            with(cert(), "/issuerRef", Value::Null).pipe(|d| {
+                with(
+                    d,
+                    "/issuerRefs",
+                    json!([{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"},
+                        {"name": "e"}, {"name": "f"}]),
+                )
+            }),
+            "must have at most 5 items",
         ),
         (
             "plain http server",
@@ -801,6 +842,13 @@ fn kubectl_get_shows_the_printer_columns() {
     let wide = kubectl_ok(&["get", "fcert", "-n", &ns, "-o", "wide"], None);
     assert!(
         wide.lines().next().unwrap_or_default().contains("RENEWAL"),
+        "{wide}"
+    );
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("USED ISSUER"),
         "{wide}"
     );
     let all = kubectl_ok(&["get", "ferrocert", "-A"], None);

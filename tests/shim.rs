@@ -163,7 +163,10 @@ async fn ingress_round_trip(prefix: &str, issuer_annotation: &str) {
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
     let cert = wait_cert_ready(&certs, "web-tls", 1).await;
     assert_eq!(cert.spec.dns_names, std::slice::from_ref(&app));
-    assert_eq!(cert.spec.issuer_ref.name, issuer);
+    assert_eq!(
+        cert.spec.issuer_ref.as_ref().map(|r| r.name.as_str()),
+        Some(issuer.as_str())
+    );
     let owner = &cert.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),

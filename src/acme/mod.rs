@@ -7,4 +7,4 @@ pub mod http;
 pub mod lifecycle;
 
 pub use account::{AccountConfig, Accounts, Eab, Registered, key_fingerprint};
-pub use error::{AcmeError, problem_text};
+pub use error::{AcmeError, problem_text, short_problem_type};

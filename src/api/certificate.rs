@@ -29,6 +29,12 @@ use super::validation as v;
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
     printcolumn(name = "Issuer", type_ = "string", json_path = ".spec.issuerRef.name"),
+    printcolumn(
+        name = "Used Issuer",
+        type_ = "string",
+        json_path = ".status.issuerRef.name",
+        priority = "1"
+    ),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
     printcolumn(
         name = "Renewal",
@@ -53,7 +59,8 @@ use super::validation as v;
     validation = v::has_identifier_rule(),
     validation = v::renew_before_exclusive_rule(),
     validation = v::renew_before_shorter_than_duration_rule(),
-    validation = v::ca_needs_subject_rule()
+    validation = v::ca_needs_subject_rule(),
+    validation = v::one_issuer_field_rule()
 )]
 pub struct CertificateSpec {
     /// The Secret (in this namespace) that receives `tls.crt`, `tls.key` and `ca.crt`.
@@ -122,8 +129,19 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<PrivateKeySpec>,
 
-    /// The Issuer or ClusterIssuer that obtains the certificate.
-    pub issuer_ref: IssuerRef,
+    /// The Issuer or ClusterIssuer that obtains the certificate. Set this or `issuerRefs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+
+    /// Issuers to try in order (ferrocert's own field; cert-manager has none). An attempt that
+    /// fails for a reason that is the CA's (unreachable, 5xx, rate limited, `serverInternal`, or
+    /// the issuer not Ready because its account registration failed) moves to the next issuer at
+    /// once; after the last, back to the first with the usual backoff. Every renewal starts
+    /// with the first. Set this or `issuerRef`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 5))]
+    #[x_kube(validation = v::unique_issuer_refs_rule())]
+    pub issuer_refs: Vec<IssuerRef>,
 
     /// Labels and annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,6 +427,42 @@ pub enum KeyUsage {
     NetscapeSgc,
 }
 
+impl CertificateSpec {
+    /// The issuers to use, in order: `issuerRefs`, or `issuerRef` alone.
+    pub fn issuer_list(&self) -> &[IssuerRef] {
+        match &self.issuer_ref {
+            Some(r) if self.issuer_refs.is_empty() => std::slice::from_ref(r),
+            _ => &self.issuer_refs,
+        }
+    }
+}
+
+impl Certificate {
+    /// The index (in [`CertificateSpec::issuer_list`]) of the issuer of the attempt in flight,
+    /// or else of the current certificate: `status.issuerIndex`, 0 when unset or out of range.
+    pub fn issuer_index(&self) -> usize {
+        let len = self.spec.issuer_list().len();
+        self.status
+            .as_ref()
+            .and_then(|s| s.issuer_index)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|i| *i < len)
+            .unwrap_or(0)
+    }
+
+    /// The issuer reference in use (see [`Certificate::issuer_index`]), if the spec names any.
+    pub fn current_issuer_ref(&self) -> Option<&IssuerRef> {
+        self.spec.issuer_list().get(self.issuer_index())
+    }
+}
+
+impl IssuerRef {
+    /// Whether this reference names the issuer of `kind` called `name`.
+    pub fn names(&self, kind: IssuerKind, name: &str) -> bool {
+        self.kind.unwrap_or_default() == kind && self.name == name
+    }
+}
+
 /// A reference to an Issuer in the Certificate's namespace, or to a ClusterIssuer.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -490,6 +544,12 @@ pub struct CertificateStatus {
     /// The last revocation of a certificate of this Certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation: Option<RevocationStatus>,
+    /// The issuer of the attempt in flight or, when none is, of the current certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+    /// The 0-based index of `issuerRef` in the spec's `issuerRefs` (0 with `spec.issuerRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_index: Option<i32>,
 }
 
 /// ACME Renewal Information (RFC 9773) for the current certificate.

@@ -141,6 +141,21 @@ pub fn countries_rule() -> Rule {
         .message("each subject.countries entry must be a two-letter ISO 3166 code such as DE")
 }
 
+/// `issuerRef` or `issuerRefs`: exactly one.
+pub fn one_issuer_field_rule() -> Rule {
+    Rule::new("has(self.issuerRef) != has(self.issuerRefs)")
+        .message("set exactly one of issuerRef and issuerRefs")
+}
+
+/// `issuerRefs`: no issuer twice (`kind` defaults to `Issuer`; `group` has one value).
+pub fn unique_issuer_refs_rule() -> Rule {
+    Rule::new(
+        "self.all(x, self.exists_one(y, y.name == x.name && \
+         (has(y.kind) ? y.kind : 'Issuer') == (has(x.kind) ? x.kind : 'Issuer')))",
+    )
+    .message("issuerRefs must not name the same issuer twice")
+}
+
 pub fn has_identifier_rule() -> Rule {
     Rule::new(
         "(has(self.dnsNames) && size(self.dnsNames) > 0) || \

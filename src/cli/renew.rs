@@ -326,10 +326,10 @@ mod tests {
             "web",
             CertificateSpec {
                 secret_name: "web-tls".into(),
-                issuer_ref: IssuerRef {
+                issuer_ref: Some(IssuerRef {
                     name: "pebble".into(),
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
             },
         );

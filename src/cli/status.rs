@@ -215,6 +215,7 @@ impl StatusReport {
         let name = cert.name_any();
         let status = cert.status.clone().unwrap_or_default();
         let spec = &cert.spec;
+        let issuer_ref = cert.current_issuer_ref();
 
         let (secret_report, spec_check, renew_handled) = match secret {
             Ok(secret) => (
@@ -264,8 +265,8 @@ impl StatusReport {
         StatusReport {
             namespace,
             secret_name: spec.secret_name.clone(),
-            issuer_name: spec.issuer_ref.name.clone(),
-            issuer_kind: kind_str(spec.issuer_ref.kind.unwrap_or_default()).to_string(),
+            issuer_name: issuer_ref.map(|r| r.name.clone()).unwrap_or_default(),
+            issuer_kind: kind_str(issuer_ref.and_then(|r| r.kind).unwrap_or_default()).to_string(),
             dns_names: spec.dns_names.clone(),
             ip_addresses: spec.ip_addresses.clone(),
             common_name: spec.common_name.clone(),
@@ -654,10 +655,10 @@ mod tests {
             CertificateSpec {
                 secret_name: "web-tls".into(),
                 dns_names: vec!["a.example".into(), "b.example".into()],
-                issuer_ref: IssuerRef {
+                issuer_ref: Some(IssuerRef {
                     name: "pebble".into(),
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
             },
         );

@@ -37,6 +37,12 @@ pub fn backoff_remaining(
     if failed_generation.is_some() && failed_generation != cert.meta().generation {
         return None;
     }
+    // The last attempt failed over to another issuer: that one goes at once.
+    if conditions::find(&status.conditions, ISSUING)
+        .is_some_and(|c| c.reason == super::failover::ISSUER_FAILOVER)
+    {
+        return None;
+    }
     let last = status.last_failure_time.as_ref()?.0;
     let rate_limited =
         conditions::find(&status.conditions, ISSUING).is_some_and(|c| c.reason == RATE_LIMITED);

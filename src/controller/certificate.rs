@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backoff::{backoff_remaining, requeue_at};
+use super::failover::{self, FailureKind};
 use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
 use super::{
@@ -22,7 +23,7 @@ use super::{
 use crate::acme::lifecycle;
 use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
-use crate::api::{Certificate, CertificateStatus, IssuerKind, RotationPolicy};
+use crate::api::{Certificate, CertificateStatus, RotationPolicy};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki::{self, KeySpec, Mismatch};
@@ -114,12 +115,7 @@ fn cert_manager_issuer(annotations: &std::collections::BTreeMap<String, String>)
 }
 
 /// Decides, from the Secret alone, whether to issue. Pure.
-pub fn evaluate(
-    cert: &Certificate,
-    issuer_kind: IssuerKind,
-    secret: Option<&Secret>,
-    now: Timestamp,
-) -> Verdict {
+pub fn evaluate(cert: &Certificate, secret: Option<&Secret>, now: Timestamp) -> Verdict {
     let spec = &cert.spec;
     let Some(secret) = secret else {
         return Verdict::Issue(IssueReason::DoesNotExist(format!(
@@ -159,22 +155,35 @@ pub fn evaluate(
         key_encoding_only = Some(mismatch);
     }
     let annotations = secret.annotations();
-    let wanted_kind = secret::kind_str(issuer_kind);
     let issuer_name = annotations.get(labels::ANN_ISSUER_NAME).map(String::as_str);
     let issuer_kind_ann = annotations.get(labels::ANN_ISSUER_KIND).map(String::as_str);
-    let issued_here =
-        issuer_name == Some(spec.issuer_ref.name.as_str()) && issuer_kind_ann == Some(wanted_kind);
+    // Issued by any issuer of the list: failing over to the second one is no reason to re-issue.
+    let issued_here = spec.issuer_list().iter().any(|r| {
+        issuer_name == Some(r.name.as_str())
+            && issuer_kind_ann == Some(secret::kind_str(r.kind.unwrap_or_default()))
+    });
     let adopted_already =
         annotations.get(labels::ANN_ADOPTED_SERIAL) == Some(&chain.leaf.serial_hex);
     let mut adopt = None;
     if !issued_here && !adopted_already {
         if issuer_name.is_some() || issuer_kind_ann.is_some() {
             // ferrocert issued it through another of its issuers: the spec was changed to switch.
+            let named = spec
+                .issuer_list()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        secret::kind_str(r.kind.unwrap_or_default()),
+                        r.name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             return Verdict::Issue(IssueReason::IssuerChanged(format!(
-                "the certificate was issued by {} {}, the spec names {wanted_kind} {}",
+                "the certificate was issued by {} {}, the spec names {named}",
                 issuer_kind_ann.unwrap_or("an unknown issuer"),
                 issuer_name.unwrap_or(""),
-                spec.issuer_ref.name
             )));
         }
         if spec.reissue_on_issuer_change == Some(true) {
@@ -244,6 +253,11 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 .await;
         }
         Err((reason, message)) => {
+            if let Some(action) =
+                fail_over_unready(&ctx, &api, &cert, &mut status, &message).await?
+            {
+                return Ok(action);
+            }
             set_ready(&mut status, &cert, false, reason, &message);
             if status != cert.status.clone().unwrap_or_default() {
                 ctx.event(&cert, true, reason, "Issue", message.clone())
@@ -285,7 +299,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         .await;
     }
     let now_ts = Timestamp::now();
-    match evaluate(&cert, issuer.kind, secret.as_ref(), now_ts) {
+    match evaluate(&cert, secret.as_ref(), now_ts) {
         Verdict::UpToDate {
             not_before,
             not_after,
@@ -349,6 +363,88 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     }
 }
 
+/// With `issuerRefs`: the issuer in use is not Ready because its account registration failed at
+/// the CA, and no order is in flight. Moves to the next issuer at once (`Some`: status written,
+/// come back now); after the last, back to the first, and the caller reports the issuer not
+/// ready as usual (`None`).
+async fn fail_over_unready(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    status: &mut CertificateStatus,
+    message: &str,
+) -> Result<Option<Action>, Error> {
+    let refs = cert.spec.issuer_list();
+    let current = failover::status_index(status, refs.len());
+    let Some(current_ref) = refs.get(current) else {
+        return Ok(None);
+    };
+    if refs.len() < 2
+        || status.order.is_some()
+        || !super::issuer_ref::registration_failed(ctx, cert, current_ref)
+    {
+        return Ok(None);
+    }
+    let (next, retry_now) = failover::next_issuer(refs.len(), current, FailureKind::CaUnavailable);
+    failover::record_index(status, refs, next);
+    let Some(next_ref) = refs.get(next).filter(|_| retry_now) else {
+        return Ok(None);
+    };
+    let full = format!(
+        "{} failed ({message}); trying {}",
+        failover::describe_ref(&current_ref.name, current_ref.kind.unwrap_or_default()),
+        failover::describe_ref(&next_ref.name, next_ref.kind.unwrap_or_default()),
+    );
+    conditions::set(
+        &mut status.conditions,
+        ISSUING,
+        false,
+        failover::ISSUER_FAILOVER,
+        &full,
+        cert.meta().generation,
+        now(),
+    );
+    let action = super::attempt_action(status);
+    ctx.event(cert, true, failover::ISSUER_FAILOVER, &action, full)
+        .await;
+    tracing::warn!(cert = %describe(cert), issuer = %next_ref.name, "failing over: {message}");
+    apply_status(api, cert, status).await?;
+    Ok(Some(Action::requeue(failover::RETRY_NOW)))
+}
+
+/// With `issuerRefs`, a new issuance (not the retry of a failed one, nor a failover) starts with
+/// the first issuer: when another is in use, records the first and comes back at once (`Some`).
+async fn restart_from_first(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    status: &mut CertificateStatus,
+) -> Result<Option<Action>, Error> {
+    let refs = cert.spec.issuer_list();
+    let current = failover::status_index(status, refs.len());
+    let failing_over = conditions::find(&status.conditions, ISSUING)
+        .is_some_and(|c| c.reason == failover::ISSUER_FAILOVER);
+    if current == 0 || status.failed_issuance_attempts.unwrap_or(0) > 0 || failing_over {
+        return Ok(None);
+    }
+    failover::record_index(status, refs, 0);
+    if let Some(first) = refs.first() {
+        ctx.event(
+            cert,
+            false,
+            "IssuerReset",
+            "Issue",
+            format!(
+                "A new issuance starts with the first of issuerRefs, {}",
+                failover::describe_ref(&first.name, first.kind.unwrap_or_default())
+            ),
+        )
+        .await;
+    }
+    apply_status(api, cert, status).await?;
+    Ok(Some(Action::requeue(failover::RETRY_NOW)))
+}
+
 /// Marks an adopted Secret as this Certificate's and records the adoption in status and an Event.
 async fn record_adoption(
     ctx: &Ctx,
@@ -383,7 +479,7 @@ async fn record_adoption(
                 .map(|p| format!(" for {p}"))
                 .unwrap_or_default(),
             secret::kind_str(issuer.kind),
-            cert.spec.issuer_ref.name
+            issuer.ident.name
         ),
     )
     .await;
@@ -459,6 +555,9 @@ async fn start_issuance(
     reason: IssueReason,
 ) -> Result<Action, Error> {
     let now_ts = Timestamp::now();
+    if let Some(action) = restart_from_first(ctx, api, cert, &mut status).await? {
+        return Ok(action);
+    }
     if let Some(wait) = backoff_remaining(ctx, cert, issuer, &status, now_ts) {
         tracing::debug!(cert = %describe(cert), ?wait, "issuance backing off");
         if Some(&status) != cert.status.as_ref() {
@@ -522,9 +621,8 @@ async fn start_issuance(
                 Some(problem) => format!("the CA refused the order: {}", problem_text(problem)),
                 None => format!("creating the order failed: {source}"),
             };
-            let rate_limited = source.is_rate_limited();
-            return order::record_failure(ctx, api, issuer, cert, status, &text, rate_limited)
-                .await;
+            let kind = FailureKind::of(&source);
+            return order::record_failure(ctx, api, issuer, cert, status, &text, kind).await;
         }
     };
     crate::crash::point(
@@ -567,6 +665,9 @@ fn mark_issuing(
     reason: &IssueReason,
 ) {
     status.next_private_key_secret_name = Some(next_key_secret);
+    let refs = cert.spec.issuer_list();
+    let index = failover::status_index(status, refs.len());
+    failover::record_index(status, refs, index);
     conditions::set(
         &mut status.conditions,
         ISSUING,
@@ -892,16 +993,52 @@ mod tests {
             CertificateSpec {
                 secret_name: "web-tls".into(),
                 dns_names: vec!["a.example".into()],
-                issuer_ref: IssuerRef {
+                issuer_ref: Some(IssuerRef {
                     name: "pebble".into(),
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
             },
         );
         c.metadata.namespace = Some("shop".into());
         c.metadata.generation = Some(3);
         c
+    }
+
+    #[test]
+    fn an_issuance_records_the_issuer_in_use() {
+        let mut cert = certificate();
+        cert.spec.issuer_ref = None;
+        cert.spec.issuer_refs = ["a", "b"]
+            .iter()
+            .map(|n| IssuerRef {
+                name: (*n).into(),
+                ..Default::default()
+            })
+            .collect();
+        let reason = IssueReason::DoesNotExist("none".into());
+        let mut status = CertificateStatus {
+            issuer_index: Some(1),
+            ..Default::default()
+        };
+        mark_issuing(&mut status, &cert, "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(1));
+        assert_eq!(status.issuer_ref.map(|r| r.name), Some("b".to_string()));
+        // Out of range (the list shrank): the first.
+        let mut status = CertificateStatus {
+            issuer_index: Some(5),
+            ..Default::default()
+        };
+        mark_issuing(&mut status, &cert, "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(0));
+        // With issuerRef: index 0, that issuer.
+        let mut status = CertificateStatus::default();
+        mark_issuing(&mut status, &certificate(), "web-next-key".into(), &reason);
+        assert_eq!(status.issuer_index, Some(0));
+        assert_eq!(
+            status.issuer_ref.map(|r| r.name),
+            Some("pebble".to_string())
+        );
     }
 
     #[test]
@@ -998,12 +1135,7 @@ mod tests {
         ];
 
         fn verdict(cert: &Certificate, secret: &Secret) -> Verdict {
-            evaluate(
-                cert,
-                IssuerKind::Issuer,
-                Some(secret),
-                ts("2025-02-01T00:00:00Z"),
-            )
+            evaluate(cert, Some(secret), ts("2025-02-01T00:00:00Z"))
         }
 
         #[test]
@@ -1070,6 +1202,64 @@ mod tests {
             assert!(matches!(
                 verdict(&certificate(), &s),
                 Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("staging")
+            ));
+        }
+
+        fn with_issuer_refs(names: &[&str]) -> Certificate {
+            let mut cert = certificate();
+            cert.spec.issuer_ref = None;
+            cert.spec.issuer_refs = names
+                .iter()
+                .map(|n| IssuerRef {
+                    name: (*n).into(),
+                    ..Default::default()
+                })
+                .collect();
+            cert
+        }
+
+        #[test]
+        fn a_certificate_from_any_issuer_of_issuer_refs_satisfies_the_spec() {
+            let cert = with_issuer_refs(&["primary", "staging"]);
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "staging"),
+                    (labels::ANN_ISSUER_KIND, "Issuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::UpToDate { adopt: None, .. }
+            ));
+        }
+
+        #[test]
+        fn a_certificate_from_an_issuer_not_in_issuer_refs_is_reissued() {
+            let cert = with_issuer_refs(&["primary", "backup"]);
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "staging"),
+                    (labels::ANN_ISSUER_KIND, "Issuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::Issue(IssueReason::IssuerChanged(m))
+                    if m.contains("staging") && m.contains("Issuer primary, Issuer backup")
+            ));
+            // The same name as a ClusterIssuer is another issuer.
+            let s = secret(
+                "ok",
+                &[
+                    (labels::ANN_ISSUER_NAME, "backup"),
+                    (labels::ANN_ISSUER_KIND, "ClusterIssuer"),
+                ],
+            );
+            assert!(matches!(
+                verdict(&cert, &s),
+                Verdict::Issue(IssueReason::IssuerChanged(_))
             ));
         }
 

@@ -12,7 +12,7 @@ use super::Ctx;
 use super::issuer_ident::{ACCOUNT_KEY, IssuerIdent, account_config};
 use crate::api::conditions::{self, READY};
 use crate::api::issuer::{AcmeIssuer, IssuerSpec, IssuerType};
-use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind};
+use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind, IssuerRef};
 use crate::error::{Error, KubeContext};
 use crate::pki;
 use crate::secret::data_str;
@@ -61,12 +61,67 @@ pub(super) async fn resolve_issuer(
     })
 }
 
-/// Finds the Certificate's issuer, of any type; `Ok(Err(..))` is a condition to show.
+/// As [`resolve_issuer`], for the issuer `r` of the Certificate's list.
+pub(super) async fn resolve_issuer_ref(
+    ctx: &Ctx,
+    cert: &Certificate,
+    r: &IssuerRef,
+) -> Result<Result<ResolvedIssuer, (&'static str, String)>, Error> {
+    Ok(match resolve_ref(ctx, cert, r).await? {
+        Ok(Resolved::Acme(issuer)) => Ok(*issuer),
+        Ok(Resolved::Local(local)) => Err((
+            "IssuerNotACME",
+            format!(
+                "{} {} signs certificates itself; it has no ACME account",
+                local.ident.kind, local.ident.name
+            ),
+        )),
+        Err(e) => Err(e),
+    })
+}
+
+/// Finds the Certificate's issuer in use ([`Certificate::current_issuer_ref`]), of any type;
+/// `Ok(Err(..))` is a condition to show.
 pub(super) async fn resolve(
     ctx: &Ctx,
     cert: &Certificate,
 ) -> Result<Result<Resolved, (&'static str, String)>, Error> {
-    let r = &cert.spec.issuer_ref;
+    match cert.current_issuer_ref() {
+        Some(r) => resolve_ref(ctx, cert, r).await,
+        None => Ok(Err((
+            "IssuerNotFound",
+            "the Certificate names no issuer (set issuerRef or issuerRefs)".to_string(),
+        ))),
+    }
+}
+
+/// Whether the issuer `r` is not Ready because its ACME account registration failed at the CA
+/// (unreachable, refusing): a reason to try the next of `issuerRefs`. From the cache.
+pub(super) fn registration_failed(ctx: &Ctx, cert: &Certificate, r: &IssuerRef) -> bool {
+    let ns = cert.namespace().unwrap_or_default();
+    let status = match r.kind.unwrap_or_default() {
+        IssuerKind::Issuer => ctx
+            .issuers
+            .get(&ObjectRef::new(&r.name).within(&ns))
+            .and_then(|i| i.status.clone()),
+        IssuerKind::ClusterIssuer => ctx
+            .cluster_issuers
+            .get(&ObjectRef::new(&r.name))
+            .and_then(|i| i.status.clone()),
+    };
+    status.is_some_and(|s| {
+        conditions::find(&s.conditions, READY)
+            .is_some_and(|c| c.status != "True" && c.reason == super::failover::REGISTRATION_FAILED)
+    })
+}
+
+/// Finds the issuer `r` names for the Certificate (an Issuer in the Certificate's namespace, or
+/// a ClusterIssuer), of any type; `Ok(Err(..))` is a condition to show.
+pub(super) async fn resolve_ref(
+    ctx: &Ctx,
+    cert: &Certificate,
+    r: &IssuerRef,
+) -> Result<Result<Resolved, (&'static str, String)>, Error> {
     let ns = cert.namespace().unwrap_or_default();
     // The cache first: no API request on the common path. It may lag an Issuer that has just
     // become ready (its change also wakes this reconcile), so anything but a ready issuer is
@@ -82,7 +137,7 @@ pub(super) async fn resolve(
             .map(|i| (i.spec.as_issuer_spec(), i.status.clone())),
     };
     if let Some((spec, status)) = cached
-        && let Ok(resolved) = issuer_from(ctx, cert, spec, status)
+        && let Ok(resolved) = issuer_from(ctx, cert, r, spec, status)
     {
         return Ok(Ok(resolved));
     }
@@ -106,7 +161,7 @@ pub(super) async fn resolve(
     };
     Ok(match fetched {
         Err(missing) => Err(("IssuerNotFound", missing)),
-        Ok((spec, status)) => issuer_from(ctx, cert, spec, status),
+        Ok((spec, status)) => issuer_from(ctx, cert, r, spec, status),
     })
 }
 
@@ -115,10 +170,10 @@ pub(super) async fn resolve(
 fn issuer_from(
     ctx: &Ctx,
     cert: &Certificate,
+    r: &IssuerRef,
     spec: IssuerSpec,
     status: Option<crate::api::issuer::IssuerStatus>,
 ) -> Result<Resolved, (&'static str, String)> {
-    let r = &cert.spec.issuer_ref;
     let kind = r.kind.unwrap_or_default();
     let ident = match kind {
         IssuerKind::Issuer => IssuerIdent {

@@ -30,7 +30,7 @@ use super::issuer_ref::LocalIssuer;
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready, still_claims};
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::{CaIssuerStatus, IssuerStatus};
-use crate::api::{Certificate, CertificateStatus, IssuerKind, RotationPolicy};
+use crate::api::{Certificate, CertificateStatus, RotationPolicy};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki::sign::{self, Signer, SigningCa};
@@ -147,14 +147,13 @@ where
 /// signature).
 pub fn evaluate_local(
     cert: &Certificate,
-    issuer_kind: IssuerKind,
     ca: Option<&SigningCa>,
     secret: Option<&Secret>,
     now: Timestamp,
 ) -> Verdict {
     let mut view = cert.clone();
     view.spec = sign::local_view(&cert.spec);
-    let verdict = evaluate(&view, issuer_kind, secret, now);
+    let verdict = evaluate(&view, secret, now);
     let Verdict::UpToDate { leaf_der, .. } = &verdict else {
         return verdict;
     };
@@ -225,7 +224,7 @@ pub(super) async fn reconcile_certificate(
     if let Some((reason, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
         return refuse_secret(ctx, api, cert, status, reason, &message).await;
     }
-    let reason = match evaluate_local(cert, issuer.kind, ca.as_ref(), current.as_ref(), now_ts) {
+    let reason = match evaluate_local(cert, ca.as_ref(), current.as_ref(), now_ts) {
         Verdict::Issue(reason) => reason,
         Verdict::UpToDate { renewal, .. } if now_ts >= renewal => IssueReason::Renewal(renewal),
         Verdict::UpToDate {

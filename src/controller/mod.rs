@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod certificate;
 pub mod dns01;
 pub mod events;
+pub mod failover;
 pub mod http01;
 pub mod issuer;
 pub mod issuer_ident;

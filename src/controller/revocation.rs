@@ -11,11 +11,11 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use super::issuer_ref::{ResolvedIssuer, account_for, resolve_issuer};
+use super::issuer_ref::{ResolvedIssuer, account_for, resolve_issuer_ref};
 use super::{Ctx, apply_status, describe, set_finalizer};
 use crate::acme::lifecycle::{self, RevokeReason};
 use crate::acme::problem_text;
-use crate::api::{Certificate, CertificateStatus, RevocationStatus};
+use crate::api::{Certificate, CertificateStatus, IssuerRef, RevocationStatus};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki;
@@ -204,6 +204,17 @@ pub async fn answer_request(
     }
 }
 
+/// The issuer of the Certificate's list that the Secret's annotations say issued its certificate.
+fn issuer_of_secret<'a>(cert: &'a Certificate, secret: Option<&Secret>) -> Option<&'a IssuerRef> {
+    let annotations = secret?.annotations();
+    let name = annotations.get(labels::ANN_ISSUER_NAME)?;
+    let kind = annotations.get(labels::ANN_ISSUER_KIND)?;
+    cert.spec
+        .issuer_list()
+        .iter()
+        .find(|r| &r.name == name && secret::kind_str(r.kind.unwrap_or_default()) == kind)
+}
+
 /// Deletion of a Certificate holding [`REVOKE_FINALIZER`]: revoke, then let it go. After
 /// [`MAX_DELETE_ATTEMPTS`] failures the finalizer is removed anyway, with a Warning Event.
 pub async fn on_delete(
@@ -218,8 +229,14 @@ pub async fn on_delete(
         .get_opt(&cert.spec.secret_name)
         .await
         .context(|| format!("reading Secret {ns}/{}", cert.spec.secret_name))?;
-    let kind = cert.spec.issuer_ref.kind.unwrap_or_default();
-    let target = match revocable(secret.as_ref(), &cert.spec.issuer_ref.name, kind) {
+    // The issuer of the list that issued the certificate in the Secret (with `issuerRefs`, the
+    // one in use may be another), else the one in use.
+    let Some(issuer_ref) = issuer_of_secret(cert, secret.as_ref()).or(cert.current_issuer_ref())
+    else {
+        return release(api, cert).await;
+    };
+    let kind = issuer_ref.kind.unwrap_or_default();
+    let target = match revocable(secret.as_ref(), &issuer_ref.name, kind) {
         Ok(t) if !is_revoked(&status, &t.serial_hex) => t,
         Ok(_) => return release(api, cert).await,
         Err(why) => {
@@ -238,7 +255,7 @@ pub async fn on_delete(
         return Ok(Action::requeue(wait));
     }
     let reason = RevokeReason::CessationOfOperation;
-    let outcome = match resolve_issuer(ctx, cert).await? {
+    let outcome = match resolve_issuer_ref(ctx, cert, issuer_ref).await? {
         Ok(issuer) => try_revoke(ctx, &issuer, &target, reason).await,
         Err(("IssuerNotACME", why)) => {
             // selfSigned and ca issuers keep no revocation list: nothing to wait for.
@@ -447,6 +464,33 @@ mod tests {
     fn tls_secret(issuer: &str, kind: &str) -> Secret {
         let key = pki::generate(&pki::KeySpec::from_spec(None).unwrap()).unwrap();
         tls_secret_with_key(issuer, kind, &key, &key)
+    }
+
+    #[test]
+    fn the_issuer_of_the_secret_is_found_in_issuer_refs() {
+        let r = |name: &str, kind| IssuerRef {
+            name: name.into(),
+            kind: Some(kind),
+            ..Default::default()
+        };
+        let cert = Certificate::new(
+            "web",
+            crate::api::CertificateSpec {
+                issuer_refs: vec![
+                    r("primary", IssuerKind::Issuer),
+                    r("backup", IssuerKind::ClusterIssuer),
+                ],
+                ..Default::default()
+            },
+        );
+        let s = tls_secret("backup", "ClusterIssuer");
+        assert_eq!(
+            issuer_of_secret(&cert, Some(&s)).map(|r| r.name.as_str()),
+            Some("backup")
+        );
+        let other = tls_secret("backup", "Issuer");
+        assert_eq!(issuer_of_secret(&cert, Some(&other)), None);
+        assert_eq!(issuer_of_secret(&cert, None), None);
     }
 
     /// A TLS Secret whose certificate is for `cert_key` and whose tls.key is `stored_key`.

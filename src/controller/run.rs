@@ -805,8 +805,7 @@ fn users_of(
         .state()
         .iter()
         .filter(|c| {
-            c.spec.issuer_ref.kind.unwrap_or_default() == kind
-                && c.spec.issuer_ref.name == name
+            c.spec.issuer_list().iter().any(|r| r.names(kind, name))
                 && namespace.is_none_or(|ns| c.namespace().as_deref() == Some(ns))
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))

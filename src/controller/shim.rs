@@ -279,8 +279,8 @@ async fn apply(
                     source.namespace,
                     w.secret_name,
                     w.dns_names.join(", "),
-                    desired.spec.issuer_ref.kind.unwrap_or_default(),
-                    desired.spec.issuer_ref.name
+                    settings.issuer_ref.kind.unwrap_or_default(),
+                    settings.issuer_ref.name
                 ),
             )
             .await;

@@ -234,7 +234,7 @@ pub fn certificate(
             renew_before: settings.renew_before.clone(),
             renew_before_percentage: settings.renew_before_percentage,
             private_key: settings.private_key.clone(),
-            issuer_ref: settings.issuer_ref.clone(),
+            issuer_ref: Some(settings.issuer_ref.clone()),
             ..Default::default()
         },
         status: None,
@@ -482,7 +482,10 @@ mod tests {
         assert_eq!(c.spec.secret_name, "web-tls");
         assert_eq!(c.spec.dns_names, ["web.example.com"]);
         assert_eq!(c.spec.duration.as_deref(), Some("48h"));
-        assert_eq!(c.spec.issuer_ref.name, "le");
+        assert_eq!(
+            c.spec.issuer_ref.as_ref().map(|r| r.name.as_str()),
+            Some("le")
+        );
         assert!(controlled_by(&c, "u1") && !controlled_by(&c, "u2"));
         assert_eq!(http01_ingress_class(&c), Some("nginx"));
         assert_eq!(c.metadata.labels.unwrap()[SHIM_LABEL], "Ingress");

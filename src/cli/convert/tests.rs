@@ -132,7 +132,7 @@ fn the_output_deserializes_as_ferrocert_types() {
     let cert: Certificate = serde_json::from_value(converted(&c).clone()).expect("Certificate");
     assert_eq!(cert.spec.secret_name, "web-tls");
     assert_eq!(
-        cert.spec.issuer_ref.kind,
+        cert.spec.issuer_ref.as_ref().and_then(|r| r.kind),
         Some(crate::api::IssuerKind::ClusterIssuer)
     );
     let docs = convert_str(ISSUER_YAML, "issuer.yaml").expect("readable");

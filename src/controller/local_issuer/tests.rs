@@ -1,7 +1,7 @@
 //! The pure decisions of the local issuers: what the current Secret means.
 
 use super::*;
-use crate::api::{CertificateSpec, IssuerRef, PrivateKeyEncoding};
+use crate::api::{CertificateSpec, IssuerKind, IssuerRef, PrivateKeyEncoding};
 use crate::pki::test_support::ts;
 
 const NOW: &str = "2025-01-01T00:00:00Z";
@@ -13,10 +13,10 @@ fn certificate(issuer: &str, dns: &[&str]) -> Certificate {
         CertificateSpec {
             secret_name: "web-tls".into(),
             dns_names: dns.iter().map(|s| s.to_string()).collect(),
-            issuer_ref: IssuerRef {
+            issuer_ref: Some(IssuerRef {
                 name: issuer.into(),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         },
     );
@@ -45,7 +45,11 @@ fn written(
             chain_pem: &signed.chain_pem,
             key_pem: &key_pem,
             ca_pem: Some(&signed.ca_pem),
-            issuer_name: &cert.spec.issuer_ref.name,
+            issuer_name: cert
+                .spec
+                .issuer_list()
+                .first()
+                .map_or("", |r| r.name.as_str()),
             issuer_kind: IssuerKind::Issuer,
             renew_handled: None,
             outputs: None,
@@ -76,7 +80,7 @@ fn leaf_secret(cert: &Certificate, ca: &SigningCa, annotate: bool) -> Secret {
 }
 
 fn verdict(cert: &Certificate, ca: Option<&SigningCa>, secret: &Secret) -> Verdict {
-    evaluate_local(cert, IssuerKind::Issuer, ca, Some(secret), ts(LATER))
+    evaluate_local(cert, ca, Some(secret), ts(LATER))
 }
 
 #[test]
@@ -163,7 +167,7 @@ fn a_missing_secret_and_changed_names_issue() {
     let ca = root_ca();
     let mut cert = certificate("shop-ca", &["a.example"]);
     assert!(matches!(
-        evaluate_local(&cert, IssuerKind::Issuer, Some(&ca), None, ts(LATER)),
+        evaluate_local(&cert, Some(&ca), None, ts(LATER)),
         Verdict::Issue(IssueReason::DoesNotExist(_))
     ));
     let s = leaf_secret(&cert, &ca, true);

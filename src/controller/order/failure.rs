@@ -2,8 +2,11 @@
 
 // The order module's imports and shared items (states, helpers).
 use super::*;
+use crate::controller::failover::{self, FailureKind};
 
-/// A failed attempt: keep the CA's words in status and an Event, clean up, back off.
+/// A failed attempt: keep the CA's words in status and an Event, clean up, back off. A failure
+/// that is the CA's (`kind`) moves a Certificate with `issuerRefs` to the next issuer, at once
+/// (see [`failover::next_issuer`]).
 pub async fn record_failure(
     ctx: &Ctx,
     api: &Api<Certificate>,
@@ -11,8 +14,9 @@ pub async fn record_failure(
     cert: &Certificate,
     mut status: CertificateStatus,
     message: &str,
-    rate_limited: bool,
+    kind: FailureKind,
 ) -> Result<Action, Error> {
+    let rate_limited = kind.is_rate_limited();
     cleanup_temporaries_of(ctx, cert, status.order.as_ref(), issuer).await?;
     if let Some(order) = status.order.as_ref() {
         dns01::cleanup(ctx, issuer, cert.labels(), order).await;
@@ -20,6 +24,12 @@ pub async fn record_failure(
     let action = crate::controller::attempt_action(&status);
     let attempts = status.failed_issuance_attempts.unwrap_or(0) + 1;
     let now_ts = Timestamp::now();
+    let refs = cert.spec.issuer_list();
+    let current = failover::status_index(&status, refs.len());
+    let (next, retry_now) = failover::next_issuer(refs.len(), current, kind);
+    if next != current {
+        failover::record_index(&mut status, refs, next);
+    }
     let delay = crate::controller::backoff::failure_delay(
         ctx,
         cert,
@@ -40,15 +50,29 @@ pub async fn record_failure(
     status.order = None;
     status.failed_issuance_attempts = Some(attempts);
     status.last_failure_time = Some(now());
+    let delay = if retry_now {
+        failover::RETRY_NOW
+    } else {
+        delay
+    };
     let retry_at = now_ts
         .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
         .unwrap_or(now_ts);
-    let reason = if rate_limited {
+    let reason = if retry_now {
+        failover::ISSUER_FAILOVER
+    } else if rate_limited {
         crate::controller::backoff::RATE_LIMITED
     } else {
         "Failed"
     };
-    let full = format!("{message} (attempt {attempts}; next try at {retry_at})");
+    let full = match refs.get(next).filter(|_| retry_now) {
+        Some(next_ref) => format!(
+            "{} failed ({message}); trying {} (attempt {attempts})",
+            failover::describe_ref(&issuer.ident.name, issuer.kind),
+            failover::describe_ref(&next_ref.name, next_ref.kind.unwrap_or_default()),
+        ),
+        None => format!("{message} (attempt {attempts}; next try at {retry_at})"),
+    };
     conditions::set(
         &mut status.conditions,
         ISSUING,

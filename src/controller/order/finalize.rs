@@ -49,17 +49,44 @@ pub(super) async fn complete(
         Ok(c) => c,
         Err(e) => {
             let message = format!("the CA returned an unusable certificate chain: {e}");
-            return record_failure(ctx, api, issuer, cert, status, &message, false).await;
+            return record_failure(
+                ctx,
+                api,
+                issuer,
+                cert,
+                status,
+                &message,
+                FailureKind::NotTheCa,
+            )
+            .await;
         }
     };
     if !pki::key_matches_leaf(&key, &chain.leaf) {
         let message = "the CA's certificate is not for the key we sent";
-        return record_failure(ctx, api, issuer, cert, status, message, false).await;
+        return record_failure(
+            ctx,
+            api,
+            issuer,
+            cert,
+            status,
+            message,
+            FailureKind::NotTheCa,
+        )
+        .await;
     }
     let secret_rv = match write_secret(ctx, cert, issuer, &chain, &key).await? {
         Ok(rv) => rv,
         Err(refusal) => {
-            return record_failure(ctx, api, issuer, cert, status, &refusal, false).await;
+            return record_failure(
+                ctx,
+                api,
+                issuer,
+                cert,
+                status,
+                &refusal,
+                FailureKind::NotTheCa,
+            )
+            .await;
         }
     };
     cleanup_temporaries_of(ctx, cert, status.order.as_ref(), issuer).await?;

@@ -39,6 +39,7 @@ mod record;
 mod self_check;
 mod tell;
 
+pub use crate::controller::failover::FailureKind;
 pub use cleanup::{cleanup_temporaries, cleanup_temporaries_of, may_have_http01_objects};
 pub use failure::record_failure;
 pub use finalize::echo_key;
@@ -251,7 +252,7 @@ async fn step_order(
                     cert,
                     status,
                     &format!("finalizing the order failed: {text}"),
-                    e.is_rate_limited(),
+                    FailureKind::of(&e),
                 )
                 .await;
             }
@@ -274,8 +275,11 @@ async fn step_order(
         }
         instant_acme::OrderStatus::Invalid => {
             let mut errors = Vec::new();
+            // The order's own error may be the CA's (`serverInternal`); a challenge's is not.
+            let mut kind = FailureKind::NotTheCa;
             if let Some(p) = &order.state().error {
                 errors.push(problem_text(p));
+                kind = FailureKind::of_problem(p.r#type.as_deref(), p.status);
             }
             let mut authzs = order.authorizations();
             while let Some(Ok(authz)) = authzs.next().await {
@@ -295,7 +299,7 @@ async fn step_order(
                 cert,
                 status,
                 &format!("the order failed: {}", errors.join("; ")),
-                false,
+                kind,
             )
             .await
         }

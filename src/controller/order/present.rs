@@ -290,7 +290,16 @@ async fn finish_round(
         round.note_recorded().await;
         let mut status = round.status.clone();
         status.order = Some(recorded);
-        return record_failure(ctx, api, issuer, &round.latest, status, &message, false).await;
+        return record_failure(
+            ctx,
+            api,
+            issuer,
+            &round.latest,
+            status,
+            &message,
+            FailureKind::NotTheCa,
+        )
+        .await;
     }
     if told_ca {
         ctx.polling_lock()
