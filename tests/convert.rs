@@ -153,10 +153,10 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "issuer-dns01-webhook.yaml",
-        exit: 1,
+        exit: 0,
         notes: &[
-            "loss: Issuer edge/letsencrypt-webhook: spec.acme.solvers[0].dns01.webhook not \
-             converted: the webhook provider (groupName acme.edge.example.com, solverName ovh)",
+            "note: Issuer edge/letsencrypt-webhook: spec.acme.solvers[0].dns01.webhook.groupName \
+             acme.edge.example.com kept: ferrocert's controller needs RBAC create on ovh",
         ],
     },
     Case {
@@ -349,8 +349,13 @@ fn converted_fields_reach_the_output() {
     let run = convert(&[path_str(&path)], "");
     let docs = documents(&run.stdout);
     assert_eq!(
-        docs[0]["spec"]["acme"]["solvers"],
-        json!([{"http01": {"ingress": {"ingressClassName": "haproxy", "serviceType": "ClusterIP"}}}])
+        docs[0]["spec"]["acme"]["solvers"][0]["dns01"],
+        json!({"webhook": {"groupName": "acme.edge.example.com", "solverName": "ovh",
+                           "config": {"endpoint": "ovh-eu"}}})
+    );
+    assert_eq!(
+        docs[0]["spec"]["acme"]["solvers"][1],
+        json!({"http01": {"ingress": {"ingressClassName": "haproxy", "serviceType": "ClusterIP"}}})
     );
 }
 

@@ -564,6 +564,45 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
             "acmeDNS.host must be an https:// (or http://) URL",
         ),
         (
+            "webhook group that is no DNS name",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"webhook": {"groupName": "Acme_Example",
+                    "solverName": "hetzner"}}}]),
+            ),
+            "webhook.groupName must be a lowercase DNS name",
+        ),
+        (
+            "webhook solver name with a dot",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"webhook": {"groupName": "acme.example.com",
+                    "solverName": "hetzner.v2"}}}]),
+            ),
+            "webhook.solverName must be lowercase letters, digits and dashes",
+        ),
+        (
+            "webhook without a solver name",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"webhook": {"groupName": "acme.example.com"}}}]),
+            ),
+            "solverName: Required value",
+        ),
+        (
+            "webhook config that is no object",
+            with(
+                issuer("Issuer"),
+                "/acme/solvers",
+                json!([{"dns01": {"webhook": {"groupName": "acme.example.com",
+                    "solverName": "hetzner", "config": "apiKey=abc"}}}]),
+            ),
+            "config: Invalid value: \"string\"",
+        ),
+        (
             "dns01 with no provider",
             with(
                 issuer("Issuer"),

@@ -863,6 +863,45 @@ fn service_account_has_exactly_the_listed_rights() {
     }
 }
 
+/// A DNS webhook solver is callable only when the chart's `dns01Webhooks` names it: `create` on
+/// exactly those solver names in that group, nothing by default, and a malformed group refused.
+#[test]
+fn dns01_webhooks_grant_create_on_the_named_solvers_only() {
+    let webhook_rules = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["template", "x", CHART, "--show-only", "templates/rbac.yaml"];
+        all.extend_from_slice(args);
+        documents(&helm_ok(&all))
+            .into_iter()
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["apiGroups"] == json!(["acme.example.test"]))
+            .collect()
+    };
+    assert!(webhook_rules(&[]).is_empty(), "none by default");
+    let rules = webhook_rules(&[
+        "--set-json",
+        r#"dns01Webhooks=[{"groupName":"acme.example.test","solverNames":["hetzner","ovh"]}]"#,
+    ]);
+    assert_eq!(
+        rules,
+        vec![
+            json!({"apiGroups": ["acme.example.test"], "resources": ["hetzner", "ovh"],
+                    "verbs": ["create"]})
+        ]
+    );
+    let out = helm(&[
+        "template",
+        "x",
+        CHART,
+        "--set-json",
+        r#"dns01Webhooks=[{"groupName":"Acme_Example","solverNames":["hetzner"]}]"#,
+    ]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("dns01Webhooks"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The NetworkPolicy admits only the HTTP-01 and metrics ports (from the configured peers), and
 /// with egress restricted, only DNS, HTTP, HTTPS and the API server's ports.
 #[test]

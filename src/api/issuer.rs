@@ -407,7 +407,7 @@ pub struct ParentReference {
 /// DNS-01 solving: which DNS provider writes the TXT record.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = v::exactly_one_rule(&["rfc2136", "cloudflare", "route53", "acmeDNS"], "dns01"))]
+#[x_kube(validation = v::exactly_one_rule(&["rfc2136", "cloudflare", "route53", "acmeDNS", "webhook"], "dns01"))]
 pub struct Dns01Solver {
     /// `Follow`: when `_acme-challenge.<name>` is a CNAME (delegation to another zone), write the
     /// TXT record at its target. `None` (default): write at `_acme-challenge.<name>`.
@@ -425,6 +425,32 @@ pub struct Dns01Solver {
     /// An acme-dns server (cert-manager's `dns01.acmeDNS`).
     #[serde(default, rename = "acmeDNS", skip_serializing_if = "Option::is_none")]
     pub acme_dns: Option<AcmeDnsProvider>,
+    /// A cert-manager DNS webhook solver, reached through the API server's aggregation layer
+    /// (cert-manager's `dns01.webhook`). The controller needs RBAC `create` on the solver's
+    /// resource: the chart's `dns01Webhooks` value grants it per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookProvider>,
+}
+
+/// A cert-manager DNS webhook solver (cert-manager's `dns01.webhook`): an APIService serving
+/// `<groupName>/v1alpha1`, to whose `<solverName>` resource the controller POSTs a
+/// `ChallengePayload` to present and to clean up each TXT record. Community solvers (Hetzner, OVH,
+/// Gandi, ...) work unchanged.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookProvider {
+    /// The API group the solver's APIService serves, e.g. `acme.example.com`.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = v::dns_subdomain_rule("webhook.groupName"))]
+    pub group_name: String,
+    /// The solver's name within that group (the resource the payload is POSTed to).
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = v::dns_label_rule("webhook.solverName"))]
+    pub solver_name: String,
+    /// Solver-specific configuration, passed to the solver as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::validation::any_object_schema")]
+    pub config: Option<serde_json::Value>,
 }
 
 /// acme-dns (cert-manager's `dns01.acmeDNS`): each domain's `_acme-challenge` is a CNAME to its

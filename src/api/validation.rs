@@ -12,6 +12,9 @@ pub const DNS_NAME_RE: &str =
 pub const OBJECT_NAME_RE: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
+/// A DNS-1123 label: a resource name such as a DNS webhook's solver name.
+pub const DNS_LABEL_RE: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /// A Go duration string as cert-manager accepts it (`2160h`, `90m`, `1h30m`).
 pub const GO_DURATION_RE: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
@@ -210,6 +213,29 @@ pub fn issuer_group_rule() -> Rule {
     Rule::new("self == 'ferrocert.dev'").message(
         "issuerRef.group must be ferrocert.dev (or left out): ferrocert uses its own Issuers",
     )
+}
+
+/// A DNS-1123 subdomain (lowercase labels joined by dots), such as an API group name.
+pub fn dns_subdomain_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(OBJECT_NAME_RE))).message(&*format!(
+        "{field} must be a lowercase DNS name such as acme.example.com"
+    ))
+}
+
+/// A DNS-1123 label (lowercase letters, digits and dashes), such as a resource name.
+pub fn dns_label_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches({})", cel_str(DNS_LABEL_RE))).message(&*format!(
+        "{field} must be lowercase letters, digits and dashes, such as hetzner"
+    ))
+}
+
+/// Any JSON object, kept as it is (`x-kubernetes-preserve-unknown-fields`): solver configuration
+/// that only the solver reads.
+pub fn any_object_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 pub fn exactly_one_rule(fields: &[&str], what: &str) -> Rule {

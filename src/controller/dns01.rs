@@ -1,6 +1,5 @@
-//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare, Route53 or
-//! acme-dns),
-//! present and check TXT records, and remove exactly the records an order wrote (tracked in
+//! DNS-01 in the issuance path: build the issuer's DNS provider (RFC 2136, Cloudflare, Route53,
+//! acme-dns or a cert-manager webhook solver), present and check TXT records, and remove exactly the records an order wrote (tracked in
 //! status, so a restart still cleans up).
 //!
 //! Errors are plain strings meant for a Certificate's `Ready`/`Issuing` message: they name the
@@ -24,6 +23,7 @@ use crate::solver::dns01::propagation::{PropagationChecker, PropagationConfig};
 use crate::solver::dns01::rfc2136::Rfc2136;
 use crate::solver::dns01::route53::{Route53, Route53Config};
 use crate::solver::dns01::sts::Sts;
+use crate::solver::dns01::webhook::{Webhook, WebhookConfig};
 
 /// How many propagation checks (or tries to write after transient errors), [`CHECK_INTERVAL`]
 /// apart, before the attempt fails.
@@ -70,7 +70,24 @@ pub async fn provider(
             .map(|p| Box::new(p) as Box<dyn DnsProvider>)
             .map_err(|e| e.to_string());
     }
-    Err("the DNS-01 solver names no provider (rfc2136, cloudflare, route53 or acmeDNS)".into())
+    if let Some(spec) = &solver.webhook {
+        let zones = checker(ctx, solver)?;
+        return Ok(Box::new(Webhook::new(
+            ctx.client.clone(),
+            zones,
+            WebhookConfig {
+                group: spec.group_name.clone(),
+                solver: spec.solver_name.clone(),
+                config: spec.config.clone(),
+                resource_namespace: issuer.ident.secret_namespace.clone(),
+                allow_ambient_credentials: may_use_ambient(&ctx.settings, issuer.kind).is_ok(),
+            },
+        )));
+    }
+    Err(
+        "the DNS-01 solver names no provider (rfc2136, cloudflare, route53, acmeDNS or webhook)"
+            .into(),
+    )
 }
 
 /// One key of a Secret in the issuer's Secret namespace, trimmed. `what` names the use

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd, pebble, helm and traefik from their Go modules
+# Builds kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd, pebble, helm and traefik from their Go modules,
+# and the cert-manager DNS-01 webhook solver (tests/env/webhook-solver/) against cert-manager's module,
 # with the machine's Go toolchain. Each binary is cached as NAME-VERSION under
 # $TESTENV_BIN; an existing one is reused, so only the first run pays. Also
 # copies the Gateway API standard-channel CRDs out of their module into
@@ -107,6 +108,26 @@ build_traefik() {
   log "traefik built in $((SECONDS - t0)) s"
 }
 
+# The cert-manager DNS-01 webhook solver (an aggregated API server writing TXT records into BIND
+# over RFC 2136) from tests/env/webhook-solver/main.go, against cert-manager's webhook library.
+# Cached by cert-manager version only: after editing main.go, delete the cached binary to rebuild.
+MIEKG_DNS_VERSION=v1.1.72 # what cert-manager $CERT_MANAGER_VERSION requires
+build_webhook_solver() {
+  local src="$here/webhook-solver/main.go"
+  local out="$TESTENV_BIN/cm-webhook-solver-$CERT_MANAGER_VERSION"
+  [ -x "$out" ] && return 0
+  log "cm-webhook-solver (cert-manager $CERT_MANAGER_VERSION webhook library)"
+  local t0=$SECONDS
+  local d; d=$(workdir cm-webhook-solver)
+  printf 'module ferrocert.dev/testenv/cm-webhook-solver\n\ngo 1.26\n\nrequire (\n\tgithub.com/cert-manager/cert-manager %s\n\tgithub.com/miekg/dns %s\n)\n' \
+    "$CERT_MANAGER_VERSION" "$MIEKG_DNS_VERSION" > "$d/go.mod"
+  cp "$src" "$d/main.go"
+  (cd "$d" && go mod tidy && go vet . && go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" .)
+  mv "$out.tmp.$$" "$out"
+  rm -rf "$d"
+  log "cm-webhook-solver built in $((SECONDS - t0)) s"
+}
+
 gateway_api_crds() {
   local out="$FERROCERT_CACHE/gateway-api-$GATEWAY_API_VERSION/standard"
   [ -d "$out" ] && return 0
@@ -125,4 +146,5 @@ build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 build_kube
 build_traefik
 gateway_api_crds
+build_webhook_solver
 log "all binaries in $TESTENV_BIN"

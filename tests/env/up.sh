@@ -53,6 +53,26 @@ if [ ! -f "$pki/admin.crt" ]; then
   o rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 fi
 
+# The aggregation layer (the DNS webhook solver's APIService): a front-proxy CA and the client
+# certificate the API server presents to aggregated servers, and the webhook solver's serving
+# certificate (its Service name, which the API server verifies, and its address).
+if [ ! -f "$pki/webhook-solver.crt" ]; then
+  o() { openssl "$@" 2>/dev/null; }
+  o req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=ferrocert-testenv-front-proxy-ca" -keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt"
+  o req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=front-proxy-client" \
+    -keyout "$pki/front-proxy-client.key" -out "$pki/front-proxy-client.csr"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' > "$pki/front-proxy-client.ext"
+  o x509 -req -in "$pki/front-proxy-client.csr" -CA "$pki/front-proxy-ca.crt" -CAkey "$pki/front-proxy-ca.key" \
+    -CAcreateserial -days 3650 -extfile "$pki/front-proxy-client.ext" -out "$pki/front-proxy-client.crt"
+  o req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$WEBHOOK_SERVICE.$WEBHOOK_NAMESPACE.svc" \
+    -keyout "$pki/webhook-solver.key" -out "$pki/webhook-solver.csr"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s,DNS:%s,IP:%s\n' \
+    "$WEBHOOK_SERVICE.$WEBHOOK_NAMESPACE.svc" "$WEBHOOK_SERVICE.$WEBHOOK_NAMESPACE.svc.cluster.local" "$HTTP01_BACKEND_IP" > "$pki/webhook-solver.ext"
+  o x509 -req -in "$pki/webhook-solver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$pki/webhook-solver.ext" -out "$pki/webhook-solver.crt"
+fi
+
 # ---- etcd + kube-apiserver ----
 start etcd bin/etcd --name testenv --data-dir "$TESTENV_DIR/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -69,7 +89,12 @@ start kube-apiserver bin/kube-apiserver \
   --service-cluster-ip-range "$SERVICE_CIDR" --cert-dir "$TESTENV_DIR/pki/generated" \
   --enable-priority-and-fairness=false --profiling=false --event-ttl 1h \
   --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
-  --kubelet-preferred-address-types InternalIP
+  --kubelet-preferred-address-types InternalIP \
+  --requestheader-client-ca-file "$pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+  --enable-aggregator-routing=true
 
 cat > kubeconfig <<KC
 apiVersion: v1
@@ -242,6 +267,56 @@ endpoints:
 ports: [{name: http, port: $HTTP01_BACKEND_PORT, protocol: TCP}]
 YAML
 
+# ---- cert-manager DNS webhook solver (tests/env/webhook-solver/), an aggregated API server ----
+# It delegates authentication and authorization to the API server (the admin kubeconfig may read
+# the request-header CA and review tokens and access); the API server reaches it at its address
+# through the EndpointSlice (aggregator routing) and verifies its certificate for the Service name.
+start webhook-solver env GROUP_NAME="$WEBHOOK_GROUP" "$TESTENV_BIN/cm-webhook-solver-$CERT_MANAGER_VERSION" \
+  --secure-port "$WEBHOOK_PORT" --bind-address "$HTTP01_BACKEND_IP" \
+  --tls-cert-file "$pki/webhook-solver.crt" --tls-private-key-file "$pki/webhook-solver.key" \
+  --kubeconfig "$TESTENV_DIR/kubeconfig" --authentication-kubeconfig "$TESTENV_DIR/kubeconfig" \
+  --authorization-kubeconfig "$TESTENV_DIR/kubeconfig" --cert-dir "$TESTENV_DIR/pki/webhook-generated" \
+  --profiling=false
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: $WEBHOOK_NAMESPACE}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $WEBHOOK_SERVICE, namespace: $WEBHOOK_NAMESPACE}
+spec:
+  type: ClusterIP
+  ports: [{name: https, port: 443, targetPort: $WEBHOOK_PORT, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $WEBHOOK_SERVICE-testenv
+  namespace: $WEBHOOK_NAMESPACE
+  labels:
+    kubernetes.io/service-name: $WEBHOOK_SERVICE
+    endpointslice.kubernetes.io/managed-by: testenv.ferrocert.dev
+addressType: IPv4
+endpoints:
+- addresses: ["$HTTP01_BACKEND_IP"]
+  conditions: {ready: true}
+ports: [{name: https, port: $WEBHOOK_PORT, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1alpha1.$WEBHOOK_GROUP}
+spec:
+  group: $WEBHOOK_GROUP
+  version: v1alpha1
+  service: {name: $WEBHOOK_SERVICE, namespace: $WEBHOOK_NAMESPACE, port: 443}
+  caBundle: $(base64 -w0 < "$pki/ca.crt")
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+YAML
+wait_for webhook-solver 60 sh -c "kubectl --kubeconfig '$TESTENV_DIR/kubeconfig' get apiservice v1alpha1.$WEBHOOK_GROUP \
+  -o jsonpath='{.status.conditions[?(@.type==\"Available\")].status}' | grep -qx True"
+
 # ---- Traefik (ingress controller outside the cluster, default settings otherwise) ----
 k apply -f "$GATEWAY_API_CRDS" >/dev/null
 k wait --for condition=Established --timeout 60s -f "$GATEWAY_API_CRDS" >/dev/null
@@ -401,6 +476,9 @@ export DNS_SERVER=127.0.0.1:$DNS_PORT
 export TEST_ZONE=$TEST_ZONE
 export TEST_ZONE2=$TEST_ZONE2
 export TSIG_KEY_NAME=ferrocert-test
+export WEBHOOK_GROUP=$WEBHOOK_GROUP
+export WEBHOOK_SOLVER=rfc2136
+export WEBHOOK_SOLVER_LOG=$TESTENV_DIR/logs/webhook-solver.log
 export TSIG_ALGORITHM=HMACSHA256
 export TSIG_SECRET=$TSIG_SECRET
 export HTTP01_BACKEND_IP=$HTTP01_BACKEND_IP

@@ -10,6 +10,8 @@ TRAEFIK_VERSION=v3.6.12
 # Gateway API CRDs (standard channel) for that Traefik: it implements v1.4 (go.mod: v1.4.0); v1.4.1
 # is the same API with CRD fixes (BackendTLSPolicy gets its status subresource, which Traefik writes).
 GATEWAY_API_VERSION=v1.4.1
+# cert-manager's ACME webhook server library, for the DNS-01 webhook solver (tests/env/webhook-solver/).
+CERT_MANAGER_VERSION=v1.21.2
 
 # Built binaries live outside the work tree so that every clone (and CI's
 # fresh clone) on this machine shares them.
@@ -42,6 +44,12 @@ TRAEFIK_PING_PORT=${TRAEFIK_PING_PORT:-18082}
 HTTP01_BACKEND_IP=${HTTP01_BACKEND_IP:-198.18.0.1}
 HTTP01_BACKEND_IP2=${HTTP01_BACKEND_IP2:-198.18.0.2}
 HTTP01_BACKEND_PORT=${HTTP01_BACKEND_PORT:-8089}
+# The cert-manager DNS webhook solver (an aggregated API server) listens on HTTP01_BACKEND_IP at
+# this port; its APIService serves WEBHOOK_GROUP/v1alpha1 through a Service without pods.
+WEBHOOK_PORT=${WEBHOOK_PORT:-18443}
+WEBHOOK_GROUP=${WEBHOOK_GROUP:-acme.ferrocert.test}
+WEBHOOK_NAMESPACE=${WEBHOOK_NAMESPACE:-ferrocert-webhook}
+WEBHOOK_SERVICE=${WEBHOOK_SERVICE:-cm-webhook-solver}
 DNS_PORT=${DNS_PORT:-5353}
 TEST_ZONE=${TEST_ZONE:-example.test}
 # A second zone, for `_acme-challenge` CNAME delegation into another zone.

@@ -21,7 +21,7 @@ const NOT_ACME: [(&str, &str); 4] = [
 ];
 
 /// cert-manager's DNS-01 providers that ferrocert lacks.
-const UNSUPPORTED_DNS01: [&str; 5] = ["akamai", "azureDNS", "cloudDNS", "digitalocean", "webhook"];
+const UNSUPPORTED_DNS01: [&str; 4] = ["akamai", "azureDNS", "cloudDNS", "digitalocean"];
 
 /// Converts `spec`; `None` when the issuer is not an ACME issuer (nothing to write).
 ///
@@ -382,9 +382,9 @@ fn convert_route(mut route: Obj, notes: &mut Notes) -> Result<Option<Value>, Inv
 
 /// `dns01`: `cnameStrategy` kept; exactly one provider.
 ///
-/// - `rfc2136`, `cloudflare`, `route53`, `acmeDNS`: converted (below).
-/// - `akamai`, `azureDNS`, `cloudDNS`, `digitalocean`, `webhook`: not converted, a loss; the
-///   solver is left out.
+/// - `rfc2136`, `cloudflare`, `route53`, `acmeDNS`, `webhook`: converted (below).
+/// - `akamai`, `azureDNS`, `cloudDNS`, `digitalocean`: not converted, a loss; the solver is left
+///   out.
 fn convert_dns01(
     mut dns01: Obj,
     cluster_scoped: bool,
@@ -399,6 +399,7 @@ fn convert_dns01(
     let cloudflare = dns01.object("cloudflare")?;
     let route53 = dns01.object("route53")?;
     let acme_dns = dns01.object("acmeDNS")?;
+    let webhook = dns01.object("webhook")?;
     let unsupported: Vec<(&str, Value)> = UNSUPPORTED_DNS01
         .iter()
         .filter_map(|key| dns01.take(key).map(|v| (*key, v)))
@@ -407,6 +408,7 @@ fn convert_dns01(
         + usize::from(cloudflare.is_some())
         + usize::from(route53.is_some())
         + usize::from(acme_dns.is_some())
+        + usize::from(webhook.is_some())
         + unsupported.len();
     if known > 1 {
         return Err(invalid(&dns01.path, "sets more than one DNS-01 provider"));
@@ -443,28 +445,17 @@ fn convert_dns01(
             "acmeDNS",
             convert_acme_dns(p, cluster_scoped, secrets, notes)?,
         ))
+    } else if let Some(p) = webhook {
+        Some(("webhook", convert_webhook(p, notes)?))
     } else {
-        for (key, value) in &unsupported {
-            let field = dns01.path(key);
-            let what = match (*key, value) {
-                ("webhook", v) => {
-                    let name =
-                        |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-                    format!(
-                        "the webhook provider (groupName {}, solverName {}) runs code ferrocert \
-                         cannot call",
-                        name("groupName"),
-                        name("solverName")
-                    )
-                }
-                (key, _) => format!("ferrocert has no {key} DNS provider"),
-            };
+        for (key, _) in &unsupported {
             notes.not_converted(
-                &field,
+                &dns01.path(key),
                 None,
                 format!(
-                    "{what}; ferrocert's are rfc2136, cloudflare, route53 and acmeDNS: the \
-                     solver is left out"
+                    "ferrocert has no {key} DNS provider; ferrocert's are rfc2136, cloudflare, \
+                     route53, acmeDNS and webhook (a cert-manager webhook solver for {key} works \
+                     unchanged): the solver is left out"
                 ),
             );
         }
@@ -559,6 +550,30 @@ fn convert_rfc2136(
             "ferrocert sends updates over UDP, as cert-manager's default",
         ),
         None => {}
+    }
+    p.finish(notes);
+    Ok(Value::Object(out))
+}
+
+/// `webhook`: `groupName`, `solverName` and `config` kept: the same solver, called the same way.
+/// A note says the controller needs RBAC `create` on the solver's resource (the chart's
+/// `dns01Webhooks` value), as cert-manager's did.
+fn convert_webhook(mut p: Obj, notes: &mut Notes) -> Result<Value, Invalid> {
+    let mut out = Map::new();
+    let group = p.required_string("groupName")?;
+    let solver = p.required_string("solverName")?;
+    notes.kept(
+        &p.path("groupName"),
+        Some(&Value::String(group.clone())),
+        format!(
+            "ferrocert's controller needs RBAC create on {solver} in API group {group}: add \
+             {{groupName: {group}, solverNames: [{solver}]}} to the chart's dns01Webhooks"
+        ),
+    );
+    put(&mut out, "groupName", group);
+    put(&mut out, "solverName", solver);
+    if let Some(config) = p.take("config") {
+        put(&mut out, "config", config);
     }
     p.finish(notes);
     Ok(Value::Object(out))
@@ -997,12 +1012,8 @@ mod tests {
     }
 
     #[test]
-    fn other_dns01_providers_drop_their_solver() {
+    fn webhooks_are_kept_and_other_dns01_providers_drop_their_solver() {
         for (provider, config) in [
-            (
-                "webhook",
-                json!({"groupName": "acme.example.com", "solverName": "ovh"}),
-            ),
             (
                 "azureDNS",
                 json!({"subscriptionID": "s", "resourceGroupName": "r",
@@ -1025,15 +1036,16 @@ mod tests {
             assert!(n.reason.contains("left out"), "{n}");
         }
         let solvers = json!([{"dns01": {"webhook": {"groupName": "acme.example.com",
-                                                    "solverName": "ovh"}}}]);
-        let (_, notes) = convert(issuer("Issuer", acme(solvers)));
-        assert!(
-            notes[0]
-                .reason
-                .contains("groupName acme.example.com, solverName ovh"),
-            "{}",
-            notes[0]
+                                                    "solverName": "ovh",
+                                                    "config": {"endpoint": "ovh-eu"}}}}]);
+        let (out, notes) = convert(issuer("Issuer", acme(solvers.clone())));
+        assert_eq!(
+            out["spec"]["acme"]["solvers"], solvers,
+            "a webhook solver is kept as it is"
         );
+        let n = note(&notes, "spec.acme.solvers[0].dns01.webhook.groupName");
+        assert!(!n.is_loss());
+        assert!(n.reason.contains("dns01Webhooks"), "{n}");
         // A provider no one knows.
         let (out, notes) = convert(issuer(
             "Issuer",

@@ -2,7 +2,8 @@
 //! zone's authoritative nameservers serve it, and remove it again.
 //!
 //! - [`DnsProvider`] is the trait every provider implements (RFC 2136 in [`rfc2136`], Cloudflare
-//!   in [`cloudflare`], Route53 in [`route53`], acme-dns in [`acme_dns`]). `present` *adds* one value and `clean_up` removes exactly that value, so a
+//!   in [`cloudflare`], Route53 in [`route53`], acme-dns in [`acme_dns`], cert-manager webhook solvers in
+//!   [`webhook`]). `present` *adds* one value and `clean_up` removes exactly that value, so a
 //!   wildcard and its apex (two values at one name) can be in flight at the same time.
 //! - [`propagation`] is the self-check run before telling the CA: one round of queries per call,
 //!   never a sleep; the caller schedules the next round.
@@ -29,6 +30,7 @@ pub mod propagation;
 pub mod rfc2136;
 pub mod route53;
 pub mod sts;
+pub mod webhook;
 mod wire;
 
 /// How long one DNS exchange (one query or one update, including a TCP retry) may take.
@@ -168,6 +170,13 @@ pub enum Dns01Error {
         /// The provider's words: `Code: Message` pairs, or the body when it had no error list.
         detail: String,
     },
+    /// A DNS webhook solver answered that it could not do what was asked, in its own words.
+    #[error("DNS webhook solver {endpoint} failed the {op}: {message}")]
+    SolverFailed {
+        endpoint: String,
+        op: String,
+        message: String,
+    },
     /// A server's answer could not be used (unparseable, bad TSIG signature, ...).
     #[error("unusable answer from DNS server {server} ({op}): {detail}")]
     Protocol {
@@ -198,6 +207,7 @@ impl Dns01Error {
                 rcode == "SERVFAIL"
             }
             Dns01Error::InvalidName { .. }
+            | Dns01Error::SolverFailed { .. }
             | Dns01Error::Config(_)
             | Dns01Error::UnsupportedAlgorithm { .. }
             | Dns01Error::ZoneNotFound { .. } => false,
@@ -216,6 +226,7 @@ impl Dns01Error {
             Dns01Error::ZoneNotFound { .. } => "zone_not_found",
             Dns01Error::Protocol { .. } => "protocol",
             Dns01Error::Api { .. } => "api",
+            Dns01Error::SolverFailed { .. } => "solver_failed",
         }
     }
 }
