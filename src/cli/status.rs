@@ -81,6 +81,9 @@ pub struct StatusReport {
     pub secret_name: String,
     pub issuer_name: String,
     pub issuer_kind: String,
+    /// With `issuerRefs`: the issuer in use's place in the list and the list's length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_position: Option<IssuerPosition>,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,6 +270,10 @@ impl StatusReport {
             secret_name: spec.secret_name.clone(),
             issuer_name: issuer_ref.map(|r| r.name.clone()).unwrap_or_default(),
             issuer_kind: kind_str(issuer_ref.and_then(|r| r.kind).unwrap_or_default()).to_string(),
+            issuer_position: (cert.spec.issuer_list().len() > 1).then(|| IssuerPosition {
+                index: cert.issuer_index(),
+                of: cert.spec.issuer_list().len(),
+            }),
             dns_names: spec.dns_names.clone(),
             ip_addresses: spec.ip_addresses.clone(),
             common_name: spec.common_name.clone(),
@@ -357,6 +364,27 @@ fn revocation_summary(rev: &RevocationStatus, now: Timestamp) -> String {
 }
 
 /// The report as aligned text, like `kubectl describe`.
+/// Where the issuer in use stands in `issuerRefs` (0-based `index` of `of`).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuerPosition {
+    pub index: usize,
+    pub of: usize,
+}
+
+/// `pebble (Issuer)`, and with `issuerRefs` which of them is in use: the first, or a failover.
+fn issuer_line(r: &StatusReport) -> String {
+    let base = format!("{} ({})", r.issuer_name, r.issuer_kind);
+    match r.issuer_position {
+        Some(IssuerPosition { index: 0, of }) => format!("{base}, 1st of {of} in issuerRefs"),
+        Some(IssuerPosition { index, of }) => format!(
+            "{base}, #{} of {of} in issuerRefs (failed over; the next renewal starts again from \
+             the first)",
+            index + 1
+        ),
+        None => base,
+    }
+}
+
 pub fn format_status(r: &StatusReport, now: Timestamp) -> String {
     let mut out = String::new();
     let time = |t: &Option<Time>| or_none(t.as_ref().map(|t| when(t.0, now)));
@@ -364,7 +392,7 @@ pub fn format_status(r: &StatusReport, now: Timestamp) -> String {
         ("Name", r.name.clone()),
         ("Namespace", r.namespace.clone()),
         ("Secret", r.secret_name.clone()),
-        ("Issuer", format!("{} ({})", r.issuer_name, r.issuer_kind)),
+        ("Issuer", issuer_line(r)),
     ];
     if let Some(cn) = &r.common_name {
         rows.push(("Common Name", cn.clone()));
@@ -743,6 +771,30 @@ mod tests {
             reporting_component: Some("ferrocert".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_issuer_line_says_which_of_issuer_refs_is_in_use() {
+        let mut cert = ready_certificate();
+        let first = cert.spec.issuer_ref.take().unwrap();
+        let second = IssuerRef {
+            name: "zerossl".into(),
+            ..first.clone()
+        };
+        cert.spec.issuer_refs = vec![first, second];
+        let report = StatusReport::build(&cert, Ok(None), Ok(Vec::new()), ts(NOW));
+        assert_eq!(
+            issuer_line(&report),
+            "pebble (Issuer), 1st of 2 in issuerRefs"
+        );
+        cert.status.as_mut().unwrap().issuer_index = Some(1);
+        let report = StatusReport::build(&cert, Ok(None), Ok(Vec::new()), ts(NOW));
+        assert_eq!(
+            issuer_line(&report),
+            "zerossl (Issuer), #2 of 2 in issuerRefs (failed over; the next renewal starts again \
+             from the first)"
+        );
+        assert!(to_json(&report).unwrap().contains(r#""issuerPosition""#));
     }
 
     #[test]

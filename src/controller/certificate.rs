@@ -16,6 +16,8 @@ use super::backoff::{backoff_remaining, requeue_at};
 use super::failover::{self, FailureKind};
 use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
+use super::tls_secret::{adopt_secret, reencode_key, refuse_secret};
+use super::verdict::{Adoption, IssueReason, Verdict, evaluate};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
     set_ready, still_claims,
@@ -25,209 +27,8 @@ use crate::acme::problem_text;
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::{Certificate, CertificateStatus, RotationPolicy};
 use crate::error::{Error, KubeContext};
-use crate::labels;
-use crate::pki::{self, KeySpec, Mismatch};
-use crate::secret::{self, TLS_CRT, TLS_KEY, data_str};
-
-/// Why a Certificate needs a new certificate now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IssueReason {
-    DoesNotExist(String),
-    Mismatch(Mismatch),
-    IssuerChanged(String),
-    Renewal(Timestamp),
-    /// The instant picked inside the CA's ARI window has come (or the window is in the past).
-    RenewalWindow(Timestamp),
-    RenewRequested(String),
-    /// The current certificate was revoked (serial).
-    Revoked(String),
-    /// The certificate no longer says what the spec asks of a local issuer (isCA, subject,
-    /// usages).
-    SpecChanged(String),
-}
-
-impl IssueReason {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            IssueReason::DoesNotExist(_) => "DoesNotExist",
-            IssueReason::Mismatch(m) => m.reason(),
-            IssueReason::IssuerChanged(_) => "IncorrectIssuer",
-            IssueReason::Renewal(_) => "Renewing",
-            IssueReason::RenewRequested(_) => "ManuallyTriggered",
-            IssueReason::RenewalWindow(_) => "RenewalWindow",
-            IssueReason::Revoked(_) => "Revoked",
-            IssueReason::SpecChanged(_) => "SecretMismatch",
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            IssueReason::DoesNotExist(m) => m.clone(),
-            IssueReason::Mismatch(m) => m.to_string(),
-            IssueReason::IssuerChanged(m) => m.clone(),
-            IssueReason::Renewal(at) => format!("renewal time {at} has passed"),
-            IssueReason::RenewRequested(id) => format!("re-issuance requested ({id})"),
-            IssueReason::RenewalWindow(at) => {
-                format!("the renewal time {at} picked in the CA's renewal window (ARI) has come")
-            }
-            IssueReason::Revoked(serial) => {
-                format!("the certificate (serial {serial}) was revoked")
-            }
-            IssueReason::SpecChanged(m) => m.clone(),
-        }
-    }
-}
-
-/// What the current Secret means for the Certificate.
-#[derive(Debug)]
-pub enum Verdict {
-    /// The Secret satisfies the spec; its renewal time (from the spec alone) may have passed.
-    UpToDate {
-        not_before: Timestamp,
-        not_after: Timestamp,
-        /// The renewal time from the spec alone (ARI may move it).
-        renewal: Timestamp,
-        key_encoding_only: Option<Mismatch>,
-        /// The leaf's DER, for ARI.
-        leaf_der: Vec<u8>,
-        /// Set when the certificate is not ferrocert's and is to be adopted now.
-        adopt: Option<Adoption>,
-    },
-    Issue(IssueReason),
-}
-
-/// A certificate ferrocert did not issue, found valid for the spec: kept and renewed on schedule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Adoption {
-    pub serial_hex: String,
-    pub issuer_cn: Option<String>,
-    /// The issuer the Secret's own annotations name (cert-manager's), as `Kind name`.
-    pub previous_issuer_ref: Option<String>,
-}
-
-/// The issuer cert-manager's annotations on a Secret name, as `Kind name`.
-fn cert_manager_issuer(annotations: &std::collections::BTreeMap<String, String>) -> Option<String> {
-    let name = annotations.get("cert-manager.io/issuer-name")?;
-    let kind = annotations
-        .get("cert-manager.io/issuer-kind")
-        .map_or("Issuer", String::as_str);
-    Some(format!("{kind} {name} (cert-manager)"))
-}
-
-/// Decides, from the Secret alone, whether to issue. Pure.
-pub fn evaluate(cert: &Certificate, secret: Option<&Secret>, now: Timestamp) -> Verdict {
-    let spec = &cert.spec;
-    let Some(secret) = secret else {
-        return Verdict::Issue(IssueReason::DoesNotExist(format!(
-            "Secret {} does not exist",
-            spec.secret_name
-        )));
-    };
-    let (Some(crt), Some(key)) = (data_str(secret, TLS_CRT), data_str(secret, TLS_KEY)) else {
-        return Verdict::Issue(IssueReason::DoesNotExist(format!(
-            "Secret {} lacks {TLS_CRT} or {TLS_KEY}",
-            spec.secret_name
-        )));
-    };
-    let chain = match pki::parse_chain(crt) {
-        Ok(c) => c,
-        Err(e) => {
-            return Verdict::Issue(IssueReason::DoesNotExist(format!(
-                "{TLS_CRT} in Secret {} is not a certificate: {e}",
-                spec.secret_name
-            )));
-        }
-    };
-    let key = match pki::parse_pem(key) {
-        Ok(k) => k,
-        Err(e) => {
-            return Verdict::Issue(IssueReason::DoesNotExist(format!(
-                "{TLS_KEY} in Secret {} is not a private key: {e}",
-                spec.secret_name
-            )));
-        }
-    };
-    let mut key_encoding_only = None;
-    if let Err(mismatch) = pki::secret_satisfies(spec, &chain.leaf, &key, now) {
-        if mismatch.requires_reissue() {
-            return Verdict::Issue(IssueReason::Mismatch(mismatch));
-        }
-        key_encoding_only = Some(mismatch);
-    }
-    let annotations = secret.annotations();
-    let issuer_name = annotations.get(labels::ANN_ISSUER_NAME).map(String::as_str);
-    let issuer_kind_ann = annotations.get(labels::ANN_ISSUER_KIND).map(String::as_str);
-    // Issued by any issuer of the list: failing over to the second one is no reason to re-issue.
-    let issued_here = spec.issuer_list().iter().any(|r| {
-        issuer_name == Some(r.name.as_str())
-            && issuer_kind_ann == Some(secret::kind_str(r.kind.unwrap_or_default()))
-    });
-    let adopted_already =
-        annotations.get(labels::ANN_ADOPTED_SERIAL) == Some(&chain.leaf.serial_hex);
-    let mut adopt = None;
-    if !issued_here && !adopted_already {
-        if issuer_name.is_some() || issuer_kind_ann.is_some() {
-            // ferrocert issued it through another of its issuers: the spec was changed to switch.
-            let named = spec
-                .issuer_list()
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        secret::kind_str(r.kind.unwrap_or_default()),
-                        r.name
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Verdict::Issue(IssueReason::IssuerChanged(format!(
-                "the certificate was issued by {} {}, the spec names {named}",
-                issuer_kind_ann.unwrap_or("an unknown issuer"),
-                issuer_name.unwrap_or(""),
-            )));
-        }
-        if spec.reissue_on_issuer_change == Some(true) {
-            return Verdict::Issue(IssueReason::IssuerChanged(format!(
-                "the certificate in Secret {} was not issued by ferrocert and \
-                 reissueOnIssuerChange is set",
-                spec.secret_name
-            )));
-        }
-        if let Err(why) = pki::chain_links(&chain) {
-            return Verdict::Issue(IssueReason::IssuerChanged(format!(
-                "the certificate in Secret {} was not issued by ferrocert and cannot be adopted: \
-                 {why}",
-                spec.secret_name
-            )));
-        }
-        adopt = Some(Adoption {
-            serial_hex: chain.leaf.serial_hex.clone(),
-            issuer_cn: chain.leaf.issuer_cn.clone(),
-            previous_issuer_ref: cert_manager_issuer(annotations),
-        });
-    }
-    if let Some(id) = cert.annotations().get(labels::ANN_RENEW_REQUESTED)
-        && annotations.get(labels::ANN_RENEW_HANDLED) != Some(id)
-    {
-        return Verdict::Issue(IssueReason::RenewRequested(id.clone()));
-    }
-    if let Some(status) = cert.status.as_ref()
-        && revocation::is_revoked(status, &chain.leaf.serial_hex)
-    {
-        return Verdict::Issue(IssueReason::Revoked(chain.leaf.serial_hex));
-    }
-    // Whether the renewal time has come is decided by the caller: the CA's ARI window may move it.
-    let renewal = pki::renewal_time_for_spec(spec, chain.leaf.not_before, chain.leaf.not_after)
-        .unwrap_or(chain.leaf.not_after);
-    Verdict::UpToDate {
-        not_before: chain.leaf.not_before,
-        not_after: chain.leaf.not_after,
-        renewal,
-        key_encoding_only,
-        leaf_der: chain.certs_der.into_iter().next().unwrap_or_default(),
-        adopt,
-    }
-}
+use crate::pki::{self, KeySpec};
+use crate::secret::{self, TLS_KEY, data_str};
 
 pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error> {
     let ns = cert.namespace().unwrap_or_default();
@@ -253,18 +54,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
                 .await;
         }
         Err((reason, message)) => {
-            if let Some(action) =
-                fail_over_unready(&ctx, &api, &cert, &mut status, &message).await?
-            {
-                return Ok(action);
-            }
-            set_ready(&mut status, &cert, false, reason, &message);
-            if status != cert.status.clone().unwrap_or_default() {
-                ctx.event(&cert, true, reason, "Issue", message.clone())
-                    .await;
-                apply_status(&api, &cert, &status).await?;
-            }
-            return Ok(Action::requeue(Duration::from_secs(60)));
+            return issuer_not_usable(&ctx, &api, &cert, status, reason, &message).await;
         }
     };
 
@@ -322,15 +112,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             let renewal = schedule.renewal;
             if now_ts >= renewal {
                 // Keep what was learnt about the window, then renew.
-                let reason = if status
-                    .renewal_info
-                    .as_ref()
-                    .is_some_and(|i| i.window_start.is_some())
-                {
-                    IssueReason::RenewalWindow(renewal)
-                } else {
-                    IssueReason::Renewal(renewal)
-                };
+                let reason = renewal_reason(&status, renewal);
                 return start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await;
             }
             if let (Some(_), Some(secret)) = (key_encoding_only, secret.as_ref()) {
@@ -360,6 +142,43 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         Verdict::Issue(reason) => {
             start_issuance(&ctx, &api, &cert, status, &issuer, secret, reason).await
         }
+    }
+}
+
+/// The issuer cannot be used (missing, not Ready, wrong kind): with `issuerRefs`, the next issuer
+/// may take over at once; otherwise `Ready=False` with the reason (and an Event when that is
+/// news), looked at again in a minute.
+async fn issuer_not_usable(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    mut status: CertificateStatus,
+    reason: &str,
+    message: &str,
+) -> Result<Action, Error> {
+    if let Some(action) = fail_over_unready(ctx, api, cert, &mut status, message).await? {
+        return Ok(action);
+    }
+    set_ready(&mut status, cert, false, reason, message);
+    if status != cert.status.clone().unwrap_or_default() {
+        ctx.event(cert, true, reason, "Issue", message.to_string())
+            .await;
+        apply_status(api, cert, &status).await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Why a due renewal happens: the CA's renewal window (ARI) when status learnt one, else the
+/// spec's renewal time. Pure.
+fn renewal_reason(status: &CertificateStatus, renewal: Timestamp) -> IssueReason {
+    if status
+        .renewal_info
+        .as_ref()
+        .is_some_and(|i| i.window_start.is_some())
+    {
+        IssueReason::RenewalWindow(renewal)
+    } else {
+        IssueReason::Renewal(renewal)
     }
 }
 
@@ -857,115 +676,6 @@ fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Opti
     })
 }
 
-/// Rewrites `tls.key` in the encoding the spec asks for (same key, no new certificate).
-/// Marks an adopted Secret as this Certificate's: the label the Secret watch selects and the
-/// annotations naming the Certificate and the adopted serial. Not the issuer annotations: the
-/// certificate was not issued by this issuer (so, for one, it is never revoked through it). A
-/// merge patch guarded by the resourceVersion read; cert-manager's own annotations stay.
-pub(super) async fn adopt_secret(
-    ctx: &Ctx,
-    cert: &Certificate,
-    secret: &Secret,
-    adoption: &Adoption,
-) -> Result<(), Error> {
-    let ns = cert.namespace().unwrap_or_default();
-    let patch = serde_json::json!({
-        "metadata": {
-            "resourceVersion": secret.resource_version(),
-            "labels": {
-                labels::CERTIFICATE_NAME: labels::label_value(&cert.name_any()),
-                labels::SECRET_ROLE: "tls",
-            },
-            "annotations": {
-                labels::ANN_CERTIFICATE_NAME: cert.name_any(),
-                labels::ANN_ADOPTED_SERIAL: adoption.serial_hex,
-            },
-        }
-    });
-    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &cert.spec.secret_name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .context(|| format!("marking Secret {ns}/{} as adopted", cert.spec.secret_name))?;
-    Ok(())
-}
-
-pub(super) async fn reencode_key(
-    ctx: &Ctx,
-    cert: &Certificate,
-    secret: &Secret,
-) -> Result<(), Error> {
-    let Some(key) = data_str(secret, TLS_KEY).and_then(|p| pki::parse_pem(p).ok()) else {
-        return Ok(());
-    };
-    let pem = secret::encode_key(cert, &key).map_err(|source| Error::Pki {
-        context: "re-encoding tls.key".into(),
-        source,
-    })?;
-    let patch = serde_json::json!({"data": {TLS_KEY: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem)}});
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
-    secrets
-        .patch(
-            &cert.spec.secret_name,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .context(|| format!("re-encoding tls.key of Secret {}", cert.spec.secret_name))?;
-    Ok(())
-}
-
-/// The Secret `secretName` names may not be written by this Certificate (see
-/// [`secret::SecretClaim`]): `Ready=False` with the reason, an Event, no CA traffic. Looked at
-/// again every 30 s or so (jittered), because fixing it may mean changing a Secret the controller
-/// does not watch (only its own Secrets are watched, by label).
-pub(super) async fn refuse_secret(
-    ctx: &Ctx,
-    api: &Api<Certificate>,
-    cert: &Certificate,
-    status: CertificateStatus,
-    reason: &str,
-    message: &str,
-) -> Result<Action, Error> {
-    not_ready_for(
-        ctx,
-        api,
-        cert,
-        status,
-        reason,
-        message,
-        Duration::from_secs(30),
-    )
-    .await
-}
-
-/// `Ready=False` with the reason (no issuance in progress), a warning and an Event when that is
-/// news, and a look again after about `recheck` (jittered).
-pub(super) async fn not_ready_for(
-    ctx: &Ctx,
-    api: &Api<Certificate>,
-    cert: &Certificate,
-    mut status: CertificateStatus,
-    reason: &str,
-    message: &str,
-    recheck: Duration,
-) -> Result<Action, Error> {
-    set_ready(&mut status, cert, false, reason, message);
-    conditions::remove(&mut status.conditions, ISSUING);
-    if Some(&status) != cert.status.as_ref() {
-        tracing::warn!(cert = %describe(cert), reason, "{message}");
-        // Status first: a reconcile on a stale view fails there (409) instead of announcing twice.
-        apply_status(api, cert, &status).await?;
-        ctx.event(cert, true, reason, "Issue", message.to_string())
-            .await;
-    }
-    Ok(Action::requeue(crate::retry::jittered(recheck)))
-}
-
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.
 async fn fail_permanently(
     ctx: &Ctx,
@@ -1003,6 +713,19 @@ mod tests {
         c.metadata.namespace = Some("shop".into());
         c.metadata.generation = Some(3);
         c
+    }
+
+    #[test]
+    fn a_due_renewal_names_the_cas_window_when_one_was_learnt() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at: Timestamp = "2027-02-01T00:00:00Z".parse().unwrap();
+        let mut status = CertificateStatus::default();
+        assert_eq!(renewal_reason(&status, at), IssueReason::Renewal(at));
+        status.renewal_info = Some(crate::api::RenewalInfoStatus {
+            window_start: Some(Time::from(at)),
+            ..Default::default()
+        });
+        assert_eq!(renewal_reason(&status, at), IssueReason::RenewalWindow(at));
     }
 
     #[test]
@@ -1088,189 +811,5 @@ mod tests {
         );
         let issuing = conditions::find(&status.conditions, ISSUING).expect("Issuing condition");
         assert_eq!(issuing.reason, "Renewing");
-    }
-
-    mod adoption {
-        use super::*;
-        use crate::pki::test_support::{LeafOptions, TestCa, ts};
-        use k8s_openapi::ByteString;
-        use std::collections::BTreeMap;
-
-        /// A TLS Secret holding a certificate for `a.example` from a test CA (chain `chain`:
-        /// "ok" leaf + intermediate, "broken" leaf + an unrelated CA), with `annotations`.
-        fn secret(chain: &str, annotations: &[(&str, &str)]) -> Secret {
-            let root = TestCa::root("Other Root");
-            let inter = root.intermediate("Other Intermediate");
-            let key = crate::pki::generate(&KeySpec::default()).unwrap();
-            let leaf = inter.issue(&key, &LeafOptions::dns(&["a.example"]));
-            let crt = match chain {
-                "ok" => format!("{leaf}{}", inter.pem),
-                _ => format!("{leaf}{}", TestCa::root("Unrelated").pem),
-            };
-            let key_pem = key.to_pem(crate::api::PrivateKeyEncoding::PKCS1).unwrap();
-            Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some("web-tls".into()),
-                    annotations: Some(
-                        annotations
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect::<BTreeMap<_, _>>(),
-                    ),
-                    ..Default::default()
-                },
-                type_: Some("kubernetes.io/tls".into()),
-                data: Some(BTreeMap::from([
-                    (TLS_CRT.to_string(), ByteString(crt.into_bytes())),
-                    (TLS_KEY.to_string(), ByteString(key_pem.into_bytes())),
-                ])),
-                ..Default::default()
-            }
-        }
-
-        const CM: &[(&str, &str)] = &[
-            ("cert-manager.io/certificate-name", "web"),
-            ("cert-manager.io/issuer-name", "letsencrypt"),
-            ("cert-manager.io/issuer-kind", "ClusterIssuer"),
-        ];
-
-        fn verdict(cert: &Certificate, secret: &Secret) -> Verdict {
-            evaluate(cert, Some(secret), ts("2025-02-01T00:00:00Z"))
-        }
-
-        #[test]
-        fn a_valid_certificate_from_cert_manager_is_adopted() {
-            let s = secret("ok", CM);
-            match verdict(&certificate(), &s) {
-                Verdict::UpToDate { adopt: Some(a), .. } => {
-                    assert_eq!(a.issuer_cn.as_deref(), Some("Other Intermediate"));
-                    assert_eq!(
-                        a.previous_issuer_ref.as_deref(),
-                        Some("ClusterIssuer letsencrypt (cert-manager)")
-                    );
-                }
-                other => panic!("expected adoption, got {other:?}"),
-            }
-        }
-
-        #[test]
-        fn an_adopted_certificate_is_not_adopted_again() {
-            let first = secret("ok", CM);
-            let Verdict::UpToDate { adopt: Some(a), .. } = verdict(&certificate(), &first) else {
-                panic!("adopted first");
-            };
-            let mut marked = first.clone();
-            marked
-                .metadata
-                .annotations
-                .as_mut()
-                .unwrap()
-                .insert(labels::ANN_ADOPTED_SERIAL.into(), a.serial_hex);
-            assert!(matches!(
-                verdict(&certificate(), &marked),
-                Verdict::UpToDate { adopt: None, .. }
-            ));
-        }
-
-        #[test]
-        fn reissue_on_issuer_change_issues_instead() {
-            let mut cert = certificate();
-            cert.spec.reissue_on_issuer_change = Some(true);
-            assert!(matches!(
-                verdict(&cert, &secret("ok", CM)),
-                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("reissueOnIssuerChange")
-            ));
-        }
-
-        #[test]
-        fn a_broken_chain_is_not_adopted() {
-            assert!(matches!(
-                verdict(&certificate(), &secret("broken", CM)),
-                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("cannot be adopted")
-            ));
-        }
-
-        #[test]
-        fn a_certificate_from_another_ferrocert_issuer_is_reissued() {
-            let s = secret(
-                "ok",
-                &[
-                    (labels::ANN_ISSUER_NAME, "staging"),
-                    (labels::ANN_ISSUER_KIND, "Issuer"),
-                ],
-            );
-            assert!(matches!(
-                verdict(&certificate(), &s),
-                Verdict::Issue(IssueReason::IssuerChanged(m)) if m.contains("staging")
-            ));
-        }
-
-        fn with_issuer_refs(names: &[&str]) -> Certificate {
-            let mut cert = certificate();
-            cert.spec.issuer_ref = None;
-            cert.spec.issuer_refs = names
-                .iter()
-                .map(|n| IssuerRef {
-                    name: (*n).into(),
-                    ..Default::default()
-                })
-                .collect();
-            cert
-        }
-
-        #[test]
-        fn a_certificate_from_any_issuer_of_issuer_refs_satisfies_the_spec() {
-            let cert = with_issuer_refs(&["primary", "staging"]);
-            let s = secret(
-                "ok",
-                &[
-                    (labels::ANN_ISSUER_NAME, "staging"),
-                    (labels::ANN_ISSUER_KIND, "Issuer"),
-                ],
-            );
-            assert!(matches!(
-                verdict(&cert, &s),
-                Verdict::UpToDate { adopt: None, .. }
-            ));
-        }
-
-        #[test]
-        fn a_certificate_from_an_issuer_not_in_issuer_refs_is_reissued() {
-            let cert = with_issuer_refs(&["primary", "backup"]);
-            let s = secret(
-                "ok",
-                &[
-                    (labels::ANN_ISSUER_NAME, "staging"),
-                    (labels::ANN_ISSUER_KIND, "Issuer"),
-                ],
-            );
-            assert!(matches!(
-                verdict(&cert, &s),
-                Verdict::Issue(IssueReason::IssuerChanged(m))
-                    if m.contains("staging") && m.contains("Issuer primary, Issuer backup")
-            ));
-            // The same name as a ClusterIssuer is another issuer.
-            let s = secret(
-                "ok",
-                &[
-                    (labels::ANN_ISSUER_NAME, "backup"),
-                    (labels::ANN_ISSUER_KIND, "ClusterIssuer"),
-                ],
-            );
-            assert!(matches!(
-                verdict(&cert, &s),
-                Verdict::Issue(IssueReason::IssuerChanged(_))
-            ));
-        }
-
-        #[test]
-        fn a_certificate_that_does_not_satisfy_the_spec_is_reissued_not_adopted() {
-            let mut cert = certificate();
-            cert.spec.dns_names.push("b.example".into());
-            assert!(matches!(
-                verdict(&cert, &secret("ok", CM)),
-                Verdict::Issue(IssueReason::Mismatch(_))
-            ));
-        }
     }
 }

@@ -22,11 +22,10 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backoff::requeue_at;
-use super::certificate::{
-    IssueReason, Verdict, adopt_secret, evaluate, not_ready_for, reencode_key, refuse_secret,
-};
 use super::issuer_ident::{IssuerIdent, record_ready};
 use super::issuer_ref::LocalIssuer;
+use super::tls_secret::{adopt_secret, not_ready_for, reencode_key, refuse_secret};
+use super::verdict::{IssueReason, Verdict, evaluate};
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready, still_claims};
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::{CaIssuerStatus, IssuerStatus};
@@ -372,24 +371,7 @@ async fn issue(
     let leaf = &signed.leaf;
     let renewal = pki::renewal_time_for_spec(&cert.spec, leaf.not_before, leaf.not_after)
         .unwrap_or(leaf.not_after);
-    status.order = None;
-    status.renewal_info = None;
-    status.next_private_key_secret_name = None;
-    status.adopted = None;
-    status.failed_issuance_attempts = None;
-    status.last_failure_time = None;
-    status.not_before = Some(Time(leaf.not_before));
-    status.not_after = Some(Time(leaf.not_after));
-    status.renewal_time = Some(Time(renewal));
-    status.revision = Some(status.revision.unwrap_or(0) + 1);
-    conditions::remove(&mut status.conditions, ISSUING);
-    set_ready(
-        &mut status,
-        cert,
-        true,
-        "Ready",
-        &format!("The certificate is valid until {}", leaf.not_after),
-    );
+    mark_signed(&mut status, cert, leaf.not_before, leaf.not_after, renewal);
     apply_status(api, cert, &status).await?;
     let by = match ca {
         Some(ca) => format!("signed by the CA {} of", ca.subject),
@@ -414,6 +396,35 @@ async fn issue(
     )
     .await;
     Ok(requeue_at(renewal, Timestamp::now()))
+}
+
+/// Status after a certificate was signed and stored: the new validity and renewal time, the
+/// next revision, `Ready=True`, and nothing left of an ACME order, adoption or failure. Pure.
+fn mark_signed(
+    status: &mut CertificateStatus,
+    cert: &Certificate,
+    not_before: Timestamp,
+    not_after: Timestamp,
+    renewal: Timestamp,
+) {
+    status.order = None;
+    status.renewal_info = None;
+    status.next_private_key_secret_name = None;
+    status.adopted = None;
+    status.failed_issuance_attempts = None;
+    status.last_failure_time = None;
+    status.not_before = Some(Time(not_before));
+    status.not_after = Some(Time(not_after));
+    status.renewal_time = Some(Time(renewal));
+    status.revision = Some(status.revision.unwrap_or(0) + 1);
+    conditions::remove(&mut status.conditions, ISSUING);
+    set_ready(
+        status,
+        cert,
+        true,
+        "Ready",
+        &format!("The certificate is valid until {not_after}"),
+    );
 }
 
 /// The key for the new certificate: with `rotationPolicy: Never` the current Secret's key when

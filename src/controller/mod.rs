@@ -23,6 +23,8 @@ pub mod renewal_info;
 pub mod revocation;
 pub mod run;
 pub mod shim;
+pub mod tls_secret;
+pub mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;

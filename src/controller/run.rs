@@ -711,6 +711,17 @@ async fn run_controllers(
             ctx.clone(),
         )
         .for_each(|_| async {});
+    let issuers = issuer_controllers(ctx.clone(), stop_for_mirror.clone());
+    let ingress_shim = super::shim::run_ingress_shim(ctx.clone(), stop_for_mirror.clone());
+    let gateway_shim = super::shim::run_gateway_shim(ctx.clone(), stop_for_mirror.clone());
+    let mirror = super::http01::mirror_backends(ctx.clone(), stop_for_mirror);
+    tokio::join!(cert_task, issuers, mirror, ingress_shim, gateway_shim);
+}
+
+/// The Issuer and ClusterIssuer reconcilers, until `stop` turns true.
+async fn issuer_controllers(ctx: Ctx, stop: watch::Receiver<bool>) {
+    let client = ctx.client.clone();
+    let stopped = move || stopped_once(stop.clone());
     // A `ca` issuer's Secret written by ferrocert (a CA Certificate's) wakes the issuer at once;
     // other CA Secrets are looked at every few minutes (`local_issuer::CA_RECHECK`).
     let issuers_store = ctx.issuers.clone();
@@ -767,17 +778,7 @@ async fn run_controllers(
         ctx.clone(),
     )
     .for_each(|_| async {});
-    let ingress_shim = super::shim::run_ingress_shim(ctx.clone(), stop_for_mirror.clone());
-    let gateway_shim = super::shim::run_gateway_shim(ctx.clone(), stop_for_mirror.clone());
-    let mirror = super::http01::mirror_backends(ctx.clone(), stop_for_mirror);
-    tokio::join!(
-        cert_task,
-        issuer_task,
-        cluster_issuer_task,
-        mirror,
-        ingress_shim,
-        gateway_shim
-    );
+    tokio::join!(issuer_task, cluster_issuer_task);
 }
 
 /// Changes to the Secrets ferrocert writes (label-selected, metadata only).

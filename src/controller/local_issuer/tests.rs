@@ -214,3 +214,29 @@ fn rotation_policy_never_keeps_the_key() {
         current
     );
 }
+
+#[test]
+fn a_signed_certificate_leaves_no_order_failure_or_adoption_in_status() {
+    let cert = certificate("ca", &["a.example"]);
+    let mut status = CertificateStatus {
+        order: Some(crate::api::OrderStatus::default()),
+        failed_issuance_attempts: Some(2),
+        revision: Some(4),
+        ..CertificateStatus::default()
+    };
+    let (nb, na, renew) = (
+        ts("2026-01-01T00:00:00Z"),
+        ts("2026-04-01T00:00:00Z"),
+        ts("2026-03-01T00:00:00Z"),
+    );
+    mark_signed(&mut status, &cert, nb, na, renew);
+    assert!(status.order.is_none() && status.failed_issuance_attempts.is_none());
+    assert_eq!(status.revision, Some(5));
+    assert_eq!(status.renewal_time, Some(Time(renew)));
+    let ready = conditions::find(&status.conditions, READY).expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Ready")
+    );
+    assert!(conditions::find(&status.conditions, ISSUING).is_none());
+}
