@@ -5,14 +5,32 @@
 //! ferrocert obtains, or the Secret it writes, would lack something the cert-manager one had)
 //! or **harmless** (exit code 0: the same certificate and Secret, or a difference that public
 //! ACME CAs make anyway).
+//!
+//! A Certificate is converted without its issuer, so a rule cannot tell an ACME issuer from a
+//! `selfSigned` or `ca` one. `isCA`, `usages` and `subject` mean what they mean in cert-manager:
+//! honoured by the `selfSigned` and `ca` issuers, and decided by the CA with ACME. What the
+//! output cannot say of them is a loss, even where only a `selfSigned` or `ca` issuer would miss
+//! it (the note says so).
 
 use serde_json::{Map, Value};
 
 use super::fields::{Invalid, Obj, invalid, put};
 use super::notes::Notes;
 
-/// `usages` whose dropping is harmless: what an ACME CA's TLS server certificate has anyway.
-const HARMLESS_USAGES: [&str; 3] = ["server auth", "digital signature", "key encipherment"];
+/// Said of a subject value ferrocert cannot write: a loss only for a `selfSigned` or `ca` issuer.
+const ACME_IGNORES_SUBJECT: &str = "harmless with an ACME issuer, whose CA ignores the subject";
+
+/// cert-manager's `X509Subject` lists, as ferrocert's [`X509Subject`](crate::api::X509Subject)
+/// spells them.
+const SUBJECT_LISTS: [&str; 7] = [
+    "organizations",
+    "countries",
+    "organizationalUnits",
+    "localities",
+    "provinces",
+    "streetAddresses",
+    "postalCodes",
+];
 
 /// Converts `spec`. Fields are taken in a fixed order, so the notes come in that order.
 pub(super) fn convert_spec(
@@ -22,8 +40,9 @@ pub(super) fn convert_spec(
     let mut out = Map::new();
 
     // secretName, commonName, ipAddresses, duration, renewBefore, renewBeforePercentage: kept,
-    // same meaning. (ferrocert never asks the CA for a lifetime, and neither does cert-manager
-    // unless the issuer sets enableDurationFeature: duration only times the renewal.)
+    // same meaning. (duration is the lifetime a selfSigned or ca issuer signs for; ferrocert never
+    // asks an ACME CA for a lifetime, and neither does cert-manager unless the issuer sets
+    // enableDurationFeature: there duration only times the renewal.)
     put(&mut out, "secretName", spec.required_string("secretName")?);
     if let Some(cn) = spec.string("commonName")? {
         put(&mut out, "commonName", cn);
@@ -93,40 +112,47 @@ pub(super) fn convert_spec(
         );
     }
 
-    convert_usages(&mut spec, notes)?;
-
-    // subject and literalSubject: dropped, harmless: ACME CAs build the subject themselves and
-    // take only the names from the request (Let's Encrypt, ZeroSSL and Google Trust Services
-    // put no organization, country and the like in their certificates).
-    for key in ["subject", "literalSubject"] {
-        if let Some(value) = spec.take(key) {
-            notes.dropped(
-                &spec.path(key),
-                Some(&value),
-                "ferrocert has no subject fields; ACME CAs take only the names from a request \
-                 and ignore organization, country and the like",
-            );
-        }
+    // usages: kept (see convert_usages).
+    if let Some(usages) = convert_usages(&mut spec, notes)? {
+        put(&mut out, "usages", usages);
     }
 
-    // isCA: true is a loss (ACME CAs never issue CA certificates, so whatever relied on it
-    // breaks); false is harmless.
+    // subject: kept, one value per attribute (see convert_subject).
+    if let Some(subject) = spec.object("subject")?
+        && let Some(subject) = convert_subject(subject, notes)?
+    {
+        put(&mut out, "subject", subject);
+    }
+
+    // literalSubject: dropped, a loss: ferrocert has no such field, so a selfSigned or ca issuer
+    // builds the subject from commonName and subject instead (harmless with an ACME issuer).
+    if let Some(value) = spec.take("literalSubject") {
+        notes.lost(
+            &spec.path("literalSubject"),
+            Some(&value),
+            format!(
+                "ferrocert has no literalSubject: a selfSigned or ca issuer builds the subject \
+                 from commonName and subject; {ACME_IGNORES_SUBJECT}"
+            ),
+        );
+    }
+
+    // isCA: kept. isCA: true without a subject name (commonName or subject.organizations) is
+    // dropped, a loss: ferrocert's schema refuses a CA whose name would be empty.
     match spec.boolean("isCA")? {
-        Some(true) => notes.lost(
+        Some(true) if !has_ca_name(&out) => notes.lost(
             &spec.path("isCA"),
             Some(&Value::Bool(true)),
-            "ferrocert has no isCA field: ACME CAs issue only leaf certificates, never CA ones",
+            "ferrocert refuses a CA certificate without a subject name (the certificates it \
+             signs name it as their issuer): set commonName or subject.organizations, then \
+             isCA: true",
         ),
-        Some(false) => notes.dropped(
-            &spec.path("isCA"),
-            Some(&Value::Bool(false)),
-            "false is what ferrocert's certificates are",
-        ),
+        Some(is_ca) => put(&mut out, "isCA", is_ca),
         None => {}
     }
 
-    // emailAddresses, uris, otherNames: a loss when not empty (ACME orders carry DNS names
-    // and IP addresses only); harmless when empty.
+    // emailAddresses, uris, otherNames: a loss when not empty (ferrocert's certificates carry
+    // DNS names and IP addresses only, as ACME orders do); harmless when empty.
     for key in ["emailAddresses", "uris", "otherNames"] {
         if let Some(value) = spec.take(key) {
             let field = spec.path(key);
@@ -136,8 +162,8 @@ pub(super) fn convert_spec(
                 notes.lost(
                     &field,
                     Some(&value),
-                    "ferrocert has no such field: ACME (RFC 8555) orders carry only DNS names \
-                     and IP addresses",
+                    "ferrocert has no such field: its certificates carry only DNS and IP \
+                     subject alternative names (ACME orders carry nothing else either)",
                 );
             }
         }
@@ -170,12 +196,12 @@ pub(super) fn convert_spec(
         }
     }
 
-    // nameConstraints: a loss (a CA certificate's extension; see isCA).
+    // nameConstraints: a loss (a CA certificate's extension, which ferrocert does not write).
     if let Some(value) = spec.take("nameConstraints") {
         notes.lost(
             &spec.path("nameConstraints"),
             Some(&value),
-            "ferrocert has no nameConstraints: ACME CAs issue no CA certificates",
+            "ferrocert has no nameConstraints: a CA certificate it signs (isCA) is unconstrained",
         );
     }
 
@@ -224,41 +250,128 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// `usages`: ferrocert has no such field; its certificates are the TLS server certificates
-/// ACME CAs issue.
-/// - only `server auth`, `digital signature`, `key encipherment` (cert-manager's default is the
-///   last two): dropped, harmless.
-/// - anything else (`client auth`, `code signing`, `cert sign`, ...): dropped, a loss, naming
-///   the usages ferrocert cannot ask for.
-fn convert_usages(spec: &mut Obj, notes: &mut Notes) -> Result<(), Invalid> {
+/// `usages`: kept, cert-manager's names. A `selfSigned` or `ca` issuer writes them (cert-manager's
+/// default, `digital signature` and `key encipherment`, when there are none); an ACME CA picks
+/// its own, in cert-manager too.
+/// - a name cert-manager does not have: unreadable (cert-manager's schema refuses it).
+/// - a name listed twice: listed once, changed, harmless (ferrocert's schema takes each once).
+/// - an empty list: dropped, harmless (the default either way).
+fn convert_usages(spec: &mut Obj, notes: &mut Notes) -> Result<Option<Vec<String>>, Invalid> {
     let field = spec.path("usages");
     let Some(usages) = spec.strings("usages")? else {
-        return Ok(());
+        return Ok(None);
     };
-    let value = Value::from(usages.clone());
-    let other: Vec<&str> = usages
-        .iter()
-        .map(String::as_str)
-        .filter(|u| !HARMLESS_USAGES.contains(u))
-        .collect();
-    if other.is_empty() {
-        notes.dropped(
-            &field,
-            Some(&value),
-            "ferrocert has no usages field; its certificates are always serverAuth",
-        );
-    } else {
+    if usages.is_empty() {
+        notes.dropped(&field, None, "empty: the default usages either way");
+        return Ok(None);
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(usages.len());
+    for (i, usage) in usages.into_iter().enumerate() {
+        if serde_json::from_value::<crate::api::KeyUsage>(Value::String(usage.clone())).is_err() {
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                format!("not one of cert-manager's key usages (e.g. \"server auth\"): {usage:?}"),
+            ));
+        }
+        if kept.contains(&usage) {
+            notes.changed(
+                &format!("{field}[{i}]"),
+                Some(&Value::String(usage)),
+                "listed once: it was listed twice, and ferrocert's schema takes each once",
+            );
+        } else {
+            kept.push(usage);
+        }
+    }
+    Ok(Some(kept))
+}
+
+/// `subject`: the same fields, kept, with the limits of ferrocert's schema:
+///
+/// - a list with more than one value: the first kept, changed, a loss (ferrocert writes one value
+///   per attribute), harmless with an ACME issuer.
+/// - a country that is two letters in lower case: upper-cased, changed, harmless; one that is not
+///   two letters: dropped, a loss (ferrocert takes ISO 3166 codes only), harmless with an ACME
+///   issuer.
+/// - empty values and lists: dropped, harmless.
+fn convert_subject(mut subject: Obj, notes: &mut Notes) -> Result<Option<Value>, Invalid> {
+    let mut out = Map::new();
+    for key in SUBJECT_LISTS {
+        let field = subject.path(key);
+        let Some(values) = subject.strings(key)? else {
+            continue;
+        };
+        let mut kept = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let value_field = format!("{field}[{i}]");
+            if value.is_empty() {
+                notes.dropped(&value_field, None, "empty");
+            } else if key == "countries" {
+                kept.extend(country(value, &value_field, notes));
+            } else {
+                kept.push(value);
+            }
+        }
+        if kept.len() > 1 {
+            notes.changed_lossy(
+                &field,
+                Some(&Value::from(kept.clone())),
+                format!(
+                    "to [{}]: ferrocert writes one value per subject attribute; \
+                     {ACME_IGNORES_SUBJECT}",
+                    kept[0]
+                ),
+            );
+            kept.truncate(1);
+        }
+        if !kept.is_empty() {
+            put(&mut out, key, kept);
+        }
+    }
+    if let Some(serial) = subject.string("serialNumber")?.filter(|s| !s.is_empty()) {
+        put(&mut out, "serialNumber", serial);
+    }
+    subject.finish(notes);
+    Ok((!out.is_empty()).then_some(Value::Object(out)))
+}
+
+/// One `subject.countries` value: a two-letter code, upper-cased, or `None` (noted as a loss).
+fn country(value: String, field: &str, notes: &mut Notes) -> Option<String> {
+    if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
         notes.lost(
-            &field,
-            Some(&value),
+            field,
+            Some(&Value::String(value)),
             format!(
-                "ferrocert has no usages field; its certificates are always serverAuth, and {} \
-                 cannot be asked for",
-                other.join(", ")
+                "not a two-letter ISO 3166 code such as NL, which ferrocert's schema requires; \
+                 {ACME_IGNORES_SUBJECT}"
             ),
         );
+        return None;
     }
-    Ok(())
+    let upper = value.to_ascii_uppercase();
+    if upper != value {
+        notes.changed(
+            field,
+            Some(&Value::String(value)),
+            format!("to {upper}: ferrocert's schema takes upper-case country codes"),
+        );
+    }
+    Some(upper)
+}
+
+/// Whether the converted spec names a CA: a non-empty `commonName` or `subject.organizations`,
+/// as ferrocert's schema requires of `isCA: true`.
+fn has_ca_name(out: &Map<String, Value>) -> bool {
+    let cn = out
+        .get("commonName")
+        .and_then(Value::as_str)
+        .is_some_and(|cn| !cn.is_empty());
+    let organizations = out
+        .get("subject")
+        .and_then(|s| s.get("organizations"))
+        .and_then(Value::as_array)
+        .is_some_and(|o| !o.is_empty());
+    cn || organizations
 }
 
 /// `privateKey`: `algorithm`, `size`, `encoding` and `rotationPolicy` keep their meaning, except:
@@ -649,43 +762,126 @@ mod tests {
     }
 
     #[test]
-    fn default_usages_are_harmless_and_others_are_a_loss() {
+    fn usages_subject_and_is_ca_are_kept_as_they_are() {
+        let subject = json!({"organizations": ["Example Ltd"], "countries": ["NL"],
+                             "organizationalUnits": ["Web"], "localities": ["Amsterdam"],
+                             "provinces": ["Noord-Holland"], "streetAddresses": ["Dam 1"],
+                             "postalCodes": ["1012 JS"], "serialNumber": "42"});
         let spec = with(
-            minimal(),
-            "usages",
-            json!(["server auth", "digital signature", "key encipherment"]),
+            with(
+                with(minimal(), "subject", subject.clone()),
+                "usages",
+                json!(["server auth", "client auth", "digital signature"]),
+            ),
+            "isCA",
+            json!(false),
         );
-        let (out, notes) = convert(spec);
-        assert!(out.get("usages").is_none());
-        let n = note(&notes, "spec.usages");
-        assert_eq!(
-            n.to_string(),
-            "Certificate shop/web: spec.usages [server auth, digital signature, key encipherment] \
-             dropped: ferrocert has no usages field; its certificates are always serverAuth"
-        );
-        assert!(!n.is_loss());
-        let spec = with(minimal(), "usages", json!(["server auth", "client auth"]));
-        let (_, notes) = convert(spec);
-        let n = note(&notes, "spec.usages");
-        assert!(n.is_loss());
-        assert!(n.reason.contains("client auth cannot be asked for"), "{n}");
+        let (out, notes) = convert(spec.clone());
+        assert_eq!(out, spec);
+        assert!(notes.is_empty(), "{notes:#?}");
+
+        // A CA, as the first step of a private CA.
+        let spec = json!({
+            "secretName": "root-ca",
+            "commonName": "Example Root CA",
+            "isCA": true,
+            "usages": ["cert sign", "crl sign"],
+            "duration": "87600h",
+            "issuerRef": {"name": "selfsigned", "kind": "ClusterIssuer"},
+            "privateKey": {"algorithm": "ECDSA", "size": 384, "rotationPolicy": "Always"},
+        });
+        let (out, notes) = convert(spec.clone());
+        assert_eq!(out, spec);
+        assert!(notes.is_empty(), "{notes:#?}");
+        let (out, notes) = convert(with(
+            with(minimal(), "isCA", json!(true)),
+            "subject",
+            json!({"organizations": ["Example"]}),
+        ));
+        assert_eq!(out["isCA"], true);
+        assert!(notes.is_empty(), "{notes:#?}");
     }
 
     #[test]
-    fn subject_is_harmless_and_is_ca_is_a_loss() {
+    fn usages_are_checked_and_listed_once() {
+        let (out, notes) = convert(with(
+            minimal(),
+            "usages",
+            json!(["server auth", "client auth", "server auth"]),
+        ));
+        assert_eq!(out["usages"], json!(["server auth", "client auth"]));
+        let n = note(&notes, "spec.usages[2]");
+        assert_eq!(n.action, Action::Changed);
+        assert!(!n.is_loss());
+
+        let (out, notes) = convert(with(minimal(), "usages", json!([])));
+        assert!(out.get("usages").is_none());
+        assert!(!note(&notes, "spec.usages").is_loss());
+
+        let err = convert_document(cert(with(
+            minimal(),
+            "usages",
+            json!(["server auth", "sign"]),
+        )))
+        .unwrap_err();
+        assert_eq!(err.field, "spec.usages[1]");
+        assert!(err.message.contains("\"sign\""), "{err}");
+    }
+
+    #[test]
+    fn subject_values_ferrocert_cannot_write_are_a_loss() {
         let spec = with(
             minimal(),
             "subject",
-            json!({"organizations": ["Example Ltd"], "countries": ["NL"]}),
+            json!({"organizations": ["Example Ltd", "Example Holding"],
+                   "countries": ["nl"], "localities": ["", "Utrecht"]}),
         );
         let (out, notes) = convert(spec);
-        assert!(out.get("subject").is_none());
-        assert!(!note(&notes, "spec.subject").is_loss());
+        assert_eq!(
+            out["subject"],
+            json!({"organizations": ["Example Ltd"], "countries": ["NL"],
+                   "localities": ["Utrecht"]})
+        );
+        let n = note(&notes, "spec.subject.organizations");
+        assert_eq!(n.action, Action::Changed);
+        assert!(n.is_loss());
+        assert!(n.reason.starts_with("to [Example Ltd]: "), "{n}");
+        assert!(n.reason.contains("harmless with an ACME issuer"), "{n}");
+        let n = note(&notes, "spec.subject.countries[0]");
+        assert_eq!(n.action, Action::Changed);
+        assert!(!n.is_loss());
+        assert!(!note(&notes, "spec.subject.localities[0]").is_loss());
 
-        let (_, notes) = convert(with(minimal(), "isCA", json!(true)));
-        assert!(note(&notes, "spec.isCA").is_loss());
-        let (_, notes) = convert(with(minimal(), "isCA", json!(false)));
-        assert!(!note(&notes, "spec.isCA").is_loss());
+        let (out, notes) = convert(with(
+            minimal(),
+            "subject",
+            json!({"countries": ["Netherlands"]}),
+        ));
+        assert!(out.get("subject").is_none());
+        assert!(note(&notes, "spec.subject.countries[0]").is_loss());
+
+        let (out, notes) = convert(with(minimal(), "literalSubject", json!("CN=web,O=Example")));
+        assert!(out.get("literalSubject").is_none());
+        assert!(note(&notes, "spec.literalSubject").is_loss());
+
+        let (_, notes) = convert(with(
+            minimal(),
+            "subject",
+            json!({"organizations": ["Example"], "title": "x"}),
+        ));
+        assert!(note(&notes, "spec.subject.title").is_loss());
+    }
+
+    #[test]
+    fn a_ca_without_a_subject_name_loses_is_ca() {
+        let (out, notes) = convert(with(minimal(), "isCA", json!(true)));
+        assert!(out.get("isCA").is_none());
+        let n = note(&notes, "spec.isCA");
+        assert!(n.is_loss());
+        assert!(
+            n.reason.contains("set commonName or subject.organizations"),
+            "{n}"
+        );
     }
 
     #[test]

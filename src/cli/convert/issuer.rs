@@ -1,10 +1,11 @@
-//! The Issuer and ClusterIssuer spec: cert-manager's `spec.acme` to ferrocert's
-//! [`AcmeIssuer`](crate::api::AcmeIssuer).
+//! The Issuer and ClusterIssuer spec: cert-manager's `spec.acme`, `spec.selfSigned` and `spec.ca`
+//! to ferrocert's [`AcmeIssuer`](crate::api::AcmeIssuer),
+//! [`SelfSignedIssuer`](crate::api::SelfSignedIssuer) and [`CaIssuer`](crate::api::CaIssuer).
 //!
 //! Each rule says whether what it drops or changes is a **loss** (exit code 1: the ferrocert
 //! issuer would not do what the cert-manager one did) or **harmless** (exit code 0). A solver
-//! that cannot be converted is left out of `solvers` (a loss); an issuer that is not ACME
-//! (`selfSigned`, `ca`, `vault`, `venafi`) cannot be converted at all (a loss).
+//! that cannot be converted is left out of `solvers` (a loss); an issuer of a type ferrocert
+//! lacks (`vault`, `venafi`) cannot be converted at all (a loss).
 
 use serde_json::{Map, Value};
 
@@ -12,10 +13,8 @@ use super::certificate::lowercase_names;
 use super::fields::{Invalid, Obj, invalid, put, secret_ref};
 use super::notes::Notes;
 
-/// The issuer types cert-manager has besides ACME, and what each does.
-const NOT_ACME: [(&str, &str); 4] = [
-    ("selfSigned", "self-signed certificates"),
-    ("ca", "certificates signed with a CA key pair from a Secret"),
+/// The issuer types cert-manager has and ferrocert lacks, and what each does.
+const UNSUPPORTED_TYPES: [(&str, &str); 2] = [
     ("vault", "certificates from HashiCorp Vault's PKI"),
     ("venafi", "certificates from Venafi (CyberArk)"),
 ];
@@ -23,33 +22,66 @@ const NOT_ACME: [(&str, &str); 4] = [
 /// cert-manager's DNS-01 providers that ferrocert lacks.
 const UNSUPPORTED_DNS01: [&str; 4] = ["akamai", "azureDNS", "cloudDNS", "digitalocean"];
 
-/// Converts `spec`; `None` when the issuer is not an ACME issuer (nothing to write).
+/// Converts `spec`; `None` when the issuer is of a type ferrocert lacks (nothing to write).
 ///
-/// - `acme`: converted (below).
-/// - `selfSigned`, `ca`, `vault`, `venafi`: not converted, a loss: ferrocert issues only through
-///   ACME CAs.
+/// - `acme`, `selfSigned`, `ca`: converted (below).
+/// - `vault`, `venafi`: not converted, a loss: ferrocert issues through ACME CAs or signs
+///   itself, and has no equivalent.
+/// - more than one type: unreadable, as cert-manager refuses it.
 pub(super) fn convert_spec(
     mut spec: Obj,
     cluster_scoped: bool,
     notes: &mut Notes,
 ) -> Result<Option<Map<String, Value>>, Invalid> {
     let acme = spec.object("acme")?;
-    let mut other_types = 0;
-    for (key, what) in NOT_ACME {
-        if spec.take(key).is_some() {
-            other_types += 1;
+    let self_signed = spec.object("selfSigned")?;
+    let ca = spec.object("ca")?;
+    let unsupported: Vec<(&str, &str)> = UNSUPPORTED_TYPES
+        .into_iter()
+        .filter(|(key, _)| spec.take(key).is_some())
+        .collect();
+    let types: Vec<&str> = [
+        ("acme", acme.is_some()),
+        ("selfSigned", self_signed.is_some()),
+        ("ca", ca.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .chain(unsupported.iter().map(|(key, _)| *key))
+    .collect();
+    if types.len() > 1 {
+        return Err(invalid(
+            "spec",
+            format!(
+                "sets more than one issuer type ({}); an issuer has exactly one",
+                types.join(", ")
+            ),
+        ));
+    }
+    let mut out = Map::new();
+    if let Some(acme) = acme {
+        put(&mut out, "acme", convert_acme(acme, cluster_scoped, notes)?);
+    } else if let Some(self_signed) = self_signed {
+        put(
+            &mut out,
+            "selfSigned",
+            convert_self_signed(self_signed, notes)?,
+        );
+    } else if let Some(ca) = ca {
+        put(&mut out, "ca", convert_ca(ca, cluster_scoped, notes)?);
+    } else {
+        for (key, what) in &unsupported {
             notes.not_converted(
                 &spec.path(key),
                 None,
                 format!(
-                    "ferrocert issues only through ACME CAs; an issuer of {what} has no \
-                     ferrocert equivalent (keep cert-manager or another tool for it)"
+                    "ferrocert issues through ACME CAs or signs itself (selfSigned, ca); an \
+                     issuer of {what} has no ferrocert equivalent (keep cert-manager or another \
+                     tool for it)"
                 ),
             );
         }
-    }
-    let Some(acme) = acme else {
-        if other_types == 0 && spec.map.is_empty() {
+        if unsupported.is_empty() && spec.map.is_empty() {
             return Err(invalid(
                 "spec",
                 "no issuer type: expected one of acme, ca, selfSigned, vault, venafi",
@@ -57,11 +89,75 @@ pub(super) fn convert_spec(
         }
         spec.finish(notes);
         return Ok(None);
-    };
-    let mut out = Map::new();
-    put(&mut out, "acme", convert_acme(acme, cluster_scoped, notes)?);
+    }
     spec.finish(notes);
     Ok(Some(out))
+}
+
+/// `spec.selfSigned`: `selfSigned: {}`, the same meaning (each certificate signed by its own
+/// key).
+///
+/// - `crlDistributionPoints`: dropped; a loss when not empty (ferrocert writes no CRL
+///   distribution points into the certificates it signs), harmless when empty.
+fn convert_self_signed(mut self_signed: Obj, notes: &mut Notes) -> Result<Value, Invalid> {
+    drop_extension(&mut self_signed, "crlDistributionPoints", notes)?;
+    self_signed.finish(notes);
+    Ok(Value::Object(Map::new()))
+}
+
+/// `spec.ca`: `secretName` kept: the same CA key pair (`tls.crt`, `tls.key`) signs.
+///
+/// - `crlDistributionPoints`, `ocspServers`, `issuingCertificateURLs`: dropped; a loss when not
+///   empty (ferrocert writes no CRL distribution points and no authorityInfoAccess into the
+///   certificates it signs), harmless when empty.
+/// - for a ClusterIssuer, a note (harmless) names the Secret: ferrocert reads it from its own
+///   namespace (`--cluster-resource-namespace`), not cert-manager's.
+fn convert_ca(mut ca: Obj, cluster_scoped: bool, notes: &mut Notes) -> Result<Value, Invalid> {
+    let mut out = Map::new();
+    let secret = ca.required_string("secretName")?;
+    for key in [
+        "crlDistributionPoints",
+        "ocspServers",
+        "issuingCertificateURLs",
+    ] {
+        drop_extension(&mut ca, key, notes)?;
+    }
+    ca.finish(notes);
+    if cluster_scoped {
+        cluster_secrets(vec![secret.clone()], notes);
+    }
+    put(&mut out, "secretName", secret);
+    Ok(Value::Object(out))
+}
+
+/// A list of URLs a cert-manager issuer writes into the certificates it signs, which ferrocert's
+/// signer does not: dropped, a loss unless empty.
+fn drop_extension(obj: &mut Obj, key: &str, notes: &mut Notes) -> Result<(), Invalid> {
+    let field = obj.path(key);
+    let Some(urls) = obj.strings(key)? else {
+        return Ok(());
+    };
+    if urls.is_empty() {
+        notes.dropped(&field, None, "empty");
+        return Ok(());
+    }
+    let reason = match key {
+        "crlDistributionPoints" => {
+            "ferrocert writes no CRL distribution points into the certificates it signs (it \
+             publishes no CRL): clients cannot look their revocation up there"
+        }
+        "ocspServers" => {
+            "ferrocert writes no OCSP responder (authorityInfoAccess) into the certificates it \
+             signs: clients cannot look their revocation up there"
+        }
+        _ => {
+            "ferrocert writes no CA issuers URL (authorityInfoAccess) into the certificates it \
+             signs: clients cannot fetch the CA certificate from there (tls.crt carries the \
+             CA's chain)"
+        }
+    };
+    notes.lost(&field, Some(&Value::from(urls)), reason);
+    Ok(())
 }
 
 /// `spec.acme`. Kept with the same meaning: `server`, `email`, `privateKeySecretRef`,
@@ -169,17 +265,24 @@ fn convert_acme(mut acme: Obj, cluster_scoped: bool, notes: &mut Notes) -> Resul
     }
     acme.finish(notes);
 
-    if cluster_scoped && !secrets.is_empty() {
-        secrets.dedup();
-        notes.kept(
-            "Secrets",
-            Some(&Value::from(secrets)),
-            "a ClusterIssuer's Secrets are read from ferrocert's namespace \
-             (--cluster-resource-namespace, the Helm release's), not cert-manager's: copy them \
-             there",
-        );
+    if cluster_scoped {
+        cluster_secrets(secrets, notes);
     }
     Ok(Value::Object(out))
+}
+
+/// The note (harmless) listing the Secrets a ClusterIssuer names, when it names any.
+fn cluster_secrets(mut secrets: Vec<String>, notes: &mut Notes) {
+    if secrets.is_empty() {
+        return;
+    }
+    secrets.dedup();
+    notes.kept(
+        "Secrets",
+        Some(&Value::from(secrets)),
+        "a ClusterIssuer's Secrets are read from ferrocert's namespace \
+         (--cluster-resource-namespace, the Helm release's), not cert-manager's: copy them there",
+    );
 }
 
 fn remember_secret(secret_ref: &Value, secrets: &mut Vec<String>) {
@@ -1057,8 +1160,100 @@ mod tests {
     }
 
     #[test]
-    fn non_acme_issuers_are_not_converted() {
-        for kind in ["selfSigned", "ca", "vault", "venafi"] {
+    fn a_self_signed_issuer_converts_without_loss() {
+        let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                         "metadata": {"name": "selfsigned"}, "spec": {"selfSigned": {}}});
+        let (out, notes) = convert(doc);
+        assert_eq!(out["apiVersion"], "ferrocert.dev/v1alpha1");
+        assert_eq!(out["kind"], "ClusterIssuer");
+        assert_eq!(out["spec"], json!({"selfSigned": {}}));
+        assert!(notes.is_empty(), "{notes:#?}");
+
+        let doc = |self_signed: serde_json::Value| {
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+                   "metadata": {"name": "selfsigned", "namespace": "shop"},
+                   "spec": {"selfSigned": self_signed}})
+        };
+        let (out, notes) = convert(doc(json!({"crlDistributionPoints": []})));
+        assert_eq!(out["spec"], json!({"selfSigned": {}}));
+        assert_eq!(
+            note(&notes, "spec.selfSigned.crlDistributionPoints").action,
+            Action::Dropped
+        );
+        no_loss(&notes);
+    }
+
+    #[test]
+    fn self_signed_crl_distribution_points_are_a_loss() {
+        let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+                         "metadata": {"name": "selfsigned", "namespace": "shop"},
+                         "spec": {"selfSigned": {
+                             "crlDistributionPoints": ["http://crl.example.com/root.crl"]}}});
+        let (out, notes) = convert(doc);
+        assert_eq!(out["spec"], json!({"selfSigned": {}}));
+        let n = note(&notes, "spec.selfSigned.crlDistributionPoints");
+        assert!(n.is_loss());
+        assert_eq!(n.action, Action::Dropped);
+        assert_eq!(
+            n.value.as_deref(),
+            Some("[http://crl.example.com/root.crl]")
+        );
+        assert!(n.reason.contains("no CRL distribution points"), "{n}");
+        assert_eq!(notes.len(), 1, "{notes:#?}");
+    }
+
+    #[test]
+    fn a_ca_issuer_converts_without_loss() {
+        let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+                         "metadata": {"name": "ca-issuer", "namespace": "shop"},
+                         "spec": {"ca": {"secretName": "ca-key-pair"}}});
+        let (out, notes) = convert(doc);
+        assert_eq!(out["kind"], "Issuer");
+        assert_eq!(out["spec"], json!({"ca": {"secretName": "ca-key-pair"}}));
+        assert!(notes.is_empty(), "{notes:#?}");
+
+        // A ClusterIssuer's CA Secret moves to ferrocert's namespace; empty lists mean nothing.
+        let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                         "metadata": {"name": "ca-issuer"},
+                         "spec": {"ca": {"secretName": "ca-key-pair", "ocspServers": [],
+                                         "crlDistributionPoints": [],
+                                         "issuingCertificateURLs": []}}});
+        let (out, notes) = convert(doc);
+        assert_eq!(out["spec"], json!({"ca": {"secretName": "ca-key-pair"}}));
+        let n = note(&notes, "Secrets");
+        assert_eq!(n.value.as_deref(), Some("[ca-key-pair]"));
+        assert!(n.reason.contains("--cluster-resource-namespace"), "{n}");
+        assert_eq!(note(&notes, "spec.ca.ocspServers").action, Action::Dropped);
+        no_loss(&notes);
+    }
+
+    #[test]
+    fn ca_revocation_and_issuer_urls_are_a_loss() {
+        let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+                         "metadata": {"name": "ca-issuer", "namespace": "shop"},
+                         "spec": {"ca": {
+                             "secretName": "ca-key-pair",
+                             "crlDistributionPoints": ["http://pki.example.com/ca.crl"],
+                             "ocspServers": ["http://ocsp.example.com"],
+                             "issuingCertificateURLs": ["http://pki.example.com/ca.crt"]}}});
+        let (out, notes) = convert(doc);
+        assert_eq!(out["spec"], json!({"ca": {"secretName": "ca-key-pair"}}));
+        for (key, says) in [
+            ("crlDistributionPoints", "no CRL distribution points"),
+            ("ocspServers", "no OCSP responder"),
+            ("issuingCertificateURLs", "no CA issuers URL"),
+        ] {
+            let n = note(&notes, &format!("spec.ca.{key}"));
+            assert!(n.is_loss(), "{n}");
+            assert_eq!(n.action, Action::Dropped);
+            assert!(n.reason.contains(says), "{n}");
+        }
+        assert_eq!(notes.len(), 3, "{notes:#?}");
+    }
+
+    #[test]
+    fn vault_and_venafi_issuers_are_not_converted() {
+        for kind in ["vault", "venafi"] {
             let doc = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
                              "metadata": {"name": "x"}, "spec": {kind: {}}});
             let c = convert_document(doc).expect("readable");
@@ -1066,7 +1261,7 @@ mod tests {
             let n = note(&c.notes, &format!("spec.{kind}"));
             assert!(n.is_loss());
             assert_eq!(n.action, Action::NotConverted);
-            assert!(n.reason.contains("only through ACME CAs"), "{n}");
+            assert!(n.reason.contains("no ferrocert equivalent"), "{n}");
         }
     }
 
@@ -1078,6 +1273,16 @@ mod tests {
         };
         let err = |spec| convert_document(doc(spec)).unwrap_err();
         assert_eq!(err(json!({})).field, "spec");
+        let e = err(json!({"acme": acme(json!([])), "selfSigned": {}}));
+        assert_eq!(e.field, "spec");
+        assert!(e.message.contains("(acme, selfSigned)"), "{e}");
+        let e = err(json!({"ca": {"secretName": "ca"}, "vault": {}}));
+        assert!(e.message.contains("(ca, vault)"), "{e}");
+        assert_eq!(err(json!({"ca": {}})).field, "spec.ca.secretName");
+        assert_eq!(
+            err(json!({"ca": {"secretName": "ca", "ocspServers": "http://ocsp"}})).field,
+            "spec.ca.ocspServers"
+        );
         let mut a = acme(json!([]));
         a.as_object_mut().unwrap().remove("server");
         assert_eq!(err(json!({"acme": a})).field, "spec.acme.server");

@@ -325,14 +325,18 @@ fn lists_are_converted_item_by_item() {
             cert_doc(json!({"name": "web", "namespace": "shop"})),
             {"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
              "metadata": {"name": "self", "namespace": "shop"}, "spec": {"selfSigned": {}}},
+            {"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+             "metadata": {"name": "vault", "namespace": "shop"},
+             "spec": {"vault": {"server": "https://vault.example.com"}}},
         ],
     });
     let c = convert_document(list).expect("readable");
     let out = converted(&c);
-    assert_eq!(out["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(out["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(out["items"][0]["apiVersion"], FERROCERT_API_VERSION);
+    assert_eq!(out["items"][1]["spec"], json!({"selfSigned": {}}));
     assert!(c.has_loss());
-    assert_eq!(note(&c.notes, "spec.selfSigned").object, "Issuer shop/self");
+    assert_eq!(note(&c.notes, "spec.vault").object, "Issuer shop/vault");
 
     let bad = json!({"apiVersion": "v1", "kind": "List", "items": [{"kind": "x"}]});
     assert_eq!(
@@ -346,8 +350,8 @@ fn objects_not_converted_become_comments() {
     let text = "\
 apiVersion: cert-manager.io/v1
 kind: ClusterIssuer
-metadata: {name: selfsigned}
-spec: {selfSigned: {}}
+metadata: {name: vault}
+spec: {vault: {server: https://vault.example.com, path: pki/sign/example}}
 ---
 apiVersion: v1
 kind: Namespace
@@ -358,8 +362,8 @@ metadata: {name: shop}
     let yaml = render(&docs).expect("renders");
     assert!(
         yaml.starts_with(
-            "# ClusterIssuer selfsigned: not converted\n# ClusterIssuer selfsigned: \
-             spec.selfSigned not converted: ferrocert issues only through ACME CAs"
+            "# ClusterIssuer vault: not converted\n# ClusterIssuer vault: spec.vault not \
+             converted: ferrocert issues through ACME CAs or signs itself"
         ),
         "{yaml}"
     );
