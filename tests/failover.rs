@@ -1,7 +1,8 @@
 //! Failover between the issuers of `spec.issuerRefs`, end to end: an Issuer whose CA is down
-//! (nothing listens at its server's port) first in the list, the working Pebble Issuer second.
-//! The Certificate becomes Ready through the second at once (no failure backoff), and a renewal
-//! tries the first again.
+//! (its directory is behind a relay the test keeps closed) first in the list, the working Pebble
+//! Issuer second. The Certificate becomes Ready through the second at once (no failure backoff),
+//! a renewal tries the first again, and once the relay is open (the first CA back) the next
+//! renewal is issued by the first.
 
 mod common;
 
@@ -16,12 +17,38 @@ use ferrocert::api::{Certificate, Issuer};
 use kube::api::Api;
 use serde_json::json;
 
-/// An ACME directory URL on a local port where nothing listens.
-fn dead_directory() -> String {
+/// A local port where nothing listens yet: the first CA's directory, until [`open_relay`].
+fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let port = listener.local_addr().expect("local address").port();
     drop(listener);
-    format!("https://127.0.0.1:{port}/dir")
+    port
+}
+
+/// The CA comes back: `port` now relays every connection to Pebble (TLS passes through; Pebble's
+/// certificate names 127.0.0.1). Lives as long as the test's runtime.
+async fn open_relay(port: u16) {
+    let pebble = env_var("PEBBLE_DIRECTORY");
+    let pebble_port: u16 = pebble
+        .split(':')
+        .nth(2)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("PEBBLE_DIRECTORY has a port");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the relay port");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", pebble_port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
 }
 
 #[tokio::test]
@@ -30,12 +57,13 @@ async fn an_unreachable_first_issuer_fails_over_to_the_second_and_a_renewal_trie
     controller();
     let ns = fresh_namespace("failover");
     apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+    let relay_port = closed_port();
     apply(
         &ns,
         &pebble_issuer(
             "pebble-down",
             "down-account",
-            json!({"server": dead_directory()}),
+            json!({"server": format!("https://127.0.0.1:{relay_port}/dir")}),
         ),
     );
     let issuers: Api<Issuer> = Api::namespaced(client().await, &ns);
@@ -138,4 +166,65 @@ async fn an_unreachable_first_issuer_fails_over_to_the_second_and_a_renewal_trie
     let status = renewed.status.expect("status");
     assert_eq!(status.issuer_index, Some(1), "{status:?}");
     assert_eq!(event_count(&ns, "site", "OrderCreated"), 2);
+
+    // The first CA is back: its Issuer registers again (its retry), and the next renewal is
+    // issued by it, with no failover.
+    open_relay(relay_port).await;
+    wait_for(
+        "Issuer pebble-down Ready once its CA is back",
+        Duration::from_secs(60),
+        || async {
+            let i = issuers.get("pebble-down").await.ok()?;
+            i.status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await;
+    let failovers_before = event_count(&ns, "site", "IssuerFailover");
+    kubectl_ok(
+        &[
+            "annotate",
+            "fcert",
+            "-n",
+            &ns,
+            "site",
+            "--overwrite",
+            "ferrocert.dev/renew-requested=r2",
+        ],
+        None,
+    );
+    let renewed = wait_cert_ready(&certs, "site", 3).await;
+    let status = renewed.status.expect("status");
+    assert_eq!(status.issuer_index, Some(0), "{status:?}");
+    assert_eq!(
+        status.issuer_ref.as_ref().map(|r| r.name.as_str()),
+        Some("pebble-down"),
+        "{status:?}"
+    );
+    assert_eq!(
+        event_count(&ns, "site", "IssuerFailover"),
+        failovers_before,
+        "no failover once the first CA answers"
+    );
+    assert_eq!(event_count(&ns, "site", "OrderCreated"), 3);
+    verify_chain(&ns, "site-tls");
+    let annotation = kubectl_ok(
+        &[
+            "get",
+            "secret",
+            "-n",
+            &ns,
+            "site-tls",
+            "-o",
+            "jsonpath={.metadata.annotations.ferrocert\\.dev/issuer-name}",
+        ],
+        None,
+    );
+    assert_eq!(
+        annotation, "pebble-down",
+        "the Secret names the first issuer now"
+    );
 }

@@ -38,6 +38,10 @@ struct Handles {
     keys: HashMap<String, PrivateKey>,
     /// Challenge tokens the CA was told about, with when.
     told: HashMap<String, Instant>,
+    /// Orders whose last round left a challenge for us to present or tell: their kept handle's
+    /// authorizations (instant-acme serves them from memory) may be used without a refresh, since
+    /// only we move those challenges on. Any other kept handle is refreshed first.
+    authorizations_current: HashMap<String, Instant>,
     /// Certificate uid -> the order it recorded in status last, and when.
     started: HashMap<String, (String, Instant)>,
     /// `namespace/name` -> what this process wrote when it last issued that Certificate.
@@ -65,6 +69,29 @@ impl OrderHandles {
     /// The kept handle of the order at `url`, taken out (a reconcile owns it while it works).
     pub fn take(&self, url: &str) -> Option<Order> {
         self.lock().kept.remove(url).map(|(order, _)| order)
+    }
+
+    /// Records whether the round just done on the order at `url` left a challenge for us to
+    /// present or tell (see `authorizations_current` above).
+    pub fn set_authorizations_current(&self, url: &str, current: bool) {
+        let mut handles = self.lock();
+        if !current {
+            handles.authorizations_current.remove(url);
+            return;
+        }
+        let now = Instant::now();
+        handles
+            .authorizations_current
+            .retain(|_, at| now.duration_since(*at) < IDLE_LIMIT);
+        if handles.authorizations_current.len() < MAX_HANDLES {
+            handles.authorizations_current.insert(url.to_string(), now);
+        }
+    }
+
+    /// Whether the kept handle of the order at `url` may be used without a refresh; asking
+    /// consumes the answer (the next round decides again).
+    pub fn take_authorizations_current(&self, url: &str) -> bool {
+        self.lock().authorizations_current.remove(url).is_some()
     }
 
     /// Keeps `order` for the next reconcile, unless its attempt ended meanwhile ([`Self::forget`]),
@@ -98,6 +125,7 @@ impl OrderHandles {
     pub fn forget(&self, url: &str) {
         let mut handles = self.lock();
         handles.kept.remove(url);
+        handles.authorizations_current.remove(url);
         handles.keys.remove(url);
         handles.started.retain(|_, (started, _)| started != url);
         if handles.ended.len() < MAX_HANDLES {
@@ -299,6 +327,27 @@ mod tests {
             "spec edited"
         );
         assert_eq!(handles.echo_of_issuance("ns/web", "10"), None, "memo ended");
+    }
+
+    #[test]
+    fn a_handle_is_reused_as_it_is_only_once_after_a_round_that_left_work_for_us() {
+        let handles = OrderHandles::default();
+        assert!(
+            !handles.take_authorizations_current("u"),
+            "by default: refresh"
+        );
+        handles.set_authorizations_current("u", true);
+        assert!(handles.take_authorizations_current("u"));
+        assert!(!handles.take_authorizations_current("u"), "asked once");
+        handles.set_authorizations_current("u", true);
+        handles.set_authorizations_current("u", false);
+        assert!(!handles.take_authorizations_current("u"));
+        handles.set_authorizations_current("u", true);
+        handles.forget("u");
+        assert!(
+            !handles.take_authorizations_current("u"),
+            "the attempt ended"
+        );
     }
 
     #[test]

@@ -150,13 +150,21 @@ pub async fn drive_order(
     // The handle kept from the last step (its nonce saves asking the CA for one), refreshed; or,
     // after a restart, the order restored from its URL.
     let fetched = match ctx.orders.take(&recorded.url) {
-        // Always refreshed: the handle serves the authorizations its last round fetched from
-        // memory until then (instant-acme), and a step on those stale states never sees the
-        // order move on (a wildcard-and-apex order once stalled that way).
-        Some(mut kept) => match kept.refresh().await {
-            Ok(_) => Ok(kept),
-            Err(e) => Err(AcmeError::from(e)),
-        },
+        // The handle serves the authorizations its last round fetched from memory (instant-acme).
+        // Used as it is only after a round that left a challenge for us to present or tell (only
+        // we move those on); otherwise refreshed, or a step on stale states never sees the order
+        // move on (a wildcard-and-apex order once stalled that way).
+        Some(mut kept) => {
+            let current = ctx.orders.take_authorizations_current(&recorded.url);
+            if current && kept.state().status == instant_acme::OrderStatus::Pending {
+                Ok(kept)
+            } else {
+                match kept.refresh().await {
+                    Ok(_) => Ok(kept),
+                    Err(e) => Err(AcmeError::from(e)),
+                }
+            }
+        }
         None => account
             .order(recorded.url.clone())
             .await

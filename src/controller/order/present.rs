@@ -305,6 +305,10 @@ async fn finish_round(
         ctx.polling_lock()
             .insert(recorded.url.clone(), Instant::now());
     }
+    ctx.orders.set_authorizations_current(
+        &recorded.url,
+        record::work_left_for_us(&recorded.authorizations, |t| ctx.orders.was_told(t)),
+    );
     let all_processing = recorded.authorizations.iter().all(|a| {
         matches!(
             a.state,

@@ -64,6 +64,16 @@ pub(super) fn only_the_ca_is_working(recorded: &OrderStatus, told: impl Fn(&str)
     !open.is_empty() && open.iter().all(|a| !ours_to_do(a, &told))
 }
 
+/// Whether a round that saw `current` left a challenge for us to present or tell: then the next
+/// round may use the order handle's authorizations as they are (only we move those on), else the
+/// handle is refreshed first so the CA's progress shows. Pure.
+pub(super) fn work_left_for_us(
+    current: &[OrderAuthorization],
+    told: impl Fn(&str) -> bool,
+) -> bool {
+    current.iter().any(|a| ours_to_do(a, &told))
+}
+
 /// Whether a recorded challenge waits on us: not yet presented, or presented and not told (in this
 /// process; after a restart a presented one is checked and told again). Pure.
 fn ours_to_do(a: &OrderAuthorization, told: &impl Fn(&str) -> bool) -> bool {
@@ -187,5 +197,24 @@ mod tests {
             only_the_ca_is_working(&order(vec![processing, presented("t1")]), told),
             "processing: told by an earlier round or process"
         );
+    }
+
+    #[test]
+    fn only_a_round_that_left_work_for_us_reuses_the_handle_as_it_is() {
+        let told = |t: &str| t == "t1";
+        assert!(work_left_for_us(&[presented("t2")], told), "t2 to tell");
+        assert!(
+            !work_left_for_us(&[presented("t1")], told),
+            "told: the CA works"
+        );
+        let mut processing = presented("t3");
+        processing.state = Some(ChallengeState::Processing);
+        let mut valid = presented("t4");
+        valid.state = Some(ChallengeState::Valid);
+        // The wildcard-and-apex order that stalled on stale authorizations.
+        assert!(!work_left_for_us(&[processing, valid], told));
+        let mut pending = presented("t5");
+        pending.state = Some(ChallengeState::Pending);
+        assert!(work_left_for_us(&[pending], told), "to present");
     }
 }
