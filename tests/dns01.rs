@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, pebble_certificate, pebble_issuer, ready_condition, txt_records,
-    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    apply, client, controller, pebble_certificate, pebble_issuer, txt_records, verify_chain,
+    wait_cert_failed, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::issuer::TsigAlgorithm;
@@ -184,17 +184,7 @@ async fn a_wrong_tsig_key_gives_the_servers_refusal() {
     let name = format!("bad{}.{}", label(), env_var("TEST_ZONE"));
     apply(&ns, &certificate("refused", &[name]));
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
-    let message = wait_for(
-        "Ready=False with the DNS server's refusal",
-        Duration::from_secs(30),
-        || async {
-            let c = certs.get("refused").await.ok()?;
-            ready_condition(&c)
-                .filter(|(s, r, _)| s == "False" && r == "Failed")
-                .map(|(_, _, m)| m)
-        },
-    )
-    .await;
+    let message = wait_cert_failed(&certs, "refused").await;
     assert!(message.contains("NOTAUTH"), "{message}");
 }
 

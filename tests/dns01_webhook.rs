@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::e2e::{
-    apply, client, controller, pebble_certificate, pebble_issuer, ready_condition, txt_records,
-    verify_chain, wait_cert_ready, wait_for, wait_issuer_ready,
+    apply, client, controller, pebble_certificate, pebble_issuer, txt_records, verify_chain,
+    wait_cert_failed, wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace};
 use ferrocert::api::{Certificate, Issuer};
@@ -92,17 +92,7 @@ async fn a_solver_error_gives_ready_false_with_its_message() {
     let name = format!("bad{}.{}", label(), env_var("TEST_ZONE"));
     apply(&ns, &pebble_certificate("refused", &[name], json!({})));
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
-    let message = wait_for(
-        "Ready=False with the solver's error",
-        Duration::from_secs(30),
-        || async {
-            let c = certs.get("refused").await.ok()?;
-            ready_condition(&c)
-                .filter(|(s, r, _)| s == "False" && r == "Failed")
-                .map(|(_, _, m)| m)
-        },
-    )
-    .await;
+    let message = wait_cert_failed(&certs, "refused").await;
     assert!(
         message.contains("DNS webhook solver /apis/")
             && message.contains("failed the present")
@@ -126,17 +116,7 @@ async fn an_unknown_solver_says_which_apiservice_is_missing() {
     let name = format!("miss{}.{}", label(), env_var("TEST_ZONE"));
     apply(&ns, &pebble_certificate("missing", &[name], json!({})));
     let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
-    let message = wait_for(
-        "Ready=False naming the missing APIService",
-        Duration::from_secs(30),
-        || async {
-            let c = certs.get("missing").await.ok()?;
-            ready_condition(&c)
-                .filter(|(s, r, _)| s == "False" && r == "Failed")
-                .map(|(_, _, m)| m)
-        },
-    )
-    .await;
+    let message = wait_cert_failed(&certs, "missing").await;
     assert!(
         message.contains("APIService for acme.nowhere.test/v1alpha1"),
         "{message}"

@@ -695,25 +695,8 @@ async fn fail_permanently(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CertificateSpec, IssuerRef};
-
-    fn certificate() -> Certificate {
-        let mut c = Certificate::new(
-            "web",
-            CertificateSpec {
-                secret_name: "web-tls".into(),
-                dns_names: vec!["a.example".into()],
-                issuer_ref: Some(IssuerRef {
-                    name: "pebble".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
-        c.metadata.namespace = Some("shop".into());
-        c.metadata.generation = Some(3);
-        c
-    }
+    use crate::api::IssuerRef;
+    use crate::controller::verdict::tests::certificate;
 
     #[test]
     fn a_due_renewal_names_the_cas_window_when_one_was_learnt() {

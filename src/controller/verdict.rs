@@ -214,7 +214,7 @@ pub fn evaluate(cert: &Certificate, secret: Option<&Secret>, now: Timestamp) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api::{CertificateSpec, IssuerRef};
     use crate::pki::KeySpec;
@@ -222,7 +222,8 @@ mod tests {
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 
-    fn certificate() -> Certificate {
+    /// A Certificate `shop/web` for `a.example` from the Issuer `pebble` (generation 3).
+    pub(in crate::controller) fn certificate() -> Certificate {
         let mut c = Certificate::new(
             "web",
             CertificateSpec {

@@ -358,6 +358,21 @@ pub async fn wait_cert_ready(api: &Api<Certificate>, name: &str, revision: i64) 
     .await
 }
 
+/// Waits until the Certificate's attempt failed (`Ready=False`, reason `Failed`); its message.
+pub async fn wait_cert_failed(api: &Api<Certificate>, name: &str) -> String {
+    wait_for(
+        &format!("Certificate {name} Ready=False (Failed)"),
+        Duration::from_secs(30),
+        || async {
+            let c = api.get(name).await.ok()?;
+            ready_condition(&c)
+                .filter(|(s, r, _)| s == "False" && r == "Failed")
+                .map(|(_, _, m)| m)
+        },
+    )
+    .await
+}
+
 pub fn ready_condition(c: &Certificate) -> Option<(String, String, String)> {
     condition(&c.status.as_ref()?.conditions, "Ready")
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::e2e::{
     ControllerProcess, apply, backend_listen, client, pebble_certificate, pebble_issuer,
-    ready_condition, start_controller_with, txt_records, verify_chain, wait_cert_ready, wait_for,
-    wait_issuer_ready,
+    ready_condition, start_controller_with, txt_records, verify_chain, wait_cert_failed,
+    wait_cert_ready, wait_for, wait_issuer_ready,
 };
 use common::{env_var, fresh_namespace, kubectl_ok};
 use ferrocert::api::{Certificate, Issuer};
@@ -297,17 +297,7 @@ async fn a_cloudflare_refusal_and_a_missing_token_secret_show_in_ready() {
     }
     let failed = |ns: String| async move {
         let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
-        wait_for(
-            &format!("Ready=False in {ns}"),
-            Duration::from_secs(30),
-            || async {
-                let c = certs.get("refused").await.ok()?;
-                ready_condition(&c)
-                    .filter(|(s, r, _)| s == "False" && r == "Failed")
-                    .map(|(_, _, m)| m)
-            },
-        )
-        .await
+        wait_cert_failed(&certs, "refused").await
     };
     let message = failed(forbidden.clone()).await;
     assert!(
