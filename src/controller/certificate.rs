@@ -16,8 +16,8 @@ use super::backoff::{backoff_remaining, requeue_at};
 use super::failover::{self, FailureKind};
 use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
-use super::tls_secret::{adopt_secret, reencode_key, refuse_secret};
-use super::verdict::{Adoption, IssueReason, Verdict, evaluate};
+use super::tls_secret::{record_adoption, reencode_key, refuse_secret};
+use super::verdict::{IssueReason, Verdict, evaluate};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
     set_ready, still_claims,
@@ -120,8 +120,16 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             }
             if let (Some(adoption), Some(secret)) = (adopt, secret.as_ref()) {
                 let times = (not_after, renewal);
-                record_adoption(&ctx, &cert, secret, &adoption, &issuer, &mut status, times)
-                    .await?;
+                record_adoption(
+                    &ctx,
+                    &cert,
+                    secret,
+                    &adoption,
+                    &issuer.ident,
+                    &mut status,
+                    times,
+                )
+                .await?;
             }
             if let Some(secret) = secret.as_ref()
                 && let Some((reason, message)) = super::outputs::sync(&ctx, &cert, secret).await?
@@ -262,47 +270,6 @@ async fn restart_from_first(
     }
     apply_status(api, cert, status).await?;
     Ok(Some(Action::requeue(failover::RETRY_NOW)))
-}
-
-/// Marks an adopted Secret as this Certificate's and records the adoption in status and an Event.
-async fn record_adoption(
-    ctx: &Ctx,
-    cert: &Certificate,
-    secret: &Secret,
-    adoption: &Adoption,
-    issuer: &ResolvedIssuer,
-    status: &mut CertificateStatus,
-    (not_after, renewal): (Timestamp, Timestamp),
-) -> Result<(), Error> {
-    adopt_secret(ctx, cert, secret, adoption).await?;
-    status.adopted = Some(crate::api::AdoptedStatus {
-        serial: adoption.serial_hex.clone(),
-        issuer: adoption.issuer_cn.clone(),
-        previous_issuer_ref: adoption.previous_issuer_ref.clone(),
-        adopted_at: Some(super::now()),
-    });
-    ctx.event(
-        cert,
-        false,
-        "Adopted",
-        "Adopt",
-        format!(
-            "Adopted the certificate in Secret {} (serial {}, issued by {}{}), valid until \
-             {not_after}; renewal at {renewal} with {} {}",
-            cert.spec.secret_name,
-            adoption.serial_hex,
-            adoption.issuer_cn.as_deref().unwrap_or("an unnamed CA"),
-            adoption
-                .previous_issuer_ref
-                .as_deref()
-                .map(|p| format!(" for {p}"))
-                .unwrap_or_default(),
-            secret::kind_str(issuer.kind),
-            issuer.ident.name
-        ),
-    )
-    .await;
-    Ok(())
 }
 
 /// Status of a Certificate whose Secret satisfies it: its validity, renewal time, `Ready=True`,

@@ -24,7 +24,7 @@ use kube::{Resource, ResourceExt};
 use super::backoff::requeue_at;
 use super::issuer_ident::{IssuerIdent, record_ready};
 use super::issuer_ref::LocalIssuer;
-use super::tls_secret::{adopt_secret, not_ready_for, reencode_key, refuse_secret};
+use super::tls_secret::{not_ready_for, record_adoption, reencode_key, refuse_secret};
 use super::verdict::{IssueReason, Verdict, evaluate};
 use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready, still_claims};
 use crate::api::conditions::{self, ISSUING, READY};
@@ -238,28 +238,8 @@ pub(super) async fn reconcile_certificate(
                 reencode_key(ctx, cert, s).await?;
             }
             if let (Some(adoption), Some(s)) = (adopt, current.as_ref()) {
-                adopt_secret(ctx, cert, s, &adoption).await?;
-                status.adopted = Some(crate::api::AdoptedStatus {
-                    serial: adoption.serial_hex.clone(),
-                    issuer: adoption.issuer_cn.clone(),
-                    previous_issuer_ref: adoption.previous_issuer_ref.clone(),
-                    adopted_at: Some(now()),
-                });
-                ctx.event(
-                    cert,
-                    false,
-                    "Adopted",
-                    "Adopt",
-                    format!(
-                        "Adopted the certificate in Secret {} (serial {}), valid until \
-                         {not_after}; renewal at {renewal} with {} {}",
-                        cert.spec.secret_name,
-                        adoption.serial_hex,
-                        issuer.ident.kind,
-                        issuer.ident.name
-                    ),
-                )
-                .await;
+                let times = (not_after, renewal);
+                record_adoption(ctx, cert, s, &adoption, &issuer.ident, &mut status, times).await?;
             }
             status.not_before = Some(Time(not_before));
             status.not_after = Some(Time(not_after));

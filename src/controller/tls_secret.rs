@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 
+use super::issuer_ident::IssuerIdent;
 use super::verdict::Adoption;
-use super::{Ctx, apply_status, describe, set_ready};
+use super::{Ctx, apply_status, describe, now, set_ready};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{Certificate, CertificateStatus};
 use crate::error::{Error, KubeContext};
@@ -18,11 +20,52 @@ use crate::labels;
 use crate::pki;
 use crate::secret::{self, TLS_KEY, data_str};
 
+/// Marks an adopted Secret as this Certificate's and records the adoption in status and an Event.
+pub(super) async fn record_adoption(
+    ctx: &Ctx,
+    cert: &Certificate,
+    secret: &Secret,
+    adoption: &Adoption,
+    issuer: &IssuerIdent,
+    status: &mut CertificateStatus,
+    (not_after, renewal): (Timestamp, Timestamp),
+) -> Result<(), Error> {
+    adopt_secret(ctx, cert, secret, adoption).await?;
+    status.adopted = Some(crate::api::AdoptedStatus {
+        serial: adoption.serial_hex.clone(),
+        issuer: adoption.issuer_cn.clone(),
+        previous_issuer_ref: adoption.previous_issuer_ref.clone(),
+        adopted_at: Some(now()),
+    });
+    ctx.event(
+        cert,
+        false,
+        "Adopted",
+        "Adopt",
+        format!(
+            "Adopted the certificate in Secret {} (serial {}, issued by {}{}), valid until \
+             {not_after}; renewal at {renewal} with {} {}",
+            cert.spec.secret_name,
+            adoption.serial_hex,
+            adoption.issuer_cn.as_deref().unwrap_or("an unnamed CA"),
+            adoption
+                .previous_issuer_ref
+                .as_deref()
+                .map(|p| format!(" for {p}"))
+                .unwrap_or_default(),
+            issuer.kind,
+            issuer.name
+        ),
+    )
+    .await;
+    Ok(())
+}
+
 /// Marks an adopted Secret as this Certificate's: the label the Secret watch selects and the
 /// annotations naming the Certificate and the adopted serial. Not the issuer annotations: the
 /// certificate was not issued by this issuer (so, for one, it is never revoked through it). A
 /// merge patch guarded by the resourceVersion read; cert-manager's own annotations stay.
-pub(super) async fn adopt_secret(
+async fn adopt_secret(
     ctx: &Ctx,
     cert: &Certificate,
     secret: &Secret,
