@@ -632,9 +632,12 @@ async fn ensure_next_key(
 /// moments. `None`: the view is current as far as this process knows.
 fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Option<Duration> {
     let stale = match &status.order {
-        None => cert
-            .uid()
-            .is_some_and(|uid| ctx.orders.in_flight_for(&uid).is_some()),
+        None => cert.uid().is_some_and(|uid| {
+            ctx.orders.in_flight_for(&uid).is_some()
+                || ctx
+                    .orders
+                    .failure_not_seen(&uid, status.failed_issuance_attempts)
+        }),
         Some(order) => ctx.orders.ended(&order.url),
     };
     stale.then(|| {

@@ -44,6 +44,8 @@ struct Handles {
     authorizations_current: HashMap<String, Instant>,
     /// Certificate uid -> the order it recorded in status last, and when.
     started: HashMap<String, (String, Instant)>,
+    /// Certificate uid -> the failed attempts count this process last wrote, and when.
+    failed: HashMap<String, (i64, Instant)>,
     /// `namespace/name` -> what this process wrote when it last issued that Certificate.
     issued: HashMap<String, Issued>,
 }
@@ -167,6 +169,27 @@ impl OrderHandles {
 
     /// The order Certificate `uid` recorded lately in this process, while its attempt runs: a
     /// status without an order is then a view older than our own write.
+    /// Remembers that this process recorded `attempts` failed attempts for the Certificate `uid`.
+    pub fn failed(&self, uid: &str, attempts: i64) {
+        let now = Instant::now();
+        let mut handles = self.lock();
+        handles
+            .failed
+            .retain(|_, (_, at)| now.duration_since(*at) < STALE_VIEW_LIMIT);
+        if handles.failed.len() < MAX_HANDLES {
+            handles.failed.insert(uid.to_string(), (attempts, now));
+        }
+    }
+
+    /// Whether a status showing `attempts` failed attempts is older than a failure this process
+    /// recorded lately for the Certificate `uid` (the watch has not delivered that write yet): a
+    /// reconcile on it would ask the CA again, during a rate limit too.
+    pub fn failure_not_seen(&self, uid: &str, attempts: Option<i64>) -> bool {
+        self.lock().failed.get(uid).is_some_and(|(written, at)| {
+            at.elapsed() < STALE_VIEW_LIMIT && attempts.unwrap_or(0) < *written
+        })
+    }
+
     pub fn in_flight_for(&self, uid: &str) -> Option<String> {
         self.lock()
             .started
@@ -348,6 +371,20 @@ mod tests {
             !handles.take_authorizations_current("u"),
             "the attempt ended"
         );
+    }
+
+    #[test]
+    fn a_status_older_than_our_failure_write_is_recognised() {
+        let handles = OrderHandles::default();
+        assert!(!handles.failure_not_seen("uid", None));
+        handles.failed("uid", 2);
+        assert!(handles.failure_not_seen("uid", None));
+        assert!(handles.failure_not_seen("uid", Some(1)));
+        assert!(
+            !handles.failure_not_seen("uid", Some(2)),
+            "our write arrived"
+        );
+        assert!(!handles.failure_not_seen("other", Some(0)));
     }
 
     #[test]
