@@ -100,6 +100,8 @@ struct Round<'c> {
     new_order: Option<NewOrder>,
     /// HTTP-01 routes to apply once the round's status write has recorded their tokens.
     deferred: Vec<Deferred>,
+    /// Whether the new order's `OrderCreated` Event has been published.
+    announced: bool,
 }
 
 /// An HTTP-01 route whose token is recorded in this round's status write; applied after it.
@@ -111,17 +113,38 @@ struct Deferred {
 
 impl Round<'_> {
     /// Writes status with `order` (guarded by the resourceVersion last seen); the first write of a
-    /// new order is its record, which the `OrderCreated` Event and the in-memory memos follow.
+    /// new order is its record: the `OrderCreated` Event precedes it, the in-memory memos follow.
     async fn write(&mut self, order: OrderStatus) -> Result<(), Error> {
+        self.announce().await;
         self.status.order = Some(order);
         self.latest = Cow::Owned(apply_status(self.api, &self.latest, &self.status).await?);
-        self.note_recorded().await;
+        self.note_recorded();
         Ok(())
     }
 
-    /// After the new order is in status (or, for a failure, about to be): the Event, and the memos
-    /// that spare the next reconciles a stale view and a Secret read.
-    async fn note_recorded(&mut self) {
+    /// Says `OrderCreated` once, before the order's first status write. The order exists at the
+    /// CA from its creation; Event first means a process killed just after the write (whose
+    /// successor resumes the recorded order and never announces it) still leaves the Event, and
+    /// an order whose record never lands (a conflict, a crash) is still told of.
+    async fn announce(&mut self) {
+        let Some(created) = self.new_order.as_ref().filter(|_| !self.announced) else {
+            return;
+        };
+        self.announced = true;
+        self.ctx
+            .event(
+                self.cert,
+                false,
+                "OrderCreated",
+                &crate::controller::attempt_action(&self.status),
+                created.event.clone(),
+            )
+            .await;
+    }
+
+    /// After the new order is in status (or, for a failure, about to be): the memos that spare
+    /// the next reconciles a stale view and a Secret read.
+    fn note_recorded(&mut self) {
         let Some(created) = self.new_order.take() else {
             return;
         };
@@ -130,15 +153,6 @@ impl Round<'_> {
                 .orders
                 .started(&uid, &self.recorded.url, created.key);
         }
-        self.ctx
-            .event(
-                self.cert,
-                false,
-                "OrderCreated",
-                &crate::controller::attempt_action(&self.status),
-                created.event,
-            )
-            .await;
     }
 
     /// Applies the routes whose tokens the round's write recorded, starting their self-check
@@ -200,6 +214,7 @@ pub async fn present_challenges(
         latest: Cow::Borrowed(cert),
         new_order,
         deferred: Vec::new(),
+        announced: false,
     };
     let mut told_ca = false;
     // Sooner than the usual 2 s fallback, when a wait ends before that.
@@ -287,7 +302,8 @@ async fn finish_round(
         return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
     }
     if let Some(message) = failure {
-        round.note_recorded().await;
+        round.announce().await;
+        round.note_recorded();
         let mut status = round.status.clone();
         status.order = Some(recorded);
         return record_failure(
