@@ -113,144 +113,262 @@ pub fn read(
     annotations: &BTreeMap<String, String>,
     prefixes: Prefixes,
 ) -> Result<Option<ShimSettings>, Vec<AnnotationError>> {
-    let get = |name: &str, acme: bool| -> Option<(String, String)> {
-        prefixes.keys(name, acme).into_iter().find_map(|k| {
-            annotations
-                .get(&k)
-                .map(|v| (k.clone(), v.trim().to_string()))
-        })
+    let mut r = Reader {
+        annotations,
+        prefixes,
+        errors: Vec::new(),
     };
-    let issuer = get("issuer", false);
-    let cluster_issuer = get("cluster-issuer", false);
+    let issuer = r.get("issuer", false);
+    let cluster_issuer = r.get("cluster-issuer", false);
     if issuer.is_none() && cluster_issuer.is_none() {
         return Ok(None);
     }
-    let mut errors = Vec::new();
-    let mut err = |annotation: &str, reason: String| {
-        errors.push(AnnotationError {
-            annotation: annotation.to_string(),
-            reason,
-        })
-    };
-
-    let issuer_ref = match (issuer, cluster_issuer) {
-        (Some((ik, _)), Some((ck, _))) => {
-            err(
-                &ik,
-                format!("set together with {ck}: name either an Issuer or a ClusterIssuer"),
-            );
-            None
-        }
-        (Some((key, name)), None) => {
-            let kind = match get("issuer-kind", false) {
-                None => Some(IssuerKind::Issuer),
-                Some((_, k)) if k == "Issuer" => Some(IssuerKind::Issuer),
-                Some((_, k)) if k == "ClusterIssuer" => Some(IssuerKind::ClusterIssuer),
-                Some((kk, k)) => {
-                    err(
-                        &kk,
-                        format!("{k:?} is not a kind ferrocert has (Issuer or ClusterIssuer)"),
-                    );
-                    None
-                }
-            };
-            kind.and_then(|kind| issuer_ref(&key, name, kind, &mut err))
-        }
-        (None, Some((key, name))) => issuer_ref(&key, name, IssuerKind::ClusterIssuer, &mut err),
-        (None, None) => None,
-    };
-    if let Some((key, group)) = get("issuer-group", false) {
-        // cert-manager's own issuers are ferrocert's after a port (same names); any other group is
-        // an external issuer ferrocert cannot drive.
-        if !group.is_empty() && group != FERROCERT_PREFIX && group != CERT_MANAGER_PREFIX {
-            err(
-                &key,
-                format!(
-                    "{group:?} is an external issuer's API group; ferrocert issues only with its \
-                     own Issuers and ClusterIssuers ({FERROCERT_PREFIX})"
-                ),
-            );
-        }
-    }
-
-    let common_name = get("common-name", false).and_then(|(key, cn)| {
+    let issuer_ref = r.issuer_ref(issuer, cluster_issuer);
+    let common_name = r.get("common-name", false).and_then(|(key, cn)| {
         if cn.is_empty() || cn.len() > 64 {
-            err(&key, "must be 1 to 64 characters".into());
+            r.err(&key, "must be 1 to 64 characters".into());
             None
         } else {
             Some(cn)
         }
     });
-    let duration = get("duration", false)
-        .and_then(|(key, d)| checked_duration(&key, d, MIN_DURATION, &mut err));
-    let renew_before = get("renew-before", false)
-        .and_then(|(key, d)| checked_duration(&key, d, MIN_RENEW_BEFORE, &mut err));
-    if let (Some(d), Some(rb)) = (&duration, &renew_before)
-        && let (Ok(d), Ok(rb)) = (parse_go_duration(d), parse_go_duration(rb))
-        && rb >= d
-    {
-        let key = get("renew-before", false)
-            .map(|(k, _)| k)
-            .unwrap_or_default();
-        err(&key, "must be shorter than the duration".into());
-    }
-    let renew_before_percentage =
-        get("renew-before-percentage", false).and_then(|(key, p)| match p.parse::<i32>() {
-            Ok(p) if (1..=99).contains(&p) => Some(p),
-            _ => {
-                err(&key, format!("{p:?} is not a whole number from 1 to 99"));
-                None
-            }
-        });
-    if renew_before.is_some() && renew_before_percentage.is_some() {
-        let key = get("renew-before-percentage", false)
-            .map(|(k, _)| k)
-            .unwrap_or_default();
-        err(
-            &key,
-            "set together with renew-before: give one of the two".into(),
-        );
-    }
-    let private_key = private_key(&get, &mut err);
-    if let Some((key, v)) = get("revision-history-limit", false) {
+    let timing = r.timing();
+    let private_key = r.private_key();
+    if let Some((key, v)) = r.get("revision-history-limit", false) {
         // ferrocert keeps no CertificateRequest history, so there is nothing to limit: accepted
         // (a ported Ingress keeps working) and otherwise ignored.
         if !matches!(v.parse::<i32>(), Ok(n) if n >= 1) {
-            err(&key, format!("{v:?} is not a whole number of at least 1"));
+            r.err(&key, format!("{v:?} is not a whole number of at least 1"));
         }
     }
-    let http01_ingress_class = get("http01-ingress-class", true).and_then(|(key, class)| {
-        if crate::shim::is_object_name(&class) {
-            Some(class)
-        } else {
-            err(&key, format!("{class:?} is not a valid IngressClass name"));
-            None
-        }
-    });
-    let http01_edit_in_place = match get("http01-edit-in-place", true) {
-        None => false,
-        Some((key, v)) => match v.as_str() {
-            "true" => true,
-            "false" => false,
-            _ => {
-                err(&key, format!("{v:?} is not true or false"));
-                false
-            }
-        },
-    };
+    let (http01_ingress_class, http01_edit_in_place) = r.http01();
 
     match issuer_ref {
-        Some(issuer_ref) if errors.is_empty() => Ok(Some(ShimSettings {
+        Some(issuer_ref) if r.errors.is_empty() => Ok(Some(ShimSettings {
             issuer_ref,
             common_name,
-            duration,
-            renew_before,
-            renew_before_percentage,
+            duration: timing.duration,
+            renew_before: timing.renew_before,
+            renew_before_percentage: timing.renew_before_percentage,
             private_key,
             http01_ingress_class,
             http01_edit_in_place,
         })),
-        _ => Err(errors),
+        _ => Err(r.errors),
+    }
+}
+
+/// The annotations being read, and the errors found so far.
+struct Reader<'a> {
+    annotations: &'a BTreeMap<String, String>,
+    prefixes: Prefixes,
+    errors: Vec<AnnotationError>,
+}
+
+/// `duration`, `renew-before` and `renew-before-percentage`, each valid alone and together.
+struct Timing {
+    duration: Option<String>,
+    renew_before: Option<String>,
+    renew_before_percentage: Option<i32>,
+}
+
+impl Reader<'_> {
+    /// The first honoured key set for `name`, with its trimmed value.
+    fn get(&self, name: &str, acme: bool) -> Option<(String, String)> {
+        self.prefixes.keys(name, acme).into_iter().find_map(|k| {
+            self.annotations
+                .get(&k)
+                .map(|v| (k.clone(), v.trim().to_string()))
+        })
+    }
+
+    fn err(&mut self, annotation: &str, reason: String) {
+        self.errors.push(AnnotationError {
+            annotation: annotation.to_string(),
+            reason,
+        });
+    }
+
+    /// The Issuer or ClusterIssuer named (`issuer-kind` picks between them), and
+    /// `issuer-group` checked: only ferrocert's and cert-manager's own groups.
+    fn issuer_ref(
+        &mut self,
+        issuer: Option<(String, String)>,
+        cluster_issuer: Option<(String, String)>,
+    ) -> Option<IssuerRef> {
+        let issuer_ref = match (issuer, cluster_issuer) {
+            (Some((ik, _)), Some((ck, _))) => {
+                self.err(
+                    &ik,
+                    format!("set together with {ck}: name either an Issuer or a ClusterIssuer"),
+                );
+                None
+            }
+            (Some((key, name)), None) => {
+                let kind = match self.get("issuer-kind", false) {
+                    None => Some(IssuerKind::Issuer),
+                    Some((_, k)) if k == "Issuer" => Some(IssuerKind::Issuer),
+                    Some((_, k)) if k == "ClusterIssuer" => Some(IssuerKind::ClusterIssuer),
+                    Some((kk, k)) => {
+                        self.err(
+                            &kk,
+                            format!("{k:?} is not a kind ferrocert has (Issuer or ClusterIssuer)"),
+                        );
+                        None
+                    }
+                };
+                kind.and_then(|kind| issuer_ref(&key, name, kind, &mut |k, why| self.err(k, why)))
+            }
+            (None, Some((key, name))) => {
+                issuer_ref(&key, name, IssuerKind::ClusterIssuer, &mut |k, why| {
+                    self.err(k, why)
+                })
+            }
+            (None, None) => None,
+        };
+        if let Some((key, group)) = self.get("issuer-group", false) {
+            // cert-manager's own issuers are ferrocert's after a port (same names); any other
+            // group is an external issuer ferrocert cannot drive.
+            if !group.is_empty() && group != FERROCERT_PREFIX && group != CERT_MANAGER_PREFIX {
+                self.err(
+                    &key,
+                    format!(
+                        "{group:?} is an external issuer's API group; ferrocert issues only with \
+                         its own Issuers and ClusterIssuers ({FERROCERT_PREFIX})"
+                    ),
+                );
+            }
+        }
+        issuer_ref
+    }
+
+    fn timing(&mut self) -> Timing {
+        let duration = self
+            .get("duration", false)
+            .and_then(|(key, d)| self.duration(&key, d, MIN_DURATION));
+        let renew_before_key = self.get("renew-before", false);
+        let renew_before = renew_before_key
+            .clone()
+            .and_then(|(key, d)| self.duration(&key, d, MIN_RENEW_BEFORE));
+        if let (Some(d), Some(rb)) = (&duration, &renew_before)
+            && let (Ok(d), Ok(rb)) = (parse_go_duration(d), parse_go_duration(rb))
+            && rb >= d
+        {
+            let key = renew_before_key.map(|(k, _)| k).unwrap_or_default();
+            self.err(&key, "must be shorter than the duration".into());
+        }
+        let percentage = self.get("renew-before-percentage", false);
+        let renew_before_percentage = percentage.clone().and_then(|(key, p)| match p.parse() {
+            Ok(p) if (1..=99).contains(&p) => Some(p),
+            _ => {
+                self.err(&key, format!("{p:?} is not a whole number from 1 to 99"));
+                None
+            }
+        });
+        if renew_before.is_some() && renew_before_percentage.is_some() {
+            let key = percentage.map(|(k, _)| k).unwrap_or_default();
+            self.err(
+                &key,
+                "set together with renew-before: give one of the two".into(),
+            );
+        }
+        Timing {
+            duration,
+            renew_before,
+            renew_before_percentage,
+        }
+    }
+
+    fn duration(&mut self, key: &str, value: String, min: (&str, i64)) -> Option<String> {
+        checked_duration(key, value, min, &mut |k, why| self.err(k, why))
+    }
+
+    /// `http01-ingress-class` and `http01-edit-in-place` (under `acme.cert-manager.io`).
+    fn http01(&mut self) -> (Option<String>, bool) {
+        let class = self
+            .get("http01-ingress-class", true)
+            .and_then(|(key, class)| {
+                if crate::shim::is_object_name(&class) {
+                    Some(class)
+                } else {
+                    self.err(&key, format!("{class:?} is not a valid IngressClass name"));
+                    None
+                }
+            });
+        let edit_in_place = match self.get("http01-edit-in-place", true) {
+            None => false,
+            Some((key, v)) => match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    self.err(&key, format!("{v:?} is not true or false"));
+                    false
+                }
+            },
+        };
+        (class, edit_in_place)
+    }
+
+    /// `private-key-algorithm`, `-size` and `-rotation-policy`, checked together as the schema does.
+    fn private_key(&mut self) -> Option<PrivateKeySpec> {
+        let algorithm = self
+            .get("private-key-algorithm", false)
+            .and_then(|(key, a)| match a.to_ascii_lowercase().as_str() {
+                "rsa" => Some(PrivateKeyAlgorithm::RSA),
+                "ecdsa" => Some(PrivateKeyAlgorithm::ECDSA),
+                "ed25519" => Some(PrivateKeyAlgorithm::Ed25519),
+                _ => {
+                    self.err(&key, format!("{a:?} is not RSA, ECDSA or Ed25519"));
+                    None
+                }
+            });
+        let size = self.get("private-key-size", false).and_then(|(key, s)| {
+            let allowed: &[i32] = match algorithm.unwrap_or_default() {
+                PrivateKeyAlgorithm::RSA => &[2048, 3072, 4096],
+                PrivateKeyAlgorithm::ECDSA => &[256, 384],
+                PrivateKeyAlgorithm::Ed25519 => &[],
+            };
+            match s.parse::<i32>() {
+                Ok(n) if allowed.contains(&n) => Some(n),
+                _ if allowed.is_empty() => {
+                    self.err(&key, "Ed25519 keys take no size".into());
+                    None
+                }
+                _ => {
+                    let allowed: Vec<String> = allowed.iter().map(i32::to_string).collect();
+                    self.err(
+                        &key,
+                        format!(
+                            "{s:?} is not a size for {:?} keys (one of {})",
+                            algorithm.unwrap_or_default(),
+                            allowed.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let rotation_policy =
+            self.get("private-key-rotation-policy", false)
+                .and_then(|(key, p)| match p.as_str() {
+                    "Always" => Some(RotationPolicy::Always),
+                    "Never" => Some(RotationPolicy::Never),
+                    _ => {
+                        self.err(&key, format!("{p:?} is not Always or Never"));
+                        None
+                    }
+                });
+        let encoding = algorithm
+            .filter(|a| *a == PrivateKeyAlgorithm::Ed25519)
+            .map(|_| crate::api::PrivateKeyEncoding::PKCS8);
+        (algorithm.is_some() || size.is_some() || rotation_policy.is_some()).then_some(
+            PrivateKeySpec {
+                algorithm,
+                size,
+                encoding,
+                rotation_policy,
+            },
+        )
     }
 }
 
@@ -299,68 +417,6 @@ fn checked_duration(
             None
         }
     }
-}
-
-/// `private-key-algorithm`, `-size` and `-rotation-policy`, checked together as the schema does.
-fn private_key(
-    get: &impl Fn(&str, bool) -> Option<(String, String)>,
-    err: &mut impl FnMut(&str, String),
-) -> Option<PrivateKeySpec> {
-    let algorithm = get("private-key-algorithm", false).and_then(|(key, a)| {
-        match a.to_ascii_lowercase().as_str() {
-            "rsa" => Some(PrivateKeyAlgorithm::RSA),
-            "ecdsa" => Some(PrivateKeyAlgorithm::ECDSA),
-            "ed25519" => Some(PrivateKeyAlgorithm::Ed25519),
-            _ => {
-                err(&key, format!("{a:?} is not RSA, ECDSA or Ed25519"));
-                None
-            }
-        }
-    });
-    let size = get("private-key-size", false).and_then(|(key, s)| {
-        let allowed: &[i32] = match algorithm.unwrap_or_default() {
-            PrivateKeyAlgorithm::RSA => &[2048, 3072, 4096],
-            PrivateKeyAlgorithm::ECDSA => &[256, 384],
-            PrivateKeyAlgorithm::Ed25519 => &[],
-        };
-        match s.parse::<i32>() {
-            Ok(n) if allowed.contains(&n) => Some(n),
-            _ if allowed.is_empty() => {
-                err(&key, "Ed25519 keys take no size".into());
-                None
-            }
-            _ => {
-                let allowed: Vec<String> = allowed.iter().map(i32::to_string).collect();
-                err(
-                    &key,
-                    format!(
-                        "{s:?} is not a size for {:?} keys (one of {})",
-                        algorithm.unwrap_or_default(),
-                        allowed.join(", ")
-                    ),
-                );
-                None
-            }
-        }
-    });
-    let rotation_policy =
-        get("private-key-rotation-policy", false).and_then(|(key, p)| match p.as_str() {
-            "Always" => Some(RotationPolicy::Always),
-            "Never" => Some(RotationPolicy::Never),
-            _ => {
-                err(&key, format!("{p:?} is not Always or Never"));
-                None
-            }
-        });
-    let encoding = algorithm
-        .filter(|a| *a == PrivateKeyAlgorithm::Ed25519)
-        .map(|_| crate::api::PrivateKeyEncoding::PKCS8);
-    (algorithm.is_some() || size.is_some() || rotation_policy.is_some()).then_some(PrivateKeySpec {
-        algorithm,
-        size,
-        encoding,
-        rotation_policy,
-    })
 }
 
 #[cfg(test)]

@@ -38,38 +38,7 @@ pub(super) fn convert_spec(
     notes: &mut Notes,
 ) -> Result<Map<String, Value>, Invalid> {
     let mut out = Map::new();
-
-    // secretName, commonName, ipAddresses, duration, renewBefore, renewBeforePercentage: kept,
-    // same meaning. (duration is the lifetime a selfSigned or ca issuer signs for; ferrocert never
-    // asks an ACME CA for a lifetime, and neither does cert-manager unless the issuer sets
-    // enableDurationFeature: there duration only times the renewal.)
-    put(&mut out, "secretName", spec.required_string("secretName")?);
-    if let Some(cn) = spec.string("commonName")? {
-        put(&mut out, "commonName", cn);
-    }
-
-    // dnsNames: kept. Upper-case letters are lowered: changed, harmless (DNS names are
-    // case-insensitive, and ferrocert's schema takes lowercase only).
-    if let Some(names) = spec.strings("dnsNames")? {
-        let names = lowercase_names(names, &spec.path("dnsNames"), notes);
-        if !names.is_empty() {
-            put(&mut out, "dnsNames", names);
-        }
-    }
-    if let Some(ips) = spec.strings("ipAddresses")?
-        && !ips.is_empty()
-    {
-        put(&mut out, "ipAddresses", ips);
-    }
-    for key in ["duration", "renewBefore"] {
-        if let Some(value) = spec.string(key)? {
-            put(&mut out, key, value);
-        }
-    }
-    if let Some(percentage) = spec.integer("renewBeforePercentage")? {
-        put(&mut out, "renewBeforePercentage", percentage);
-    }
-
+    convert_names_and_timing(&mut spec, &mut out, notes)?;
     let private_key_path = spec.path("privateKey");
     let private_key = spec.object("privateKey")?;
     put(
@@ -87,21 +56,7 @@ pub(super) fn convert_spec(
         convert_issuer_ref(issuer_ref, notes)?,
     );
 
-    // secretTemplate: labels and annotations kept.
-    if let Some(mut template) = spec.object("secretTemplate")? {
-        let mut t = Map::new();
-        for key in ["labels", "annotations"] {
-            if let Some(map) = template.string_map(key)?
-                && !map.is_empty()
-            {
-                put(&mut t, key, map);
-            }
-        }
-        template.finish(notes);
-        if !t.is_empty() {
-            put(&mut out, "secretTemplate", t);
-        }
-    }
+    convert_secret_template(&mut spec, &mut out, notes)?;
 
     // revisionHistoryLimit: dropped, harmless: ferrocert keeps no CertificateRequest history.
     if let Some(limit) = spec.take("revisionHistoryLimit") {
@@ -112,89 +67,9 @@ pub(super) fn convert_spec(
         );
     }
 
-    // usages: kept (see convert_usages).
-    if let Some(usages) = convert_usages(&mut spec, notes)? {
-        put(&mut out, "usages", usages);
-    }
-
-    // subject: kept, one value per attribute (see convert_subject).
-    if let Some(subject) = spec.object("subject")?
-        && let Some(subject) = convert_subject(subject, notes)?
-    {
-        put(&mut out, "subject", subject);
-    }
-
-    // literalSubject: dropped, a loss: ferrocert has no such field, so a selfSigned or ca issuer
-    // builds the subject from commonName and subject instead (harmless with an ACME issuer).
-    if let Some(value) = spec.take("literalSubject") {
-        notes.lost(
-            &spec.path("literalSubject"),
-            Some(&value),
-            format!(
-                "ferrocert has no literalSubject: a selfSigned or ca issuer builds the subject \
-                 from commonName and subject; {ACME_IGNORES_SUBJECT}"
-            ),
-        );
-    }
-
-    // isCA: kept. isCA: true without a subject name (commonName or subject.organizations) is
-    // dropped, a loss: ferrocert's schema refuses a CA whose name would be empty.
-    match spec.boolean("isCA")? {
-        Some(true) if !has_ca_name(&out) => notes.lost(
-            &spec.path("isCA"),
-            Some(&Value::Bool(true)),
-            "ferrocert refuses a CA certificate without a subject name (the certificates it \
-             signs name it as their issuer): set commonName or subject.organizations, then \
-             isCA: true",
-        ),
-        Some(is_ca) => put(&mut out, "isCA", is_ca),
-        None => {}
-    }
-
-    // emailAddresses, uris, otherNames: a loss when not empty (ferrocert's certificates carry
-    // DNS names and IP addresses only, as ACME orders do); harmless when empty.
-    for key in ["emailAddresses", "uris", "otherNames"] {
-        if let Some(value) = spec.take(key) {
-            let field = spec.path(key);
-            if is_empty(&value) {
-                notes.dropped(&field, None, "empty");
-            } else {
-                notes.lost(
-                    &field,
-                    Some(&value),
-                    "ferrocert has no such field: its certificates carry only DNS and IP \
-                     subject alternative names (ACME orders carry nothing else either)",
-                );
-            }
-        }
-    }
-
-    // keystores: kept, same fields and Secret keys (ferrocert writes cert-manager's keystores).
-    // A literal `password` is a loss (ferrocert reads passwords from Secrets only; its value is
-    // never shown), and so is a created keystore without a passwordSecretRef (left out).
-    if let Some(mut keystores) = spec.object("keystores")? {
-        let mut kept = Map::new();
-        for kind in ["jks", "pkcs12"] {
-            if let Some(store) = keystores.object(kind)?
-                && let Some(converted) = convert_keystore(store, kind, notes)?
-            {
-                put(&mut kept, kind, converted);
-            }
-        }
-        keystores.finish(notes);
-        if !kept.is_empty() {
-            put(&mut out, "keystores", kept);
-        }
-    }
-
-    // additionalOutputFormats: kept (the same types write the same tls-combined.pem / key.der).
-    if let Some(formats) = spec.list("additionalOutputFormats")? {
-        if formats.is_empty() {
-            notes.dropped(&spec.path("additionalOutputFormats"), None, "empty");
-        } else {
-            put(&mut out, "additionalOutputFormats", formats);
-        }
-    }
+    convert_subject_fields(&mut spec, &mut out, notes)?;
+    convert_other_names(&mut spec, notes);
+    convert_outputs(&mut spec, &mut out, notes)?;
 
     // nameConstraints: a loss (a CA certificate's extension, which ferrocert does not write).
     if let Some(value) = spec.take("nameConstraints") {
@@ -217,6 +92,173 @@ pub(super) fn convert_spec(
 
     spec.finish(notes);
     Ok(out)
+}
+
+/// secretName, commonName, dnsNames, ipAddresses, duration, renewBefore and
+/// renewBeforePercentage.
+fn convert_names_and_timing(
+    spec: &mut Obj,
+    out: &mut Map<String, Value>,
+    notes: &mut Notes,
+) -> Result<(), Invalid> {
+    // secretName, commonName, ipAddresses, duration, renewBefore, renewBeforePercentage: kept,
+    // same meaning. (duration is the lifetime a selfSigned or ca issuer signs for; ferrocert never
+    // asks an ACME CA for a lifetime, and neither does cert-manager unless the issuer sets
+    // enableDurationFeature: there duration only times the renewal.)
+    put(out, "secretName", spec.required_string("secretName")?);
+    if let Some(cn) = spec.string("commonName")? {
+        put(out, "commonName", cn);
+    }
+
+    // dnsNames: kept. Upper-case letters are lowered: changed, harmless (DNS names are
+    // case-insensitive, and ferrocert's schema takes lowercase only).
+    if let Some(names) = spec.strings("dnsNames")? {
+        let names = lowercase_names(names, &spec.path("dnsNames"), notes);
+        if !names.is_empty() {
+            put(out, "dnsNames", names);
+        }
+    }
+    if let Some(ips) = spec.strings("ipAddresses")?
+        && !ips.is_empty()
+    {
+        put(out, "ipAddresses", ips);
+    }
+    for key in ["duration", "renewBefore"] {
+        if let Some(value) = spec.string(key)? {
+            put(out, key, value);
+        }
+    }
+    if let Some(percentage) = spec.integer("renewBeforePercentage")? {
+        put(out, "renewBeforePercentage", percentage);
+    }
+    Ok(())
+}
+
+/// secretTemplate: labels and annotations kept.
+fn convert_secret_template(
+    spec: &mut Obj,
+    out: &mut Map<String, Value>,
+    notes: &mut Notes,
+) -> Result<(), Invalid> {
+    if let Some(mut template) = spec.object("secretTemplate")? {
+        let mut t = Map::new();
+        for key in ["labels", "annotations"] {
+            if let Some(map) = template.string_map(key)?
+                && !map.is_empty()
+            {
+                put(&mut t, key, map);
+            }
+        }
+        template.finish(notes);
+        if !t.is_empty() {
+            put(out, "secretTemplate", t);
+        }
+    }
+    Ok(())
+}
+
+/// usages, subject, literalSubject and isCA: what a selfSigned or ca issuer writes into the
+/// certificate (an ACME CA decides them itself).
+fn convert_subject_fields(
+    spec: &mut Obj,
+    out: &mut Map<String, Value>,
+    notes: &mut Notes,
+) -> Result<(), Invalid> {
+    // usages: kept (see convert_usages).
+    if let Some(usages) = convert_usages(spec, notes)? {
+        put(out, "usages", usages);
+    }
+
+    // subject: kept, one value per attribute (see convert_subject).
+    if let Some(subject) = spec.object("subject")?
+        && let Some(subject) = convert_subject(subject, notes)?
+    {
+        put(out, "subject", subject);
+    }
+
+    // literalSubject: dropped, a loss: ferrocert has no such field, so a selfSigned or ca issuer
+    // builds the subject from commonName and subject instead (harmless with an ACME issuer).
+    if let Some(value) = spec.take("literalSubject") {
+        notes.lost(
+            &spec.path("literalSubject"),
+            Some(&value),
+            format!(
+                "ferrocert has no literalSubject: a selfSigned or ca issuer builds the subject \
+                 from commonName and subject; {ACME_IGNORES_SUBJECT}"
+            ),
+        );
+    }
+
+    // isCA: kept. isCA: true without a subject name (commonName or subject.organizations) is
+    // dropped, a loss: ferrocert's schema refuses a CA whose name would be empty.
+    match spec.boolean("isCA")? {
+        Some(true) if !has_ca_name(out) => notes.lost(
+            &spec.path("isCA"),
+            Some(&Value::Bool(true)),
+            "ferrocert refuses a CA certificate without a subject name (the certificates it \
+             signs name it as their issuer): set commonName or subject.organizations, then \
+             isCA: true",
+        ),
+        Some(is_ca) => put(out, "isCA", is_ca),
+        None => {}
+    }
+    Ok(())
+}
+
+/// emailAddresses, uris and otherNames: subject alternative names ferrocert does not write.
+fn convert_other_names(spec: &mut Obj, notes: &mut Notes) {
+    // emailAddresses, uris, otherNames: a loss when not empty (ferrocert's certificates carry
+    // DNS names and IP addresses only, as ACME orders do); harmless when empty.
+    for key in ["emailAddresses", "uris", "otherNames"] {
+        if let Some(value) = spec.take(key) {
+            let field = spec.path(key);
+            if is_empty(&value) {
+                notes.dropped(&field, None, "empty");
+            } else {
+                notes.lost(
+                    &field,
+                    Some(&value),
+                    "ferrocert has no such field: its certificates carry only DNS and IP \
+                     subject alternative names (ACME orders carry nothing else either)",
+                );
+            }
+        }
+    }
+}
+
+/// keystores and additionalOutputFormats: the extra Secret keys.
+fn convert_outputs(
+    spec: &mut Obj,
+    out: &mut Map<String, Value>,
+    notes: &mut Notes,
+) -> Result<(), Invalid> {
+    // keystores: kept, same fields and Secret keys (ferrocert writes cert-manager's keystores).
+    // A literal `password` is a loss (ferrocert reads passwords from Secrets only; its value is
+    // never shown), and so is a created keystore without a passwordSecretRef (left out).
+    if let Some(mut keystores) = spec.object("keystores")? {
+        let mut kept = Map::new();
+        for kind in ["jks", "pkcs12"] {
+            if let Some(store) = keystores.object(kind)?
+                && let Some(converted) = convert_keystore(store, kind, notes)?
+            {
+                put(&mut kept, kind, converted);
+            }
+        }
+        keystores.finish(notes);
+        if !kept.is_empty() {
+            put(out, "keystores", kept);
+        }
+    }
+
+    // additionalOutputFormats: kept (the same types write the same tls-combined.pem / key.der).
+    if let Some(formats) = spec.list("additionalOutputFormats")? {
+        if formats.is_empty() {
+            notes.dropped(&spec.path("additionalOutputFormats"), None, "empty");
+        } else {
+            put(out, "additionalOutputFormats", formats);
+        }
+    }
+    Ok(())
 }
 
 /// Lower-cases names (notes each one changed).
