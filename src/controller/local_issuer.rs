@@ -352,7 +352,7 @@ async fn issue(
     let renewal = pki::renewal_time_for_spec(&cert.spec, leaf.not_before, leaf.not_after)
         .unwrap_or(leaf.not_after);
     mark_signed(&mut status, cert, leaf.not_before, leaf.not_after, renewal);
-    apply_status(api, cert, &status).await?;
+    // As for ACME issuance, the Event precedes the write that makes the Certificate Ready.
     let by = match ca {
         Some(ca) => format!("signed by the CA {} of", ca.subject),
         None => "self-signed by".to_string(),
@@ -375,6 +375,7 @@ async fn issue(
         ),
     )
     .await;
+    apply_status(api, cert, &status).await?;
     Ok(requeue_at(renewal, Timestamp::now()))
 }
 

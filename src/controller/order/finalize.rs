@@ -194,7 +194,7 @@ async fn write_secret(
 
 /// The certificate is in its Secret: schedule its renewal (with the CA's ARI window, fetched now so
 /// it goes into the same status write and Event as the certificate), record success in one status
-/// write, drop the order finalizer and the next-key Secret, and say so in an Event.
+/// write (said first in an Event), then drop the order finalizer and the next-key Secret.
 async fn record_issued(
     ctx: &Ctx,
     api: &Api<Certificate>,
@@ -256,6 +256,32 @@ async fn record_issued(
         "Ready",
         &format!("The certificate is valid until {}", chain.leaf.not_after),
     );
+    let window = status
+        .renewal_info
+        .as_ref()
+        .and_then(|i| Some((i.window_start.as_ref()?, i.window_end.as_ref()?)))
+        .map(|(start, end)| {
+            format!(
+                " (the CA suggests renewing between {} and {})",
+                start.0, end.0
+            )
+        })
+        .unwrap_or_default();
+    // The Event precedes the write that makes the Certificate Ready: whoever sees Ready finds it,
+    // and a process killed between the two leaves its successor to finish (and say it again)
+    // rather than a Ready Certificate with no word of its issuance.
+    tracing::info!(cert = %describe(cert), serial = %chain.leaf.serial_hex, not_after = %chain.leaf.not_after, "certificate issued");
+    ctx.event(
+        cert,
+        false,
+        "Issued",
+        &format!("IssueRevision{}", status.revision.unwrap_or(0)),
+        format!(
+            "Certificate issued from order {order_url} (serial {}, valid until {}{about}), stored in Secret {}; renewal at {renewal}{window}",
+            chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
+        ),
+    )
+    .await;
     let updated = apply_status(api, cert, &status).await?;
     let updated = crate::controller::set_order_finalizer(api, &updated, false).await?;
     let wake = schedule
@@ -280,29 +306,6 @@ async fn record_issued(
             Err(e) => return Err(e).context(|| format!("deleting Secret {name}")),
         }
     }
-    let window = status
-        .renewal_info
-        .as_ref()
-        .and_then(|i| Some((i.window_start.as_ref()?, i.window_end.as_ref()?)))
-        .map(|(start, end)| {
-            format!(
-                " (the CA suggests renewing between {} and {})",
-                start.0, end.0
-            )
-        })
-        .unwrap_or_default();
-    tracing::info!(cert = %describe(cert), serial = %chain.leaf.serial_hex, not_after = %chain.leaf.not_after, "certificate issued");
-    ctx.event(
-        cert,
-        false,
-        "Issued",
-        &format!("IssueRevision{}", status.revision.unwrap_or(0)),
-        format!(
-            "Certificate issued from order {order_url} (serial {}, valid until {}{about}), stored in Secret {}; renewal at {renewal}{window}",
-            chain.leaf.serial_hex, chain.leaf.not_after, cert.spec.secret_name
-        ),
-    )
-    .await;
     Ok(requeue_at(wake, Timestamp::now()))
 }
 
