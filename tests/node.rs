@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{
     apply, challenge_requests, client, event_count, pebble_certificate, pebble_issuer,
-    ready_condition, solver_objects, verify_chain, wait_cert_ready, wait_issuer_ready,
+    ready_condition, solver_objects, verify_chain, wait_cert_failed, wait_cert_ready,
+    wait_issuer_ready,
 };
 use common::{
     env_var, fresh_namespace, helm, helm_ok, install_crds, kubectl, kubectl_ok, repo_root,
@@ -91,6 +92,7 @@ fn build_and_import_image() {
 
 /// The values this test sets, each because the test environment differs from a real cluster:
 /// - the image: built here, imported into the node, never pulled;
+/// - `dns01Webhooks`: the test environment's webhook solver (its APIService), so the pods may call it;
 /// - three flags, since there is no cluster DNS and the CA's ports are not the real ones: the
 ///   test zones' NS records say port 53 of 127.0.0.1 (`--dns01-check-nameservers`: BIND at the
 ///   node IP instead), the pod's resolver knows no test name (`--http01-self-check-nameservers`),
@@ -113,6 +115,11 @@ fn release_values() -> Vec<String> {
         "image.pullPolicy=Never".into(),
         "--set-json".into(),
         format!("controller.extraArgs={extra_args}"),
+        "--set-json".into(),
+        format!(
+            "dns01Webhooks={}",
+            json!([{"groupName": env_var("WEBHOOK_GROUP"), "solverNames": [env_var("WEBHOOK_SOLVER")]}])
+        ),
     ]
 }
 
@@ -462,6 +469,9 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
     assert_eq!(sans(&text), dns_names.iter().cloned().collect());
     assert_eq!(event_count(&ns, "dns", "OrderCreated"), 1, "DNS-01 orders");
 
+    // ---- DNS-01 through the webhook solver, with the chart's RBAC ----
+    webhook_solver_with_the_charts_rbac(&ns, &certs).await;
+
     // ---- HTTP-01: Pebble → Traefik → per-challenge Service + EndpointSlice → a pod IP ----
     apply(
         &ns,
@@ -551,6 +561,75 @@ async fn the_chart_runs_on_the_node_and_its_pods_issue_by_dns01_and_http01() {
     uninstall_keeps_crds_certificates_and_secrets(&ns);
 }
 
+/// A webhook solver's Issuer, its solver named `solver_name` (the environment's solver group).
+fn webhook_issuer(name: &str, solver_name: &str) -> Value {
+    pebble_issuer(
+        name,
+        &format!("{name}-account"),
+        json!({
+            "server": env_var("NODE_PEBBLE_DIRECTORY"),
+            "solvers": [{"dns01": {"webhook": {
+                "groupName": env_var("WEBHOOK_GROUP"),
+                "solverName": solver_name,
+                "config": {
+                    "nameserver": env_var("DNS_SERVER"),
+                    "tsigKeyName": env_var("TSIG_KEY_NAME"),
+                    "tsigAlgorithm": "hmac-sha256",
+                    "tsigSecret": env_var("TSIG_SECRET")
+                }
+            }}}]
+        }),
+    )
+}
+
+/// The pods call the webhook solver through the API server with the rights the chart's
+/// `dns01Webhooks` value grants (create on that one solver), and nothing more: a solver the
+/// value does not list is refused by RBAC, and the Certificate says which value to set.
+async fn webhook_solver_with_the_charts_rbac(ns: &str, certs: &Api<Certificate>) {
+    let zone = env_var("TEST_ZONE");
+    let issuers: Api<Issuer> = Api::namespaced(client().await, ns);
+    apply(
+        ns,
+        &webhook_issuer("pebble-hook", &env_var("WEBHOOK_SOLVER")),
+    );
+    apply(ns, &webhook_issuer("pebble-unlisted", "unlisted"));
+    wait_issuer_ready(&issuers, "pebble-hook").await;
+    wait_issuer_ready(&issuers, "pebble-unlisted").await;
+
+    let hook = format!("hook.{ns}.{zone}");
+    let mut cert = pebble_certificate("hook", &[&hook], json!({}));
+    cert["spec"]["issuerRef"]["name"] = json!("pebble-hook");
+    apply(ns, &cert);
+    let started = Instant::now();
+    wait_cert_ready(certs, "hook", 1).await;
+    eprintln!(
+        "DNS-01 through the webhook solver, from the pods: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        sans(&verify_chain(ns, "hook-tls")),
+        BTreeSet::from([hook.clone()])
+    );
+    let log = std::fs::read_to_string(env_var("WEBHOOK_SOLVER_LOG")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("_acme-challenge.{hook}")),
+        "the solver's log does not mention _acme-challenge.{hook}"
+    );
+
+    let mut refused = pebble_certificate("unlisted", &[format!("unlisted.{ns}.{zone}")], json!({}));
+    refused["spec"]["issuerRef"]["name"] = json!("pebble-unlisted");
+    apply(ns, &refused);
+    let message = wait_cert_failed(certs, "unlisted").await;
+    assert!(
+        message.contains("forbidden") && message.contains("dns01Webhooks"),
+        "{message}"
+    );
+    kubectl_ok(
+        &["delete", "certificate", "-n", ns, "unlisted", "--wait"],
+        None,
+    );
+}
+
 const BULK: usize = 50;
 
 /// The OrderCreated Events of the bulk Certificates in `ns`, summed over their series counts.
@@ -577,47 +656,84 @@ fn bulk_orders(ns: &str) -> usize {
     .sum()
 }
 
-/// The ACME orders each bulk Certificate's Events name (`OrderCreated` and `Issued` both carry the
-/// order URL). Both are needed: a leader killed between recording an order in status and sending
-/// its `OrderCreated` Event leaves that order to its successor, which issues from it without a
-/// second `OrderCreated`.
-fn bulk_order_urls(ns: &str) -> BTreeMap<String, BTreeSet<String>> {
+/// The ACME orders each bulk Certificate's `reason` Events name (`OrderCreated` and `Issued` both
+/// carry the order URL).
+fn bulk_order_urls(ns: &str, reason: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let out = kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("reason={reason}"),
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name} {.message}{\"\\n\"}{end}",
+        ],
+        None,
+    );
     let mut urls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for reason in ["OrderCreated", "Issued"] {
-        let out = kubectl_ok(
-            &[
-                "get",
-                "events",
-                "-n",
-                ns,
-                "--field-selector",
-                &format!("reason={reason}"),
-                "-o",
-                "jsonpath={range .items[*]}{.involvedObject.name} {.message}{\"\\n\"}{end}",
-            ],
-            None,
-        );
-        for line in out.lines() {
-            let (name, message) = line.split_once(' ').unwrap_or((line, ""));
-            if !name.starts_with("bulk-") {
-                continue;
-            }
-            let url = message
-                .split_whitespace()
-                .find(|w| w.starts_with("https://") && w.contains("/my-order/"))
-                .map(|w| w.trim_end_matches([',', ')', '(']).to_string());
-            let entry = urls.entry(name.to_string()).or_default();
-            entry.extend(url);
+    for line in out.lines() {
+        let (name, message) = line.split_once(' ').unwrap_or((line, ""));
+        if !name.starts_with("bulk-") {
+            continue;
         }
+        let url = message
+            .split_whitespace()
+            .find(|w| w.starts_with("https://") && w.contains("/my-order/"))
+            .map(|w| w.trim_end_matches([',', ')', '(']).to_string());
+        urls.entry(name.to_string()).or_default().extend(url);
     }
     urls
 }
 
+/// Every order URL each bulk Certificate's status records, as a watch sees them, from before
+/// the Certificates exist until the returned task is aborted.
+async fn watch_recorded_orders(
+    certs: &Api<Certificate>,
+) -> (
+    Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let recorded: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> = Arc::default();
+    let sink = recorded.clone();
+    let (init_tx, init_rx) = tokio::sync::oneshot::channel();
+    let api = certs.clone();
+    let task = tokio::spawn(async move {
+        let mut init_tx = Some(init_tx);
+        let mut s = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = s.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = init_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => {
+                    let name = c.metadata.name.clone().unwrap_or_default();
+                    if let Some(url) = c.status.and_then(|s| s.order).map(|o| o.url)
+                        && name.starts_with("bulk-")
+                    {
+                        sink.lock().unwrap().entry(name).or_default().insert(url);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), init_rx)
+        .await
+        .expect("the Certificate watch did not start within 30 s")
+        .expect("the Certificate watch ended");
+    (recorded, task)
+}
+
 /// `kubectl delete pod --force --grace-period=0` on the Lease holder while 50 Certificates are
 /// being issued (DNS-01): the other pod takes over within the lease duration (15 s), all 50
-/// become Ready, with exactly 50 orders.
+/// become Ready, each from the one order its status recorded.
 async fn leader_killed_while_fifty_issue(ns: &str, certs: &Api<Certificate>, leader: &str) {
     let zone = env_var("TEST_ZONE");
+    let (recorded, watch) = watch_recorded_orders(certs).await;
     let items: Vec<Value> = (0..BULK)
         .map(|i| {
             let mut c = pebble_certificate(
@@ -683,13 +799,34 @@ async fn leader_killed_while_fifty_issue(ns: &str, certs: &Api<Certificate>, lea
         "{BULK} Certificates Ready {:?} after apply",
         started.elapsed()
     );
-    let orders = bulk_order_urls(ns);
-    assert_eq!(orders.len(), BULK, "Certificates with an order: {orders:?}");
-    let repeated: Vec<_> = orders.iter().filter(|(_, u)| u.len() != 1).collect();
-    assert!(
-        repeated.is_empty(),
-        "each of {BULK} Certificates issued from exactly one order: {repeated:?}"
+    watch.abort();
+    // Each Certificate recorded exactly one order and issued from it: the new leader resumed
+    // every order the dead one had recorded. An order announced but never recorded (the leader
+    // died between its `OrderCreated` Event and the status write) is left pending at the CA;
+    // that is the one extra order a crash may cost.
+    let recorded = recorded.lock().unwrap().clone();
+    let issued = bulk_order_urls(ns, "Issued");
+    let announced = bulk_order_urls(ns, "OrderCreated");
+    assert_eq!(issued.len(), BULK, "Certificates issued: {issued:?}");
+    assert_eq!(
+        recorded, issued,
+        "each of {BULK} Certificates issued from the one order its status recorded"
     );
+    for (name, urls) in &issued {
+        assert!(
+            announced.get(name).is_some_and(|a| a.is_superset(urls)),
+            "{name}: its order {urls:?} has no OrderCreated Event ({:?})",
+            announced.get(name)
+        );
+    }
+    let abandoned: usize = announced
+        .iter()
+        .map(|(name, urls)| {
+            urls.difference(issued.get(name).unwrap_or(&BTreeSet::new()))
+                .count()
+        })
+        .sum();
+    eprintln!("{abandoned} order(s) announced but never recorded (the kill)");
     for i in [0, BULK / 2, BULK - 1] {
         let text = verify_chain(ns, &format!("bulk-{i}-tls"));
         assert_eq!(
