@@ -199,7 +199,9 @@ impl AcmeDns {
             Client::Http(c) => outbound::send(c, request, &limits, SERVICE).await,
         };
         let op = format!("updating the TXT record at {}", account.fulldomain);
-        let response = sent.map_err(|e| super::outbound_error(&self.host, &op, e))?;
+        let response = sent.map_err(|e| {
+            super::outbound_error(&format!("acme-dns server {}", self.host), &op, e)
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -465,7 +465,13 @@ impl Cloudflare {
         };
         let (status, bytes) = match sent {
             Ok(response) => (response.status(), response.into_body()),
-            Err(e) => return Err(Err(super::outbound_error(&server, "", e))),
+            Err(e) => {
+                return Err(Err(super::outbound_error(
+                    &format!("Cloudflare API {server}"),
+                    "",
+                    e,
+                )));
+            }
         };
         match serde_json::from_slice::<Envelope<T>>(&bytes) {
             Ok(envelope) if status.is_success() && envelope.success => Ok((envelope, status)),

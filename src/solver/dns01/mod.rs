@@ -107,16 +107,18 @@ pub enum Dns01Error {
          set tsigAlgorithm to one of them and use a key of that algorithm"
     )]
     UnsupportedAlgorithm { algorithm: String },
-    /// The network failed while talking to a server.
-    #[error("DNS server {server}: {op}: {source}")]
+    /// The network failed while talking to a server. `server` names who was asked, as the
+    /// message says it: `DNS server 192.0.2.1:53`, `Route53 API https://…`, `DNS webhook solver
+    /// /apis/…`.
+    #[error("{server}: {op}: {source}")]
     Io {
         server: String,
         op: String,
         #[source]
         source: std::io::Error,
     },
-    /// A server did not answer in time.
-    #[error("DNS server {server} did not answer within {timeout:?} ({op})")]
+    /// A server did not answer in time (`server` as for [`Dns01Error::Io`]).
+    #[error("{server} did not answer within {timeout:?} ({op})")]
     Timeout {
         server: String,
         op: String,
@@ -178,7 +180,7 @@ pub enum Dns01Error {
         message: String,
     },
     /// A server's answer could not be used (unparseable, bad TSIG signature, ...).
-    #[error("unusable answer from DNS server {server} ({op}): {detail}")]
+    #[error("unusable answer from {server} ({op}): {detail}")]
     Protocol {
         server: String,
         op: String,
@@ -334,7 +336,7 @@ impl ServerAddr {
         let addrs: Vec<_> = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
             .map_err(|source| Dns01Error::Io {
-                server: self.to_string(),
+                server: format!("DNS server {self}"),
                 op: "resolving the server's host name".into(),
                 source,
             })?
@@ -395,6 +397,7 @@ pub async fn resolve_addresses(
 /// A request to a DNS provider's API that got no usable answer within the limits of
 /// [`crate::outbound`], as a DNS-01 error: a timeout stays a timeout, anything else (connection,
 /// body over the limit) is a network failure carrying the limit's message. Both are transient.
+/// `server` names the API as a message should (`Cloudflare API https://…`).
 pub(crate) fn outbound_error(
     server: &str,
     op: &str,

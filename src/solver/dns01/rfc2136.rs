@@ -306,7 +306,7 @@ impl Rfc2136 {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let protocol = |detail: String| Dns01Error::Protocol {
-            server: self.server.to_string(),
+            server: format!("DNS server {}", self.server),
             op: op.clone(),
             detail,
         };
@@ -342,7 +342,7 @@ impl Rfc2136 {
                         verifier
                             .verify(&answer.raw)
                             .map_err(|e| Dns01Error::Protocol {
-                                server: server.to_string(),
+                                server: format!("DNS server {server}"),
                                 op: op.clone(),
                                 detail: format!("the answer's TSIG signature does not verify: {e}"),
                             })?;

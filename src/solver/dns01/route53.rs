@@ -426,7 +426,7 @@ impl Route53 {
         )?;
         let response = crate::outbound::send(&self.client, request, &Limits::DEFAULT, PROVIDER)
             .await
-            .map_err(|e| super::outbound_error(&self.endpoint, op, e))?;
+            .map_err(|e| super::outbound_error(&format!("Route53 API {}", self.endpoint), op, e))?;
         let status = response.status();
         let body = response.into_body();
         if status.is_success() {
@@ -461,7 +461,7 @@ impl Route53 {
 
     fn protocol(&self, op: Op<'_>, detail: String) -> Dns01Error {
         Dns01Error::Protocol {
-            server: self.endpoint.clone(),
+            server: format!("Route53 API {}", self.endpoint),
             op: op.to_string(),
             detail,
         }

@@ -167,7 +167,7 @@ impl Sts {
             PROVIDER,
         )
         .await
-        .map_err(|e| super::outbound_error(&self.endpoint, op, e))?;
+        .map_err(|e| super::outbound_error(&format!("AWS STS {}", self.endpoint), op, e))?;
         let status = response.status();
         let bytes = response.into_body();
         if !status.is_success() {
@@ -187,7 +187,7 @@ impl Sts {
             });
         }
         let protocol = |detail: String| Dns01Error::Protocol {
-            server: self.endpoint.clone(),
+            server: format!("AWS STS {}", self.endpoint),
             op: op.to_string(),
             detail,
         };

@@ -188,14 +188,14 @@ impl Webhook {
         let (status, bytes) = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
                 return Err(Dns01Error::Timeout {
-                    server: path,
+                    server: format!("DNS webhook solver {path}"),
                     op,
                     timeout: self.timeout,
                 });
             }
             Ok(Err(detail)) => {
                 return Err(Dns01Error::Io {
-                    server: path,
+                    server: format!("DNS webhook solver {path}"),
                     op,
                     source: std::io::Error::other(detail),
                 });

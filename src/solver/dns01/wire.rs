@@ -81,17 +81,17 @@ pub(crate) async fn exchange(
 ) -> Result<Answer, Dns01Error> {
     let deadline = Instant::now() + timeout;
     let io_error = |source: io::Error| Dns01Error::Io {
-        server: server.to_string(),
+        server: format!("DNS server {server}"),
         op: op.to_string(),
         source,
     };
     let timed_out = || Dns01Error::Timeout {
-        server: server.to_string(),
+        server: format!("DNS server {server}"),
         op: op.to_string(),
         timeout,
     };
     let protocol = |detail: String| Dns01Error::Protocol {
-        server: server.to_string(),
+        server: format!("DNS server {server}"),
         op: op.to_string(),
         detail,
     };
@@ -227,7 +227,7 @@ pub(crate) async fn query(
     request.add_query(Query::query(name.clone(), rtype));
     let op = format!("{rtype} query for {}", name_str(name));
     let bytes = request.to_vec().map_err(|e| Dns01Error::Protocol {
-        server: server.to_string(),
+        server: format!("DNS server {server}"),
         op: op.clone(),
         detail: format!("cannot encode the query: {e}"),
     })?;
