@@ -367,6 +367,22 @@ async fn a_flooding_or_silent_solver_is_cut_off_at_its_limits() {
         streamed < 256 << 20,
         "the controller read on: {streamed} bytes streamed of 1 GiB offered"
     );
+    // Tried again within the attempt, backing off: about 2 s, then 4 s (±20%).
+    let first_seen = std::time::Instant::now();
+    let third = authorization_error(&certs, "flood", "(try 3 of 12)").await;
+    let waited = first_seen.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4),
+        "three tries within {waited:?} of the first: {third}"
+    );
+    let floods = hostile
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| *p == "flood")
+        .count();
+    assert!((3..=4).contains(&floods), "{floods} tries to write");
 
     let hang = authorization_error(&certs, "hang", "did not answer within 30s").await;
     assert!(

@@ -25,13 +25,30 @@ use crate::solver::dns01::route53::{Route53, Route53Config};
 use crate::solver::dns01::sts::Sts;
 use crate::solver::dns01::webhook::{Webhook, WebhookConfig};
 
-/// How many propagation checks (or tries to write after transient errors), [`CHECK_INTERVAL`]
-/// apart, before the attempt fails.
+/// How many propagation checks, [`CHECK_INTERVAL`] apart, before the attempt fails (tries to
+/// write the record count towards them too; see [`MAX_WRITE_TRIES`]).
 pub const MAX_PROPAGATION_CHECKS: i32 = 90;
 
 /// The least time between two propagation checks of one record (checks that see the record
 /// everywhere end the wait at once; this paces the ones that do not, and Route53's GetChange).
 pub const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tries to write a record after transient errors (throttling, a 5xx, the network, a silent
+/// webhook solver) before the attempt fails. The waits between them double from
+/// [`CHECK_INTERVAL`] up to [`MAX_WRITE_RETRY`] ([`write_retry_delay`]): about 7 minutes in all,
+/// enough for a provider's brief outage without hammering one that is down.
+pub const MAX_WRITE_TRIES: i32 = 12;
+
+/// The longest wait between two tries to write a record.
+pub const MAX_WRITE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The wait before the next try to write the record `name` after `failed` transient failures:
+/// `CHECK_INTERVAL * 2^(failed-1)` up to [`MAX_WRITE_RETRY`], moved by up to ±20% by a jitter fixed
+/// per record and try (so that records failing together drift apart, and each reconcile computes
+/// the same wait). No failure, no wait. Pure.
+pub fn write_retry_delay(name: &str, failed: u32) -> std::time::Duration {
+    crate::retry::backoff_for(name, failed, CHECK_INTERVAL, MAX_WRITE_RETRY)
+}
 
 /// Default Secret keys, as in cert-manager's documentation examples.
 pub const TSIG_SECRET_KEY: &str = "secret";
@@ -374,6 +391,39 @@ pub async fn cleanup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_retries_back_off_with_jitter_and_end_within_minutes() {
+        use std::time::Duration;
+        assert_eq!(write_retry_delay("r", 0), Duration::ZERO);
+        for name in ["a", "b", "c", "d"] {
+            let first = write_retry_delay(name, 1);
+            assert!(
+                (Duration::from_millis(1600)..=Duration::from_millis(2400)).contains(&first),
+                "{first:?}"
+            );
+            let second = write_retry_delay(name, 2);
+            assert!(second > first, "{first:?} then {second:?}");
+            assert_eq!(
+                write_retry_delay(name, 5),
+                write_retry_delay(name, 5),
+                "one wait per record and try"
+            );
+            assert!(write_retry_delay(name, 30) <= MAX_WRITE_RETRY.mul_f64(1.2));
+            let all: Duration = (1..MAX_WRITE_TRIES as u32)
+                .map(|t| write_retry_delay(name, t))
+                .sum();
+            assert!(
+                (Duration::from_secs(5 * 60)..=Duration::from_secs(9 * 60)).contains(&all),
+                "{all:?} from the first failure to the last try"
+            );
+        }
+        // Records that fail together do not retry together.
+        let spread: std::collections::BTreeSet<_> = (0..20)
+            .map(|i| write_retry_delay(&format!("r{i}"), 3))
+            .collect();
+        assert!(spread.len() > 10, "{spread:?}");
+    }
 
     #[test]
     fn only_cluster_issuers_use_ambient_credentials_by_default() {

@@ -469,9 +469,12 @@ async fn tell(
 
 /// How long is left of a [`dns01::CHECK_INTERVAL`] that began `since` ago; `None` once it is over.
 fn left_of_check_interval(since: Option<Duration>) -> Option<Duration> {
-    since
-        .filter(|s| *s < dns01::CHECK_INTERVAL)
-        .map(|s| dns01::CHECK_INTERVAL - s)
+    left_of_wait(since, dns01::CHECK_INTERVAL)
+}
+
+/// How long is left of a wait of `wait` that began `since` ago; `None` once it is over. Pure.
+fn left_of_wait(since: Option<Duration>, wait: Duration) -> Option<Duration> {
+    since.filter(|s| *s < wait).map(|s| wait - s)
 }
 
 /// DNS-01: write the TXT record (written ahead in status), or check it is visible and tell the CA.
@@ -600,13 +603,15 @@ async fn present_dns01_record(
 ) -> Result<AuthzStep, Error> {
     let (ctx, cert, issuer) = (round.ctx, round.cert, round.issuer);
     let identifier = entry.identifier.clone();
-    // After a transient failure to write, try again no sooner than this.
+    // After a transient failure to write, try again no sooner than the backoff says.
     let present_key = format!("present {}", entry.token.as_deref().unwrap_or_default());
     let since = ctx
         .dns01_checked_lock()
         .get(&present_key)
         .map(|t| t.elapsed());
-    if let Some(left) = left_of_check_interval(since) {
+    let failed = u32::try_from(entry.propagation_checks.unwrap_or(0)).unwrap_or(0);
+    let wait = dns01::write_retry_delay(&present_key, failed);
+    if let Some(left) = left_of_wait(since, wait) {
         return Ok(AuthzStep::waking(entry, left));
     }
     let provider = match dns01::provider(ctx, issuer, solver).await {
@@ -666,18 +671,22 @@ async fn present_dns01_record(
                 .insert(dns01::change_key(&name, value), change);
         }
         Ok(None) => {}
-        // Throttling, a 5xx, the network: try again within the attempt.
+        // Throttling, a 5xx, the network: try again within the attempt, backing off.
         Err(e)
             if e.is_transient()
-                && entry.propagation_checks.unwrap_or(0) + 1 < dns01::MAX_PROPAGATION_CHECKS =>
+                && entry.propagation_checks.unwrap_or(0) + 1 < dns01::MAX_WRITE_TRIES =>
         {
             let tries = entry.propagation_checks.unwrap_or(0) + 1;
             entry.propagation_checks = Some(tries);
+            let wait = dns01::write_retry_delay(&present_key, u32::try_from(tries).unwrap_or(0));
             entry.error = Some(format!(
-                "writing the TXT record at {name} failed, trying again (try {tries}): {e}"
+                "writing the TXT record at {name} failed, trying again in {:.0}s (try {tries} of \
+                 {}): {e}",
+                wait.as_secs_f64(),
+                dns01::MAX_WRITE_TRIES
             ));
             ctx.dns01_checked_lock().insert(present_key, Instant::now());
-            return Ok(AuthzStep::waking(entry, dns01::CHECK_INTERVAL));
+            return Ok(AuthzStep::waking(entry, wait));
         }
         Err(e) => {
             return Ok(AuthzStep::Failed {
@@ -906,6 +915,18 @@ mod tests {
             challenge_action(Valid, Some(Presented), true),
             ChallengeAction::Record(ChallengeState::Valid)
         );
+    }
+
+    #[test]
+    fn what_is_left_of_a_wait() {
+        let wait = Duration::from_secs(8);
+        assert_eq!(left_of_wait(None, wait), None);
+        assert_eq!(
+            left_of_wait(Some(Duration::from_secs(3)), wait),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(left_of_wait(Some(wait), wait), None);
+        assert_eq!(left_of_wait(Some(Duration::ZERO), Duration::ZERO), None);
     }
 
     #[test]
