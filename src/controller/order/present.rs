@@ -469,12 +469,16 @@ async fn tell(
 
 /// How long is left of a [`dns01::CHECK_INTERVAL`] that began `since` ago; `None` once it is over.
 fn left_of_check_interval(since: Option<Duration>) -> Option<Duration> {
-    left_of_wait(since, dns01::CHECK_INTERVAL)
+    since
+        .filter(|s| *s < dns01::CHECK_INTERVAL)
+        .map(|s| dns01::CHECK_INTERVAL - s)
 }
 
-/// How long is left of a wait of `wait` that began `since` ago; `None` once it is over. Pure.
-fn left_of_wait(since: Option<Duration>, wait: Duration) -> Option<Duration> {
-    since.filter(|s| *s < wait).map(|s| wait - s)
+/// How long is left until `until`, seen at `now`; `None` once it has passed. Pure.
+fn left_until(until: Option<Instant>, now: Instant) -> Option<Duration> {
+    until
+        .and_then(|u| u.checked_duration_since(now))
+        .filter(|left| !left.is_zero())
 }
 
 /// DNS-01: write the TXT record (written ahead in status), or check it is visible and tell the CA.
@@ -603,15 +607,12 @@ async fn present_dns01_record(
 ) -> Result<AuthzStep, Error> {
     let (ctx, cert, issuer) = (round.ctx, round.cert, round.issuer);
     let identifier = entry.identifier.clone();
-    // After a transient failure to write, try again no sooner than the backoff says.
+    // After a transient failure to write, try again no sooner than the backoff said (the memo
+    // holds the time of the next try, so a reconcile on a status older than that failure's
+    // record waits as well).
     let present_key = format!("present {}", entry.token.as_deref().unwrap_or_default());
-    let since = ctx
-        .dns01_checked_lock()
-        .get(&present_key)
-        .map(|t| t.elapsed());
-    let failed = u32::try_from(entry.propagation_checks.unwrap_or(0)).unwrap_or(0);
-    let wait = dns01::write_retry_delay(&present_key, failed);
-    if let Some(left) = left_of_wait(since, wait) {
+    let next_try = ctx.dns01_checked_lock().get(&present_key).copied();
+    if let Some(left) = left_until(next_try, Instant::now()) {
         return Ok(AuthzStep::waking(entry, left));
     }
     let provider = match dns01::provider(ctx, issuer, solver).await {
@@ -685,7 +686,8 @@ async fn present_dns01_record(
                 wait.as_secs_f64(),
                 dns01::MAX_WRITE_TRIES
             ));
-            ctx.dns01_checked_lock().insert(present_key, Instant::now());
+            ctx.dns01_checked_lock()
+                .insert(present_key, Instant::now() + wait);
             return Ok(AuthzStep::waking(entry, wait));
         }
         Err(e) => {
@@ -918,15 +920,15 @@ mod tests {
     }
 
     #[test]
-    fn what_is_left_of_a_wait() {
-        let wait = Duration::from_secs(8);
-        assert_eq!(left_of_wait(None, wait), None);
+    fn what_is_left_until_the_next_try() {
+        let now = Instant::now();
+        assert_eq!(left_until(None, now), None);
         assert_eq!(
-            left_of_wait(Some(Duration::from_secs(3)), wait),
+            left_until(Some(now + Duration::from_secs(5)), now),
             Some(Duration::from_secs(5))
         );
-        assert_eq!(left_of_wait(Some(wait), wait), None);
-        assert_eq!(left_of_wait(Some(Duration::ZERO), Duration::ZERO), None);
+        assert_eq!(left_until(Some(now), now), None);
+        assert_eq!(left_until(Some(now), now + Duration::from_secs(1)), None);
     }
 
     #[test]
