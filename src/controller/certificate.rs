@@ -33,6 +33,14 @@ use crate::secret::{self, TLS_KEY, data_str};
 pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error> {
     let ns = cert.namespace().unwrap_or_default();
     let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &ns);
+    // A view our own write replaced (this reconcile was queued behind that write): acting on it
+    // could order again. The watch brings the newer one within moments, and reconciles it.
+    if let (Some(uid), Some(rv)) = (cert.uid(), cert.resource_version())
+        && ctx.superseded.is_stale(&uid, &rv)
+    {
+        tracing::debug!(cert = %describe(cert.as_ref()), "a version our last write replaced; waiting for the watch");
+        return Ok(Action::requeue(STALE_VIEW_WAIT));
+    }
     if cert.meta().deletion_timestamp.is_some() {
         return clean_up_deleted(&ctx, &api, &cert).await;
     }
@@ -43,7 +51,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     {
         return Ok(requeue_at(wake, Timestamp::now()));
     }
-    let cert = revocation::sync_finalizer(&api, &cert).await?;
+    let cert = revocation::sync_finalizer(&ctx, &api, &cert).await?;
     let mut status = cert.status.clone().unwrap_or_default();
 
     let issuer = match resolve(&ctx, &cert).await? {
@@ -138,7 +146,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
             }
             mark_ready(&mut status, &cert, not_before, not_after, renewal);
             if Some(&status) != cert.status.as_ref() {
-                apply_status(&api, &cert, &status).await?;
+                apply_status(&ctx, &api, &cert, &status).await?;
             }
             let wake = schedule
                 .next_check
@@ -171,7 +179,7 @@ async fn issuer_not_usable(
     if status != cert.status.clone().unwrap_or_default() {
         ctx.event(cert, true, reason, "Issue", message.to_string())
             .await;
-        apply_status(api, cert, &status).await?;
+        apply_status(ctx, api, cert, &status).await?;
     }
     Ok(Action::requeue(Duration::from_secs(60)))
 }
@@ -235,7 +243,7 @@ async fn fail_over_unready(
     ctx.event(cert, true, failover::ISSUER_FAILOVER, &action, full)
         .await;
     tracing::warn!(cert = %describe(cert), issuer = %next_ref.name, "failing over: {message}");
-    apply_status(api, cert, status).await?;
+    apply_status(ctx, api, cert, status).await?;
     Ok(Some(Action::requeue(failover::RETRY_NOW)))
 }
 
@@ -268,7 +276,7 @@ async fn restart_from_first(
         )
         .await;
     }
-    apply_status(api, cert, status).await?;
+    apply_status(ctx, api, cert, status).await?;
     Ok(Some(Action::requeue(failover::RETRY_NOW)))
 }
 
@@ -320,7 +328,7 @@ async fn clean_up_deleted(
                 }
             }
         }
-        cert = super::set_order_finalizer(api, &cert, false).await?;
+        cert = super::set_order_finalizer(ctx, api, &cert, false).await?;
         tracing::info!(cert = %describe(&cert), "cleaned up the order of a deleted Certificate");
     }
     if has(&cert, revocation::REVOKE_FINALIZER) {
@@ -348,7 +356,7 @@ async fn start_issuance(
         tracing::debug!(cert = %describe(cert), ?wait, "issuance backing off");
         if Some(&status) != cert.status.as_ref() {
             // E.g. a renewal window fetched meanwhile: keep it, so it is not fetched again.
-            apply_status(api, cert, &status).await?;
+            apply_status(ctx, api, cert, &status).await?;
         }
         return Ok(Action::requeue(wait));
     }
@@ -387,7 +395,7 @@ async fn start_issuance(
         cert.labels(),
         crate::shim::http01_edit_in_place(cert).is_some(),
     );
-    let cert = &super::set_order_finalizer(api, cert, needs_finalizer).await?;
+    let cert = &super::set_order_finalizer(ctx, api, cert, needs_finalizer).await?;
 
     // 3. The order, recorded (with the claim and the challenges' tokens) before any challenge is
     //    presented.
@@ -642,9 +650,13 @@ fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Opti
     };
     stale.then(|| {
         tracing::debug!(cert = %describe(cert), "status older than our last write; waiting for the watch");
-        Duration::from_millis(300)
+        STALE_VIEW_WAIT
     })
 }
+
+/// How long a reconcile on a stale view waits before looking again (the watch's update, when it
+/// comes first, reconciles at once).
+const STALE_VIEW_WAIT: Duration = Duration::from_millis(300);
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.
 async fn fail_permanently(
@@ -658,7 +670,7 @@ async fn fail_permanently(
     set_ready(&mut status, cert, false, reason, message);
     ctx.event(cert, true, reason, "Issue", message.to_string())
         .await;
-    apply_status(api, cert, &status).await?;
+    apply_status(ctx, api, cert, &status).await?;
     Ok(Action::await_change())
 }
 

@@ -185,7 +185,7 @@ where
         now(),
     );
     record_ready(ctx, obj, ident, ready);
-    apply_status(api, obj, &status).await?;
+    apply_status(ctx, api, obj, &status).await?;
     tracing::info!(issuer = %describe(obj), ready, reason, "issuer reconciled");
     Ok(retry.map_or_else(Action::await_change, Action::requeue))
 }

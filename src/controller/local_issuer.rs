@@ -128,7 +128,7 @@ where
     );
     record_ready(ctx, obj, ident, ready);
     if status != before {
-        apply_status(api, obj, &status).await?;
+        apply_status(ctx, api, obj, &status).await?;
         ctx.event(obj, !ready, reason, "Verify", message).await;
         tracing::info!(issuer = %describe(obj), ready, reason, "issuer reconciled");
     }
@@ -253,7 +253,7 @@ pub(super) async fn reconcile_certificate(
             );
             conditions::remove(&mut status.conditions, ISSUING);
             if Some(&status) != cert.status.as_ref() {
-                apply_status(api, cert, &status).await?;
+                apply_status(ctx, api, cert, &status).await?;
             }
             return Ok(requeue_at(renewal, now_ts));
         }
@@ -375,7 +375,7 @@ async fn issue(
         ),
     )
     .await;
-    apply_status(api, cert, &status).await?;
+    apply_status(ctx, api, cert, &status).await?;
     Ok(requeue_at(renewal, Timestamp::now()))
 }
 

@@ -23,6 +23,7 @@ pub mod renewal_info;
 pub mod revocation;
 pub mod run;
 pub mod shim;
+pub mod superseded;
 pub mod tls_secret;
 pub mod verdict;
 
@@ -117,6 +118,8 @@ pub struct Context {
     pub http01_clocks: http01::SelfCheckClocks,
     /// Whether the Gateway API is installed, as last seen.
     pub gateway_api: http01::GatewayApiPresence,
+    /// The resourceVersions our writes replaced: a reconcile that sees one waits for the watch.
+    pub superseded: superseded::Superseded,
 }
 
 impl Context {
@@ -176,8 +179,14 @@ impl Context {
 }
 
 /// Writes `status` with server-side apply, on condition that the object is still at the
-/// resourceVersion we read (else 409, see [`Error::is_conflict`]). Returns the updated object.
-pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<K, Error>
+/// resourceVersion we read (else 409, see [`Error::is_conflict`]). Returns the updated object;
+/// the version it replaced is noted in [`Context::superseded`].
+pub async fn apply_status<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    status: &S,
+) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -189,13 +198,25 @@ where
         "metadata": { "name": name, "resourceVersion": obj.resource_version() },
         "status": status,
     });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .context(|| format!("writing status of {} {}", K::kind(&()), describe(obj)))
+    let updated = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .context(|| format!("writing status of {} {}", K::kind(&()), describe(obj)))?;
+    note_replaced(ctx, obj, &updated);
+    Ok(updated)
+}
+
+/// Notes that our write moved `before` to `after` (see [`superseded`]).
+fn note_replaced<K: Resource>(ctx: &Context, before: &K, after: &K) {
+    if let (Some(uid), Some(read)) = (before.meta().uid.as_deref(), before.resource_version())
+        && after.resource_version().as_deref() != Some(read.as_str())
+    {
+        ctx.superseded.wrote(uid, &read);
+    }
 }
 
 /// The Event `action` of one issuance attempt. The event recorder folds Events with the same
@@ -224,16 +245,18 @@ pub const ORDER_FINALIZER: &str = "ferrocert.dev/order-cleanup";
 
 /// Adds or removes [`ORDER_FINALIZER`]; see [`set_finalizer`].
 pub async fn set_order_finalizer(
+    ctx: &Context,
     api: &Api<crate::api::Certificate>,
     cert: &crate::api::Certificate,
     present: bool,
 ) -> Result<crate::api::Certificate, Error> {
-    set_finalizer(api, cert, ORDER_FINALIZER, present).await
+    set_finalizer(ctx, api, cert, ORDER_FINALIZER, present).await
 }
 
 /// Adds or removes one finalizer (a merge patch of the whole list, guarded by the
 /// resourceVersion read); returns the updated Certificate. No write when nothing changes.
 pub async fn set_finalizer(
+    ctx: &Context,
     api: &Api<crate::api::Certificate>,
     cert: &crate::api::Certificate,
     finalizer: &str,
@@ -252,13 +275,16 @@ pub async fn set_finalizer(
     let patch = serde_json::json!({
         "metadata": { "resourceVersion": cert.resource_version(), "finalizers": finalizers }
     });
-    api.patch(
-        &cert.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .context(|| format!("updating the finalizers of Certificate {}", describe(cert)))
+    let updated = api
+        .patch(
+            &cert.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .context(|| format!("updating the finalizers of Certificate {}", describe(cert)))?;
+    note_replaced(ctx, cert, &updated);
+    Ok(updated)
 }
 
 /// `namespace/name` (or `name` for cluster-scoped objects).

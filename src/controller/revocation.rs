@@ -89,11 +89,12 @@ pub fn revocable(
 
 /// Adds or removes [`REVOKE_FINALIZER`] to match `spec.revokeOnDelete`.
 pub async fn sync_finalizer(
+    ctx: &Ctx,
     api: &Api<Certificate>,
     cert: &Certificate,
 ) -> Result<Certificate, Error> {
     let wanted = cert.spec.revoke_on_delete == Some(true);
-    set_finalizer(api, cert, REVOKE_FINALIZER, wanted).await
+    set_finalizer(ctx, api, cert, REVOKE_FINALIZER, wanted).await
 }
 
 /// The revoke request on a Certificate not yet answered: (request id, reason).
@@ -156,7 +157,7 @@ pub async fn answer_request(
                 error: Some(why),
                 ..RevocationStatus::default()
             });
-            apply_status(api, cert, &status).await?;
+            apply_status(ctx, api, cert, &status).await?;
             ctx.event(cert, true, "RevocationSkipped", "Revoke", message)
                 .await;
             return Ok(Action::requeue(Duration::from_secs(1)));
@@ -188,7 +189,7 @@ pub async fn answer_request(
                 ),
             )
             .await;
-            apply_status(api, cert, &status).await?;
+            apply_status(ctx, api, cert, &status).await?;
             Ok(Action::requeue(Duration::from_millis(200)))
         }
         Err(message) => {
@@ -233,12 +234,12 @@ pub async fn on_delete(
     // one in use may be another), else the one in use.
     let Some(issuer_ref) = issuer_of_secret(cert, secret.as_ref()).or(cert.current_issuer_ref())
     else {
-        return release(api, cert).await;
+        return release(ctx, api, cert).await;
     };
     let kind = issuer_ref.kind.unwrap_or_default();
     let target = match revocable(secret.as_ref(), &issuer_ref.name, kind) {
         Ok(t) if !is_revoked(&status, &t.serial_hex) => t,
-        Ok(_) => return release(api, cert).await,
+        Ok(_) => return release(ctx, api, cert).await,
         Err(why) => {
             ctx.event(
                 cert,
@@ -248,7 +249,7 @@ pub async fn on_delete(
                 format!("Nothing to revoke on deletion: {why}"),
             )
             .await;
-            return release(api, cert).await;
+            return release(ctx, api, cert).await;
         }
     };
     if let Some(wait) = backoff_remaining(ctx, &status, &target.serial_hex, Timestamp::now()) {
@@ -267,7 +268,7 @@ pub async fn on_delete(
                 format!("Nothing to revoke on deletion: {why}"),
             )
             .await;
-            return release(api, cert).await;
+            return release(ctx, api, cert).await;
         }
         Err((_, message)) => Err(message),
     };
@@ -290,8 +291,8 @@ pub async fn on_delete(
                 ),
             )
             .await;
-            let updated = apply_status(api, cert, &status).await?;
-            release(api, &updated).await
+            let updated = apply_status(ctx, api, cert, &status).await?;
+            release(ctx, api, &updated).await
         }
         Err(message) => {
             let attempts = failed_attempts(&status, &target.serial_hex) + 1;
@@ -307,7 +308,7 @@ pub async fn on_delete(
                     ),
                 )
                 .await;
-                return release(api, cert).await;
+                return release(ctx, api, cert).await;
             }
             let attempt = Attempt {
                 target: &target,
@@ -373,12 +374,12 @@ async fn retry_later(
         ),
     )
     .await;
-    apply_status(api, cert, &status).await?;
+    apply_status(ctx, api, cert, &status).await?;
     Ok(Action::requeue(delay))
 }
 
-async fn release(api: &Api<Certificate>, cert: &Certificate) -> Result<Action, Error> {
-    set_finalizer(api, cert, REVOKE_FINALIZER, false).await?;
+async fn release(ctx: &Ctx, api: &Api<Certificate>, cert: &Certificate) -> Result<Action, Error> {
+    set_finalizer(ctx, api, cert, REVOKE_FINALIZER, false).await?;
     tracing::info!(cert = %describe(cert), "revoke-on-delete finished");
     Ok(Action::await_change())
 }

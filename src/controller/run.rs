@@ -456,6 +456,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         http01_backends: watch::channel(None).0,
         http01_clocks: Default::default(),
         gateway_api: Default::default(),
+        superseded: Default::default(),
     });
 
     // Listeners first: a port clash fails start-up loudly.

@@ -163,7 +163,7 @@ pub(super) async fn not_ready_for(
     if Some(&status) != cert.status.as_ref() {
         tracing::warn!(cert = %describe(cert), reason, "{message}");
         // Status first: a reconcile on a stale view fails there (409) instead of announcing twice.
-        apply_status(api, cert, &status).await?;
+        apply_status(ctx, api, cert, &status).await?;
         ctx.event(cert, true, reason, "Issue", message.to_string())
             .await;
     }

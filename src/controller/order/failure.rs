@@ -104,10 +104,10 @@ pub async fn record_failure(
         .await;
     }
     tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
-    let updated = apply_status(api, cert, &status).await?;
+    let updated = apply_status(ctx, api, cert, &status).await?;
     if let Some(uid) = cert.uid() {
         ctx.orders.failed(&uid, attempts);
     }
-    crate::controller::set_order_finalizer(api, &updated, false).await?;
+    crate::controller::set_order_finalizer(ctx, api, &updated, false).await?;
     Ok(Action::requeue(delay))
 }

@@ -282,8 +282,8 @@ async fn record_issued(
         ),
     )
     .await;
-    let updated = apply_status(api, cert, &status).await?;
-    let updated = crate::controller::set_order_finalizer(api, &updated, false).await?;
+    let updated = apply_status(ctx, api, cert, &status).await?;
+    let updated = crate::controller::set_order_finalizer(ctx, api, &updated, false).await?;
     let wake = schedule
         .next_check
         .map_or(renewal, |check| check.min(renewal));

@@ -183,7 +183,7 @@ pub async fn drive_order(
             cleanup_temporaries_of(ctx, cert, Some(&recorded), issuer).await?;
             dns01::cleanup(ctx, issuer, cert.labels(), &recorded).await;
             status.order = None;
-            apply_status(api, cert, &status).await?;
+            apply_status(ctx, api, cert, &status).await?;
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
         Err(e) if e.is_bad_nonce() => {

@@ -117,7 +117,8 @@ impl Round<'_> {
     async fn write(&mut self, order: OrderStatus) -> Result<(), Error> {
         self.announce().await;
         self.status.order = Some(order);
-        self.latest = Cow::Owned(apply_status(self.api, &self.latest, &self.status).await?);
+        self.latest =
+            Cow::Owned(apply_status(self.ctx, self.api, &self.latest, &self.status).await?);
         self.note_recorded();
         Ok(())
     }

@@ -90,7 +90,7 @@ pub(super) async fn wait_for_self_checks(
     }
     if record::worth_recording(status.order.as_ref(), &updated) {
         status.order = Some(updated);
-        apply_status(api, cert, status).await?;
+        apply_status(ctx, api, cert, status).await?;
     }
     Ok(Some(Action::requeue(wake.clamp(
         Duration::from_millis(100),
