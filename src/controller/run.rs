@@ -195,8 +195,43 @@ async fn shutdown_signal() {
     }
 }
 
+/// The shared state of the reconcilers, reading the given caches. A cache that is never fed (in
+/// a test driving one reconcile by hand) only means every issuer is read from the API server.
+pub fn context(
+    client: Client,
+    settings: Settings,
+    certificates: Store<Certificate>,
+    issuers: Store<Issuer>,
+    cluster_issuers: Store<ClusterIssuer>,
+) -> Ctx {
+    let metrics = Metrics::new(Some(certificates.clone()));
+    Arc::new(Context {
+        client: client.clone(),
+        accounts: Accounts::new(metrics.clone()),
+        metrics,
+        settings,
+        events: super::events::EventPublisher::new(
+            client,
+            "ferrocert",
+            std::env::var("POD_NAME").ok(),
+        ),
+        certificates,
+        issuers,
+        cluster_issuers,
+        polling_since: Default::default(),
+        ca_trouble: Default::default(),
+        orders: Default::default(),
+        dns01_changes: Default::default(),
+        dns01_checked: Default::default(),
+        http01_backends: watch::channel(None).0,
+        http01_clocks: Default::default(),
+        gateway_api: Default::default(),
+        superseded: Default::default(),
+    })
+}
+
 /// The controller's settings from its command line.
-fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
+pub fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
     let (service_namespace, service_name) =
         Http01Settings::parse_service(&args.http01_service, &args.cluster_resource_namespace)
             .map_err(anyhow::Error::msg)?;
@@ -434,30 +469,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     // Every replica keeps a Certificate cache: the HTTP-01 server answers from it.
     let caches = Caches::start(&client, stop_rx.clone());
     let store = caches.certificates.clone();
-    let metrics = Metrics::new(Some(store.clone()));
-    let ctx: Ctx = Arc::new(Context {
-        client: client.clone(),
-        accounts: Accounts::new(metrics.clone()),
-        metrics: metrics.clone(),
+    let ctx = context(
+        client.clone(),
         settings,
-        events: super::events::EventPublisher::new(
-            client.clone(),
-            "ferrocert",
-            std::env::var("POD_NAME").ok(),
-        ),
-        certificates: store.clone(),
-        issuers: caches.issuers.clone(),
-        cluster_issuers: caches.cluster_issuers.clone(),
-        polling_since: Default::default(),
-        ca_trouble: Default::default(),
-        orders: Default::default(),
-        dns01_changes: Default::default(),
-        dns01_checked: Default::default(),
-        http01_backends: watch::channel(None).0,
-        http01_clocks: Default::default(),
-        gateway_api: Default::default(),
-        superseded: Default::default(),
-    });
+        store.clone(),
+        caches.issuers.clone(),
+        caches.cluster_issuers.clone(),
+    );
+    let metrics = ctx.metrics.clone();
 
     // Listeners first: a port clash fails start-up loudly.
     let http01 = TcpListener::bind(args.http01_listen).await?;
