@@ -35,11 +35,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
     let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &ns);
     // A view our own write replaced (this reconcile was queued behind that write): acting on it
     // could order again. The watch brings the newer one within moments, and reconciles it.
-    if let (Some(uid), Some(rv)) = (cert.uid(), cert.resource_version())
-        && ctx.superseded.is_stale(&uid, &rv)
-    {
+    if ctx.superseded.is_stale(cert.as_ref()) {
         tracing::debug!(cert = %describe(cert.as_ref()), "a version our last write replaced; waiting for the watch");
-        return Ok(Action::requeue(STALE_VIEW_WAIT));
+        return Ok(Action::requeue(super::superseded::WAIT));
     }
     if cert.meta().deletion_timestamp.is_some() {
         return clean_up_deleted(&ctx, &api, &cert).await;
@@ -650,13 +648,9 @@ fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Opti
     };
     stale.then(|| {
         tracing::debug!(cert = %describe(cert), "status older than our last write; waiting for the watch");
-        STALE_VIEW_WAIT
+        super::superseded::WAIT
     })
 }
-
-/// How long a reconcile on a stale view waits before looking again (the watch's update, when it
-/// comes first, reconciles at once).
-const STALE_VIEW_WAIT: Duration = Duration::from_millis(300);
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.
 async fn fail_permanently(

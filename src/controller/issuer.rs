@@ -85,6 +85,12 @@ async fn reconcile_any<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    // A version our own status write replaced (a reconcile queued behind that write): acting on
+    // it would ask the CA again and be refused at its write.
+    if ctx.superseded.is_stale(obj) {
+        tracing::debug!(issuer = %super::describe(obj), "a version our last write replaced; waiting for the watch");
+        return Ok(Action::requeue(super::superseded::WAIT));
+    }
     match spec.issuer_type() {
         Some(IssuerType::Acme(acme)) => reconcile_acme(ctx, api, obj, ident, acme, status).await,
         Some(IssuerType::SelfSigned) => {

@@ -11,12 +11,18 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use kube::{Resource, ResourceExt};
+
 /// The versions kept per object: a reconcile writes at most a few times (status, finalizer).
 const KEPT_PER_OBJECT: usize = 8;
 
 /// A replaced version older than this is no longer taken for a stale view: the watch delivers
 /// within moments, and a watch that has not caught up by then is being re-established anyway.
 pub const FORGET_AFTER: Duration = Duration::from_secs(30);
+
+/// How long a reconcile handed a replaced version waits before looking again (the watch's update,
+/// when it comes first, reconciles at once).
+pub const WAIT: Duration = Duration::from_millis(300);
 
 /// Replaced resourceVersions by object uid.
 #[derive(Default)]
@@ -66,10 +72,13 @@ impl Superseded {
         replaced.at = now;
     }
 
-    /// Whether a view of object `uid` at `version` is one our own writes have replaced (wait for
-    /// the watch). A view at any other version is past them: the entry is no longer needed.
-    pub fn is_stale(&self, uid: &str, version: &str) -> bool {
-        self.is_stale_at(uid, version, Instant::now())
+    /// Whether `obj`, as a reconcile was handed it, is a version our own writes have replaced
+    /// (wait for the watch). A view at any other version is past them: the entry goes.
+    pub fn is_stale<K: Resource>(&self, obj: &K) -> bool {
+        match (obj.meta().uid.as_deref(), obj.resource_version()) {
+            (Some(uid), Some(version)) => self.is_stale_at(uid, &version, Instant::now()),
+            _ => false,
+        }
     }
 
     fn is_stale_at(&self, uid: &str, version: &str, now: Instant) -> bool {
