@@ -64,9 +64,6 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         }
     };
 
-    if let Some(wait) = stale_view(&ctx, &cert, &status) {
-        return Ok(Action::requeue(wait));
-    }
     if let Some(order) = status.order.clone() {
         return drive_order(&ctx, &api, &cert, status, order, &issuer).await;
     }
@@ -385,7 +382,7 @@ async fn start_issuance(
     // 2. The issuance is claimed in the same status write that records the order (below, before
     //    any challenge is presented). That write is guarded by the resourceVersion read, so a
     //    reconcile working from a stale view fails with 409 instead of recording a second order;
-    //    `stale_view` keeps this process from even creating one.
+    //    the check of `ctx.superseded` at the top keeps this process from even creating one.
     mark_issuing(&mut status, cert, next_name, &reason);
     let needs_finalizer = crate::solver::select::needs_order_finalizer(
         &issuer.acme.solvers,
@@ -630,26 +627,6 @@ async fn ensure_next_key(
         }
     }
     Ok(key)
-}
-
-/// How long to wait when this Certificate's status is older than this process's own last write
-/// to it: it lacks the order recorded here lately, or still shows one whose attempt ended here.
-/// Acting on it would order again (or finish again); the watch brings the newer status within
-/// moments. `None`: the view is current as far as this process knows.
-fn stale_view(ctx: &Ctx, cert: &Certificate, status: &CertificateStatus) -> Option<Duration> {
-    let stale = match &status.order {
-        None => cert.uid().is_some_and(|uid| {
-            ctx.orders.in_flight_for(&uid).is_some()
-                || ctx
-                    .orders
-                    .failure_not_seen(&uid, status.failed_issuance_attempts)
-        }),
-        Some(order) => ctx.orders.ended(&order.url),
-    };
-    stale.then(|| {
-        tracing::debug!(cert = %describe(cert), "status older than our last write; waiting for the watch");
-        super::superseded::WAIT
-    })
 }
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.

@@ -1,9 +1,9 @@
 //! What the controller remembers in memory about orders in flight, between reconciles of the
 //! same order: the ACME order handle (it carries the CA's last nonce, so the next step asks the CA
 //! once instead of twice), the next private key (so finalizing needs no Secret read), the
-//! challenges told to the CA (their state is not written to status: the CA reports it again), and
-//! which Certificate started which order (so a reconcile that sees a status older than its own
-//! last write does not order again). After a restart, or when an entry was dropped, everything is
+//! challenges told to the CA (their state is not written to status: the CA reports it again).
+//! A reconcile on a status older than our own last write is stopped before it reads any of these
+//! (see [`super::superseded`]). After a restart, or when an entry was dropped, everything is
 //! restored from status, the next-key Secret and the CA as before: these memos are an
 //! optimisation only, never the record.
 
@@ -22,10 +22,6 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// At most this many handles are kept (a handle is about 1 KiB); past it the oldest go first.
 pub const MAX_HANDLES: usize = 20_000;
 
-/// How long a status that lacks the order a Certificate started in this process is taken for a
-/// stale view (the watch has not delivered our own write yet) rather than the truth.
-pub const STALE_VIEW_LIMIT: Duration = Duration::from_secs(30);
-
 /// Order handles by order URL, and the URLs whose attempt ended while a reconcile held the handle.
 #[derive(Default)]
 pub struct OrderHandles(Mutex<Handles>);
@@ -33,6 +29,7 @@ pub struct OrderHandles(Mutex<Handles>);
 #[derive(Default)]
 struct Handles {
     kept: HashMap<String, (Order, Instant)>,
+    /// Orders whose attempt ended here, so that a handle still held is not kept again.
     ended: HashMap<String, Instant>,
     /// The next private key of an order, by order URL.
     keys: HashMap<String, PrivateKey>,
@@ -42,10 +39,6 @@ struct Handles {
     /// authorizations (instant-acme serves them from memory) may be used without a refresh, since
     /// only we move those challenges on. Any other kept handle is refreshed first.
     authorizations_current: HashMap<String, Instant>,
-    /// Certificate uid -> the order it recorded in status last, and when.
-    started: HashMap<String, (String, Instant)>,
-    /// Certificate uid -> the failed attempts count this process last wrote, and when.
-    failed: HashMap<String, (i64, Instant)>,
     /// `namespace/name` -> what this process wrote when it last issued that Certificate.
     issued: HashMap<String, Issued>,
 }
@@ -129,73 +122,24 @@ impl OrderHandles {
         handles.kept.remove(url);
         handles.authorizations_current.remove(url);
         handles.keys.remove(url);
-        handles.started.retain(|_, (started, _)| started != url);
         if handles.ended.len() < MAX_HANDLES {
             handles.ended.insert(url.to_string(), Instant::now());
         }
     }
 
-    /// Whether the attempt of the order at `url` ended in this process lately: a status that
-    /// still shows it is older than our own write.
-    pub fn ended(&self, url: &str) -> bool {
-        self.lock()
-            .ended
-            .get(url)
-            .is_some_and(|at| at.elapsed() < STALE_VIEW_LIMIT)
-    }
-
-    /// Remembers that Certificate `uid` recorded the order at `url` in its status, with the
-    /// order's next private key.
-    pub fn started(&self, uid: &str, url: &str, key: PrivateKey) {
+    /// Keeps the next private key of the order at `url`, recorded in status by this process.
+    pub fn keep_key(&self, url: &str, key: PrivateKey) {
         let now = Instant::now();
         let mut guard = self.lock();
         let handles = &mut *guard;
         handles
-            .started
-            .retain(|_, (_, at)| now.duration_since(*at) < IDLE_LIMIT);
-        handles
             .told
             .retain(|_, at| now.duration_since(*at) < IDLE_LIMIT);
-        if handles.started.len() >= MAX_HANDLES {
+        if handles.keys.len() >= MAX_HANDLES {
             // Past the bound the memos are only lost savings: start again.
-            handles.started.clear();
             handles.keys.clear();
         }
-        handles
-            .started
-            .insert(uid.to_string(), (url.to_string(), now));
         handles.keys.insert(url.to_string(), key);
-    }
-
-    /// The order Certificate `uid` recorded lately in this process, while its attempt runs: a
-    /// status without an order is then a view older than our own write.
-    /// Remembers that this process recorded `attempts` failed attempts for the Certificate `uid`.
-    pub fn failed(&self, uid: &str, attempts: i64) {
-        let now = Instant::now();
-        let mut handles = self.lock();
-        handles
-            .failed
-            .retain(|_, (_, at)| now.duration_since(*at) < STALE_VIEW_LIMIT);
-        if handles.failed.len() < MAX_HANDLES {
-            handles.failed.insert(uid.to_string(), (attempts, now));
-        }
-    }
-
-    /// Whether a status showing `attempts` failed attempts is older than a failure this process
-    /// recorded lately for the Certificate `uid` (the watch has not delivered that write yet): a
-    /// reconcile on it would ask the CA again, during a rate limit too.
-    pub fn failure_not_seen(&self, uid: &str, attempts: Option<i64>) -> bool {
-        self.lock().failed.get(uid).is_some_and(|(written, at)| {
-            at.elapsed() < STALE_VIEW_LIMIT && attempts.unwrap_or(0) < *written
-        })
-    }
-
-    pub fn in_flight_for(&self, uid: &str) -> Option<String> {
-        self.lock()
-            .started
-            .get(uid)
-            .filter(|(_, at)| at.elapsed() < STALE_VIEW_LIMIT)
-            .map(|(url, _)| url.clone())
     }
 
     /// The next private key of the order at `url`, if kept.
@@ -305,20 +249,16 @@ mod tests {
     }
 
     #[test]
-    fn an_order_started_here_is_remembered_until_its_attempt_ends() {
+    fn an_orders_next_key_is_kept_until_its_attempt_ends() {
         let handles = OrderHandles::default();
         let key = crate::pki::generate(&crate::pki::KeySpec::default()).unwrap();
         let url = "https://ca.test/order/7";
-        assert_eq!(handles.in_flight_for("uid-1"), None);
-        handles.started("uid-1", url, key.clone());
-        assert_eq!(handles.in_flight_for("uid-1").as_deref(), Some(url));
-        assert_eq!(handles.in_flight_for("uid-2"), None);
+        assert!(handles.key(url).is_none());
+        handles.keep_key(url, key.clone());
         assert!(handles.key(url) == Some(key));
-        assert!(!handles.ended(url));
+        assert!(handles.key("https://ca.test/order/8").is_none());
         handles.forget(url);
-        assert_eq!(handles.in_flight_for("uid-1"), None, "the attempt ended");
-        assert!(handles.key(url).is_none(), "the key goes with it");
-        assert!(handles.ended(url), "a status still showing it is stale");
+        assert!(handles.key(url).is_none(), "the key goes with the attempt");
     }
 
     #[test]
@@ -371,20 +311,6 @@ mod tests {
             !handles.take_authorizations_current("u"),
             "the attempt ended"
         );
-    }
-
-    #[test]
-    fn a_status_older_than_our_failure_write_is_recognised() {
-        let handles = OrderHandles::default();
-        assert!(!handles.failure_not_seen("uid", None));
-        handles.failed("uid", 2);
-        assert!(handles.failure_not_seen("uid", None));
-        assert!(handles.failure_not_seen("uid", Some(1)));
-        assert!(
-            !handles.failure_not_seen("uid", Some(2)),
-            "our write arrived"
-        );
-        assert!(!handles.failure_not_seen("other", Some(0)));
     }
 
     #[test]

@@ -105,9 +105,6 @@ pub async fn record_failure(
     }
     tracing::warn!(cert = %describe(cert), attempts, ?delay, "issuance failed: {message}");
     let updated = apply_status(ctx, api, cert, &status).await?;
-    if let Some(uid) = cert.uid() {
-        ctx.orders.failed(&uid, attempts);
-    }
     crate::controller::set_order_finalizer(ctx, api, &updated, false).await?;
     Ok(Action::requeue(delay))
 }

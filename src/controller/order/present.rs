@@ -143,16 +143,11 @@ impl Round<'_> {
             .await;
     }
 
-    /// After the new order is in status (or, for a failure, about to be): the memos that spare
-    /// the next reconciles a stale view and a Secret read.
+    /// After the new order is in status (or, for a failure, about to be): its next private key
+    /// kept, which spares finalizing a Secret read.
     fn note_recorded(&mut self) {
-        let Some(created) = self.new_order.take() else {
-            return;
-        };
-        if let Some(uid) = self.cert.uid() {
-            self.ctx
-                .orders
-                .started(&uid, &self.recorded.url, created.key);
+        if let Some(created) = self.new_order.take() {
+            self.ctx.orders.keep_key(&self.recorded.url, created.key);
         }
     }
 
