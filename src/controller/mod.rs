@@ -106,10 +106,12 @@ pub struct Context {
     /// [`dns01::change_key`]: the propagation check waits for them first. In memory only: after
     /// a restart the check of the authoritative nameservers alone decides, as for any provider.
     pub dns01_changes: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, and each challenge
-    /// (by `present <token>`) last failed to be written, so that checks and tries are
-    /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at once.
-    /// In memory only: after a restart the first check simply comes early.
+    /// When each DNS-01 record (by [`dns01::change_key`]) was last checked, so that checks are
+    /// [`dns01::CHECK_INTERVAL`] apart even though every status write wakes the reconciler at
+    /// once; when a challenge whose record failed to be written (by `present <token>`) may be
+    /// tried again ([`dns01::write_retry_delay`]); and which records this process wrote (by
+    /// `written <name> <value>`). Emptied of an order's entries by its clean-up. In memory only:
+    /// after a restart the first check or try simply comes early.
     pub dns01_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// The ready addresses of the controller's HTTP-01 Service (see [`http01::mirror_backends`]).
     pub http01_backends:
