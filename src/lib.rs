@@ -14,6 +14,7 @@ pub mod labels;
 pub mod metrics;
 pub mod outbound;
 pub mod pki;
+pub mod policy;
 pub mod retry;
 pub mod secret;
 pub mod shim;

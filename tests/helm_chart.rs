@@ -751,8 +751,9 @@ fn service_account_has_exactly_the_listed_rights() {
         ),
         (
             "httproutes.gateway.networking.k8s.io",
-            "get list create patch delete",
+            "get list create patch delete watch",
         ),
+        ("namespaces", "get"),
         ("gateways.gateway.networking.k8s.io", "get list watch"),
         ("certificates.cert-manager.io", "list"),
         ("events.events.k8s.io", "create patch"),
@@ -811,7 +812,7 @@ fn service_account_has_exactly_the_listed_rights() {
         );
     }
 
-    // With both shims off, the rights they need are not granted.
+    // With both shims and the host-ownership check off, the rights they need are not granted.
     let no_shims = helm_ok(&[
         "template",
         "x",
@@ -822,6 +823,8 @@ fn service_account_has_exactly_the_listed_rights() {
         "controller.ingressShim=false",
         "--set",
         "controller.gatewayShim=false",
+        "--set",
+        "controller.http01HostOwnership=false",
     ]);
     for doc in documents(&no_shims) {
         for rule in doc["rules"].as_array().into_iter().flatten() {
@@ -839,8 +842,9 @@ fn service_account_has_exactly_the_listed_rights() {
                 "without the shims: {rule}"
             );
             assert!(
-                !(has("resources", "ingresses") && has("verbs", "watch")),
-                "without the shims no Ingress watch: {rule}"
+                !((has("resources", "ingresses") || has("resources", "httproutes"))
+                    && has("verbs", "watch")),
+                "without the shims and host ownership no Ingress or HTTPRoute watch: {rule}"
             );
         }
     }

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::policy::IssuerPolicy;
 use super::validation as v;
 
 /// What an Issuer or ClusterIssuer signs with: exactly one of `acme`, `selfSigned` or `ca`.
@@ -47,7 +48,10 @@ use super::validation as v;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = v::exactly_one_rule(&["acme", "selfSigned", "ca"], "spec"))]
+#[x_kube(
+    validation = v::exactly_one_rule(&["acme", "selfSigned", "ca"], "spec"),
+    validation = v::cluster_only_policy_rule()
+)]
 pub struct IssuerSpec {
     /// Obtain certificates from an ACME server (RFC 8555).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +65,9 @@ pub struct IssuerSpec {
     /// (for a ClusterIssuer, of the controller's cluster resource namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaIssuer>,
+    /// What Certificates may ask of this issuer: names, IP ranges, usages, duration, CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<IssuerPolicy>,
 }
 
 /// The kind of a self-signing issuer has no settings (cert-manager's `selfSigned: {}`).
@@ -124,6 +131,11 @@ pub struct ClusterIssuerSpec {
     /// Sign with the CA key pair in a Secret of the controller's cluster resource namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaIssuer>,
+    /// Which namespaces may use this ClusterIssuer, for which names, with which certificate
+    /// properties and at what pace. Unset: every namespace, any name (cert-manager's behaviour),
+    /// unless the controller runs with `--unrestricted-cluster-issuers=false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<IssuerPolicy>,
 }
 
 impl ClusterIssuerSpec {
@@ -133,6 +145,7 @@ impl ClusterIssuerSpec {
             acme: self.acme.clone(),
             self_signed: self.self_signed.clone(),
             ca: self.ca.clone(),
+            policy: self.policy.clone(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod certificate;
 pub mod conditions;
 pub mod issuer;
+pub mod policy;
 pub mod validation;
 
 pub use certificate::{
@@ -21,6 +22,7 @@ pub use issuer::{
     ExternalAccountBinding, Http01Solver, Issuer, IssuerSpec, IssuerStatus, IssuerType,
     SecretKeySelector, SelfSignedIssuer, SolverSelector,
 };
+pub use policy::{BudgetPolicy, CaPolicy, IssuerPolicy, NamespacePolicy, NamespaceSelector};
 
 /// The API group of every ferrocert resource.
 pub const GROUP: &str = "ferrocert.dev";

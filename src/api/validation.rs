@@ -303,3 +303,50 @@ mod tests {
         );
     }
 }
+
+/// A DNS name pattern of an issuer policy: labels of lowercase letters, digits, `-` and the
+/// placeholder `{namespace}`, or a whole label `*` (one label).
+pub const DNS_NAME_PATTERN_RE: &str = r"^(\*|([a-z0-9]|\{namespace\})([-a-z0-9]|\{namespace\})*)(\.(\*|([a-z0-9]|\{namespace\})([-a-z0-9]|\{namespace\})*))*$";
+
+pub fn dns_name_patterns_rule() -> Rule {
+    Rule::new(format!(
+        "self.all(p, p.matches({}))",
+        cel_str(DNS_NAME_PATTERN_RE)
+    ))
+    .message(
+        "each policy.allowedDNSNames entry must be a lowercase DNS name pattern such as \
+         *.{namespace}.apps.example.com: `*` stands for one whole label and {namespace} for the \
+         Certificate's namespace",
+    )
+}
+
+pub fn cidrs_rule(field: &str) -> Rule {
+    Rule::new("self.all(c, isCIDR(c))").message(&*format!(
+        "each {field} entry must be an IP range in CIDR notation, e.g. 10.0.0.0/8 or 2001:db8::/32"
+    ))
+}
+
+pub fn at_least_one_rule(fields: &[&str], what: &str) -> Rule {
+    let any = fields
+        .iter()
+        .map(|f| format!("has(self.{f})"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    Rule::new(any).message(&*format!(
+        "{what} must set at least one of: {}",
+        fields.join(", ")
+    ))
+}
+
+/// Policy fields that mean something only on a ClusterIssuer (an Issuer serves its own
+/// namespace, and a tenant's own Issuer cannot grant itself exceptions to the tenant boundary).
+pub fn cluster_only_policy_rule() -> Rule {
+    Rule::new(
+        "!has(self.policy) || (!has(self.policy.namespaces) && \
+         !has(self.policy.allowHostsServedElsewhere) && !has(self.policy.budget))",
+    )
+    .message(
+        "policy.namespaces, policy.allowHostsServedElsewhere and policy.budget are for \
+         ClusterIssuers only: an Issuer is used only from its own namespace",
+    )
+}

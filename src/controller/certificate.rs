@@ -16,7 +16,8 @@ use super::backoff::{backoff_remaining, requeue_at};
 use super::failover::{self, FailureKind};
 use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
-use super::tls_secret::{record_adoption, reencode_key, refuse_secret};
+use super::tenancy::{self, HostCheck};
+use super::tls_secret::{not_ready_for, record_adoption, reencode_key, refuse_secret};
 use super::verdict::{IssueReason, Verdict, evaluate};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
@@ -56,8 +57,15 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         Ok(Resolved::Acme(issuer)) => *issuer,
         Ok(Resolved::Local(local)) => {
             // selfSigned and ca: signed here, no account and no order.
-            return super::local_issuer::reconcile_certificate(&ctx, &api, &cert, status, &local)
-                .await;
+            let gate = local.gate();
+            let grant = match tenancy::check_policy(&ctx, &cert, gate).await? {
+                Ok(grant) => grant,
+                Err(denial) => return policy_denied(&ctx, &api, &cert, status, &denial).await,
+            };
+            return super::local_issuer::reconcile_certificate(
+                &ctx, &api, &cert, status, &local, &grant,
+            )
+            .await;
         }
         Err((reason, message)) => {
             return issuer_not_usable(&ctx, &api, &cert, status, reason, &message).await;
@@ -66,6 +74,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
 
     if let Some(order) = status.order.clone() {
         return drive_order(&ctx, &api, &cert, status, order, &issuer).await;
+    }
+    if let Err(denial) = tenancy::check_policy(&ctx, &cert, issuer.gate()).await? {
+        return policy_denied(&ctx, &api, &cert, status, &denial).await;
     }
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -177,6 +188,28 @@ async fn issuer_not_usable(
         apply_status(ctx, api, cert, &status).await?;
     }
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// A Certificate the issuer's policy refuses: `Ready=False` with reason `PolicyDenied`, the rule
+/// and the identifier in the message, an Event when that is news; nothing is ordered or signed.
+pub(super) async fn policy_denied(
+    ctx: &Ctx,
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    status: CertificateStatus,
+    denial: &crate::policy::Denial,
+) -> Result<Action, Error> {
+    let message = format!("Refused by policy ({}): {}", denial.rule, denial.message);
+    not_ready_for(
+        ctx,
+        api,
+        cert,
+        status,
+        crate::policy::POLICY_DENIED,
+        &message,
+        tenancy::DENIED_RECHECK,
+    )
+    .await
 }
 
 /// Why a due renewal happens: the CA's renewal window (ARI) when status learnt one, else the
@@ -354,6 +387,30 @@ async fn start_issuance(
             apply_status(ctx, api, cert, &status).await?;
         }
         return Ok(Action::requeue(wait));
+    }
+    // The tenant boundary, before any key, order or solver object: HTTP-01 host ownership,
+    // then the shared issuer's budgets.
+    if let Ok(identifiers) = pki::identifiers(&cert.spec) {
+        match tenancy::check_hosts(ctx, cert, issuer.gate(), &issuer.acme.solvers, &identifiers) {
+            HostCheck::Allowed => {}
+            HostCheck::NotYetKnown => return Ok(Action::requeue(Duration::from_secs(2))),
+            HostCheck::Denied(denial) => {
+                return policy_denied(ctx, api, cert, status, &denial).await;
+            }
+        }
+    }
+    let manual = matches!(reason, IssueReason::RenewRequested(_));
+    if let Err((message, wait)) = tenancy::take_budget(ctx, cert, issuer.gate(), manual) {
+        return not_ready_for(
+            ctx,
+            api,
+            cert,
+            status,
+            tenancy::BUDGET_EXHAUSTED,
+            &message,
+            wait,
+        )
+        .await;
     }
     let account = super::issuer_ref::account_for(ctx, issuer).await?;
     let inputs = match order_inputs(cert, issuer, &account) {

@@ -10,6 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::Ctx;
 use super::issuer_ident::{ACCOUNT_KEY, IssuerIdent, account_config};
+use crate::api::IssuerPolicy;
 use crate::api::conditions::{self, READY};
 use crate::api::issuer::{AcmeIssuer, IssuerSpec, IssuerType};
 use crate::api::{Certificate, ClusterIssuer, Issuer, IssuerKind, IssuerRef};
@@ -23,6 +24,30 @@ pub struct ResolvedIssuer {
     pub kind: IssuerKind,
     pub acme: AcmeIssuer,
     pub account_uri: String,
+    /// What the issuer allows (`spec.policy`).
+    pub policy: Option<IssuerPolicy>,
+}
+
+impl ResolvedIssuer {
+    /// The issuer as the tenant boundary sees it.
+    pub fn gate(&self) -> super::tenancy::Gate<'_> {
+        super::tenancy::Gate {
+            kind: self.kind,
+            name: &self.ident.name,
+            policy: self.policy.as_ref(),
+        }
+    }
+}
+
+impl LocalIssuer {
+    /// The issuer as the tenant boundary sees it.
+    pub fn gate(&self) -> super::tenancy::Gate<'_> {
+        super::tenancy::Gate {
+            kind: self.kind,
+            name: &self.ident.name,
+            policy: self.policy.as_ref(),
+        }
+    }
 }
 
 /// The issuer a Certificate uses: an ACME account, or one that signs here (`selfSigned`, `ca`).
@@ -39,6 +64,8 @@ pub struct LocalIssuer {
     /// `None` for `selfSigned`; for `ca`, the Secret (in `ident.secret_namespace`) holding the
     /// CA key pair.
     pub ca_secret: Option<String>,
+    /// What the issuer allows (`spec.policy`).
+    pub policy: Option<IssuerPolicy>,
 }
 
 /// Finds the Certificate's ACME issuer; `Ok(Err(..))` is a condition to show, not an error. A
@@ -194,6 +221,7 @@ fn issuer_from(
                 ident,
                 kind,
                 ca_secret: None,
+                policy: spec.policy.clone(),
             }));
         }
         Some(IssuerType::Ca(ca)) => {
@@ -201,6 +229,7 @@ fn issuer_from(
                 ident,
                 kind,
                 ca_secret: Some(ca.secret_name.clone()),
+                policy: spec.policy.clone(),
             }));
         }
         None => {
@@ -218,6 +247,7 @@ fn issuer_from(
             kind,
             acme,
             account_uri,
+            policy: spec.policy.clone(),
         }))),
         _ => {
             let why = conditions::find(&status.conditions, READY)

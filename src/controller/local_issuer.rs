@@ -196,6 +196,7 @@ pub(super) async fn reconcile_certificate(
     cert: &Certificate,
     mut status: CertificateStatus,
     issuer: &LocalIssuer,
+    grant: &crate::policy::Grant,
 ) -> Result<Action, Error> {
     let ns = cert.namespace().unwrap_or_default();
     let now_ts = Timestamp::now();
@@ -258,17 +259,40 @@ pub(super) async fn reconcile_certificate(
             return Ok(requeue_at(renewal, now_ts));
         }
     };
+    let manual = matches!(reason, IssueReason::RenewRequested(_));
+    if let Err((message, wait)) = super::tenancy::take_budget(ctx, cert, issuer.gate(), manual) {
+        return not_ready_for(
+            ctx,
+            api,
+            cert,
+            status,
+            super::tenancy::BUDGET_EXHAUSTED,
+            &message,
+            wait,
+        )
+        .await;
+    }
+    let signing = Signing {
+        ca: ca.as_ref(),
+        limits: grant.signing_limits(),
+    };
     issue(
         ctx,
         api,
         cert,
         status,
         issuer,
-        ca.as_ref(),
+        &signing,
         current.as_ref(),
         reason,
     )
     .await
+}
+
+/// What signs, and within which limits of the issuer's policy.
+struct Signing<'a> {
+    ca: Option<&'a SigningCa>,
+    limits: sign::SigningLimits,
 }
 
 /// Signs a new certificate and writes it with its key in one Secret write, then records it.
@@ -279,10 +303,11 @@ async fn issue(
     cert: &Certificate,
     mut status: CertificateStatus,
     issuer: &LocalIssuer,
-    ca: Option<&SigningCa>,
+    signing: &Signing<'_>,
     current: Option<&Secret>,
     reason: IssueReason,
 ) -> Result<Action, Error> {
+    let ca = signing.ca;
     let ns = cert.namespace().unwrap_or_default();
     let key_spec = match KeySpec::from_spec(cert.spec.private_key.as_ref()) {
         Ok(spec) => spec,
@@ -298,16 +323,17 @@ async fn issue(
         source,
     })?;
     let signer = ca.map_or(Signer::SelfSigned, Signer::Ca);
-    let signed = match sign::sign(&cert.spec, &key, signer, Timestamp::now()) {
-        Ok(signed) => signed,
-        Err(e) => {
-            let message = format!(
-                "{} {} could not sign the certificate: {e}",
-                issuer.ident.kind, issuer.ident.name
-            );
-            return not_ready(ctx, api, cert, status, "Failed", &message).await;
-        }
-    };
+    let signed =
+        match sign::sign_within(&cert.spec, &key, signer, Timestamp::now(), &signing.limits) {
+            Ok(signed) => signed,
+            Err(e) => {
+                let message = format!(
+                    "{} {} could not sign the certificate: {e}",
+                    issuer.ident.kind, issuer.ident.name
+                );
+                return not_ready(ctx, api, cert, status, "Failed", &message).await;
+            }
+        };
     let key_pem = secret::encode_key(cert, &key).map_err(|source| Error::Pki {
         context: format!("encoding tls.key for Certificate {}", describe(cert)),
         source,

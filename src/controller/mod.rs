@@ -24,6 +24,7 @@ pub mod revocation;
 pub mod run;
 pub mod shim;
 pub mod superseded;
+pub mod tenancy;
 pub mod tls_secret;
 pub mod verdict;
 
@@ -73,6 +74,10 @@ pub struct Settings {
     pub issuer_ambient_credentials: bool,
     /// Whether ClusterIssuers may.
     pub cluster_issuer_ambient_credentials: bool,
+    /// Whether a ClusterIssuer without a policy is open to every namespace.
+    pub unrestricted_cluster_issuers: bool,
+    /// Whether HTTP-01 is refused for hosts other namespaces serve.
+    pub http01_host_ownership: bool,
     /// ARI: bounds on how often a certificate's renewal window is fetched again.
     pub ari_recheck: crate::pki::renewal_info::RecheckBounds,
     /// How often a Certificate with keystores is looked at again for a changed password.
@@ -122,6 +127,10 @@ pub struct Context {
     pub gateway_api: http01::GatewayApiPresence,
     /// The resourceVersions our writes replaced: a reconcile that sees one waits for the watch.
     pub superseded: superseded::Superseded,
+    /// Shared ClusterIssuers' budgets (`policy.budget`), spent per namespace and Certificate.
+    pub budgets: crate::policy::budget::Budgets,
+    /// The hosts other namespaces' Ingresses and HTTPRoutes serve (HTTP-01 host ownership).
+    pub served_hosts: Arc<tenancy::ServedHosts>,
 }
 
 impl Context {

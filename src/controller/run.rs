@@ -112,6 +112,16 @@ pub struct ControllerArgs {
     /// credentials.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub cluster_issuer_ambient_credentials: bool,
+    /// Whether a ClusterIssuer without `spec.policy` may be used from every namespace (true,
+    /// cert-manager's behaviour) or only from the cluster resource namespace (false: each
+    /// ClusterIssuer must say which namespaces may use it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub unrestricted_cluster_issuers: bool,
+    /// Refuse HTTP-01 for a host that an Ingress or HTTPRoute of another namespace serves
+    /// (unless a ClusterIssuer's policy sets `allowHostsServedElsewhere`). Needs list/watch on
+    /// Ingresses and HTTPRoutes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub http01_host_ownership: bool,
     /// ingress-shim: an Ingress annotated with an issuer (`ferrocert.dev/cluster-issuer`,
     /// `cert-manager.io/cluster-issuer`, ...) gets a Certificate per `spec.tls` Secret.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -227,6 +237,8 @@ pub fn context(
         http01_clocks: Default::default(),
         gateway_api: Default::default(),
         superseded: Default::default(),
+        budgets: Default::default(),
+        served_hosts: Default::default(),
     })
 }
 
@@ -256,6 +268,8 @@ pub fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
         dns01_route53_endpoint: args.dns01_route53_endpoint.clone(),
         issuer_ambient_credentials: args.issuer_ambient_credentials,
         cluster_issuer_ambient_credentials: args.cluster_issuer_ambient_credentials,
+        unrestricted_cluster_issuers: args.unrestricted_cluster_issuers,
+        http01_host_ownership: args.http01_host_ownership,
         ari_recheck: RecheckBounds {
             min: parse_go_duration(&args.ari_recheck_min)?.unsigned_abs(),
             max: parse_go_duration(&args.ari_recheck_max)?.unsigned_abs(),
@@ -477,6 +491,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         caches.cluster_issuers.clone(),
     );
     let metrics = ctx.metrics.clone();
+    if ctx.settings.http01_host_ownership {
+        tokio::spawn(super::tenancy::watch_served_hosts(
+            client.clone(),
+            ctx.served_hosts.clone(),
+            stop_rx.clone(),
+        ));
+    } else {
+        ctx.served_hosts.assume_synced();
+    }
 
     // Listeners first: a port clash fails start-up loudly.
     let http01 = TcpListener::bind(args.http01_listen).await?;

@@ -298,6 +298,23 @@ pub fn wanted_duration(spec: &CertificateSpec) -> Result<SignedDuration, PkiErro
     parse_go_duration(spec.duration.as_deref().unwrap_or(DEFAULT_DURATION))
 }
 
+/// What an issuer's policy adds to a signature: the longest lifetime (caps the default
+/// `duration`), and for a CA the path length and name constraints written into it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SigningLimits {
+    pub max_duration: Option<SignedDuration>,
+    pub ca: Option<CaConstraints>,
+}
+
+/// basicConstraints path length and RFC 5280 name constraints for a CA certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaConstraints {
+    pub path_length: u8,
+    pub permitted_dns_domains: Vec<String>,
+    pub excluded_dns_domains: Vec<String>,
+    pub permitted_ip_ranges: Vec<ipnet::IpNet>,
+}
+
 /// Builds the certificate the spec asks for, for `key`, and signs it: valid from `now` for
 /// `duration` (never past the signing CA's own `notAfter`), with a random 128-bit serial.
 pub fn sign(
@@ -305,6 +322,17 @@ pub fn sign(
     key: &PrivateKey,
     signer: Signer<'_>,
     now: Timestamp,
+) -> Result<Signed, PkiError> {
+    sign_within(spec, key, signer, now, &SigningLimits::default())
+}
+
+/// [`sign`] within an issuer policy's limits.
+pub fn sign_within(
+    spec: &CertificateSpec,
+    key: &PrivateKey,
+    signer: Signer<'_>,
+    now: Timestamp,
+    limits: &SigningLimits,
 ) -> Result<Signed, PkiError> {
     let view = local_view(spec);
     let mut params = CertificateParams::default();
@@ -320,16 +348,23 @@ pub fn sign(
             Identifier::Ip(ip) => Ok(SanType::IpAddress(ip)),
         })
         .collect::<Result<_, _>>()?;
-    params.is_ca = if spec.is_ca == Some(true) {
-        IsCa::Ca(BasicConstraints::Unconstrained)
-    } else {
-        IsCa::ExplicitNoCa
+    params.is_ca = match (spec.is_ca == Some(true), limits.ca.as_ref()) {
+        (true, None) => IsCa::Ca(BasicConstraints::Unconstrained),
+        (true, Some(ca)) => {
+            params.name_constraints = name_constraints(ca);
+            IsCa::Ca(BasicConstraints::Constrained(ca.path_length))
+        }
+        (false, _) => IsCa::ExplicitNoCa,
     };
     (params.key_usages, params.extended_key_usages) = wanted_usages(spec);
     let now = Timestamp::from_second(now.as_second())
         .map_err(|e| PkiError::Signing(format!("the current time: {e}")))?;
+    let mut lifetime = wanted_duration(spec)?;
+    if let Some(max) = limits.max_duration {
+        lifetime = lifetime.min(max);
+    }
     let mut not_after = now
-        .checked_add(wanted_duration(spec)?)
+        .checked_add(lifetime)
         .map_err(|e| PkiError::Signing(format!("notAfter out of range: {e}")))?;
     if let Signer::Ca(ca) = signer {
         not_after = not_after.min(ca.not_after);
@@ -366,6 +401,28 @@ pub fn sign(
         leaf: ParsedLeaf::from_der(cert.der())?,
         chain_pem,
         ca_pem,
+    })
+}
+
+/// The name constraints extension of a constrained CA, `None` when it constrains no names.
+fn name_constraints(ca: &CaConstraints) -> Option<rcgen::NameConstraints> {
+    use rcgen::{CidrSubnet, GeneralSubtree};
+    let permitted: Vec<GeneralSubtree> = ca
+        .permitted_dns_domains
+        .iter()
+        .map(|d| GeneralSubtree::DnsName(d.clone()))
+        .chain(ca.permitted_ip_ranges.iter().map(|net| {
+            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(net.addr(), net.prefix_len()))
+        }))
+        .collect();
+    let excluded: Vec<GeneralSubtree> = ca
+        .excluded_dns_domains
+        .iter()
+        .map(|d| GeneralSubtree::DnsName(d.clone()))
+        .collect();
+    (!permitted.is_empty() || !excluded.is_empty()).then_some(rcgen::NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: excluded,
     })
 }
 
