@@ -285,25 +285,6 @@ pub fn both_or_neither_rule(a: &str, b: &str, what: &str) -> Rule {
         .message(&*format!("{what}: {a} and {b} must be set together"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cel_string_literal_escapes_backslashes_and_quotes() {
-        assert_eq!(cel_str(r"a\.b'c"), r"'a\\.b\'c'");
-    }
-
-    #[test]
-    fn exactly_one_counts_every_field() {
-        let rule = exactly_one_rule(&["http01", "dns01"], "a solver");
-        assert_eq!(
-            rule.rule,
-            "(has(self.http01) ? 1 : 0) + (has(self.dns01) ? 1 : 0) == 1"
-        );
-    }
-}
-
 /// A DNS name pattern of an issuer policy: labels of lowercase letters, digits, `-` and the
 /// placeholder `{namespace}`, or a whole label `*` (one label).
 pub const DNS_NAME_PATTERN_RE: &str = r"^(\*|([a-z0-9]|\{namespace\})([-a-z0-9]|\{namespace\})*)(\.(\*|([a-z0-9]|\{namespace\})([-a-z0-9]|\{namespace\})*))*$";
@@ -349,4 +330,23 @@ pub fn cluster_only_policy_rule() -> Rule {
         "policy.namespaces, policy.allowHostsServedElsewhere and policy.budget are for \
          ClusterIssuers only: an Issuer is used only from its own namespace",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cel_string_literal_escapes_backslashes_and_quotes() {
+        assert_eq!(cel_str(r"a\.b'c"), r"'a\\.b\'c'");
+    }
+
+    #[test]
+    fn exactly_one_counts_every_field() {
+        let rule = exactly_one_rule(&["http01", "dns01"], "a solver");
+        assert_eq!(
+            rule.rule,
+            "(has(self.http01) ? 1 : 0) + (has(self.dns01) ? 1 : 0) == 1"
+        );
+    }
 }

@@ -399,19 +399,6 @@ async fn start_issuance(
             }
         }
     }
-    let manual = matches!(reason, IssueReason::RenewRequested(_));
-    if let Err((message, wait)) = tenancy::take_budget(ctx, cert, issuer.gate(), manual) {
-        return not_ready_for(
-            ctx,
-            api,
-            cert,
-            status,
-            tenancy::BUDGET_EXHAUSTED,
-            &message,
-            wait,
-        )
-        .await;
-    }
     let account = super::issuer_ref::account_for(ctx, issuer).await?;
     let inputs = match order_inputs(cert, issuer, &account) {
         Ok(inputs) => inputs,
@@ -451,11 +438,22 @@ async fn start_issuance(
 
     // 3. The order, recorded (with the claim and the challenges' tokens) before any challenge is
     //    presented.
+    //    A shared issuer's budget is spent here, right before the CA is asked, so that nothing
+    //    but an order (or a refused nonce, refunded below) spends it.
+    let manual = matches!(reason, IssueReason::RenewRequested(_));
+    let receipt = match tenancy::take_budget(ctx, cert, issuer.gate(), manual) {
+        Ok(receipt) => receipt,
+        Err((message, wait)) => {
+            let reason = tenancy::BUDGET_EXHAUSTED;
+            return not_ready_for(ctx, api, cert, status, reason, &message, wait).await;
+        }
+    };
     let replaces = replaces_id(issuer, &status, current.as_ref());
     let created = new_order(ctx, cert, &account, &inputs, replaces.as_deref()).await;
     let (order_status, mut order) = match created {
         Ok(created) => created,
         Err(source) if source.is_bad_nonce() => {
+            ctx.budgets.refund(receipt);
             // Not the order's failure: ask again in a moment (the claim in status stands).
             tracing::debug!(cert = %describe(cert), error = %source, "newOrder refused the nonce; retrying");
             return Ok(Action::requeue(crate::retry::jittered(

@@ -53,7 +53,7 @@ impl LocalIssuer {
 /// The issuer a Certificate uses: an ACME account, or one that signs here (`selfSigned`, `ca`).
 pub enum Resolved {
     Acme(Box<ResolvedIssuer>),
-    Local(LocalIssuer),
+    Local(Box<LocalIssuer>),
 }
 
 /// A `selfSigned` or `ca` issuer: no account, no order.
@@ -217,20 +217,20 @@ fn issuer_from(
     let acme = match spec.issuer_type() {
         Some(IssuerType::Acme(acme)) => acme.clone(),
         Some(IssuerType::SelfSigned) => {
-            return Ok(Resolved::Local(LocalIssuer {
+            return Ok(Resolved::Local(Box::new(LocalIssuer {
                 ident,
                 kind,
                 ca_secret: None,
                 policy: spec.policy.clone(),
-            }));
+            })));
         }
         Some(IssuerType::Ca(ca)) => {
-            return Ok(Resolved::Local(LocalIssuer {
+            return Ok(Resolved::Local(Box::new(LocalIssuer {
                 ident,
                 kind,
                 ca_secret: Some(ca.secret_name.clone()),
                 policy: spec.policy.clone(),
-            }));
+            })));
         }
         None => {
             return Err((

@@ -22,6 +22,7 @@ use super::Ctx;
 use crate::api::{AcmeSolver, Certificate, IssuerKind, IssuerPolicy};
 use crate::error::{Error, KubeContext};
 use crate::pki::Identifier;
+use crate::policy::budget::Receipt;
 use crate::policy::hosts::{HostIndex, RouteKind};
 use crate::policy::{self, Denial, Grant, Requester};
 use crate::solver::select::{Target, select};
@@ -148,68 +149,66 @@ pub(super) fn check_hosts(
 }
 
 /// Spends one issuance of a ClusterIssuer's budgets for `cert` (per namespace, and per
-/// Certificate when requested by hand); `Err` is the message to show and when to look again.
+/// Certificate when requested by hand): what was spent, to refund if the CA was not asked after
+/// all; `Err` is the message to show and when to look again (nothing is spent then).
 pub(super) fn take_budget(
     ctx: &Ctx,
     cert: &Certificate,
     gate: Gate<'_>,
     manual: bool,
-) -> Result<(), (String, Duration)> {
+) -> Result<Receipt, (String, Duration)> {
+    let mut receipt = Receipt::default();
     let Some(budget) = gate.policy.and_then(|p| p.budget.as_ref()) else {
-        return Ok(());
+        return Ok(receipt);
     };
-    if gate.kind != IssuerKind::ClusterIssuer {
-        return Ok(());
-    }
     let namespace = cert.namespace().unwrap_or_default();
-    if namespace == ctx.settings.cluster_resource_namespace {
-        return Ok(());
+    if gate.kind != IssuerKind::ClusterIssuer
+        || namespace == ctx.settings.cluster_resource_namespace
+    {
+        return Ok(receipt);
     }
     let now = Instant::now();
-    let refill = |wait: Duration| {
-        let at = jiff::Timestamp::now()
+    let refill_at = |wait: Duration| {
+        jiff::Timestamp::now()
             .checked_add(jiff::SignedDuration::from_secs(
                 i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
             ))
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| format!("in {}s", wait.as_secs()));
-        (at, wait)
+            .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+            .unwrap_or_else(|_| format!("in {}s", wait.as_secs()))
     };
     if manual && let Some(limit) = budget.manual_renewals_per_hour {
-        let key = format!(
-            "manual/{}/{}/{namespace}/{}",
-            gate.name,
-            namespace,
-            cert.name_any()
-        );
+        let key = format!("manual/{}/{namespace}/{}", gate.name, cert.name_any());
         if let Err(wait) = ctx.budgets.take(&key, limit, now) {
-            let (at, wait) = refill(wait);
             return Err((
                 format!(
                     "ClusterIssuer {} allows each Certificate {limit} re-issuance(s) requested by \
                      hand per hour (policy.budget.manualRenewalsPerHour); this one has used them. \
-                     The next is possible at {at}",
-                    gate.name
+                     The next is possible at {}",
+                    gate.name,
+                    refill_at(wait)
                 ),
                 wait,
             ));
         }
+        receipt.spent.push((key, now));
     }
     if let Some(limit) = budget.orders_per_hour {
         let key = format!("orders/{}/{namespace}", gate.name);
         if let Err(wait) = ctx.budgets.take(&key, limit, now) {
-            let (at, wait) = refill(wait);
+            ctx.budgets.refund(std::mem::take(&mut receipt));
             return Err((
                 format!(
                     "ClusterIssuer {} allows namespace {namespace} {limit} issuance(s) per hour \
-                     (policy.budget.ordersPerHour), and they are spent. The budget refills at {at}",
-                    gate.name
+                     (policy.budget.ordersPerHour), and they are spent. The budget refills at {}",
+                    gate.name,
+                    refill_at(wait)
                 ),
                 wait,
             ));
         }
+        receipt.spent.push((key, now));
     }
-    Ok(())
+    Ok(receipt)
 }
 
 /// The hosts that Ingresses and HTTPRoutes serve, by namespace, for [`check_hosts`]: fed by two

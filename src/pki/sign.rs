@@ -602,6 +602,55 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_limited_ca_gets_its_path_length_name_constraints_and_lifetime_cap() {
+        let mut sub = spec(&[], Some("Tenant CA"));
+        sub.is_ca = Some(true);
+        let limits = SigningLimits {
+            max_duration: Some(SignedDuration::from_hours(24)),
+            ca: Some(CaConstraints {
+                path_length: 0,
+                permitted_dns_domains: vec!["team-a.svc".into()],
+                excluded_dns_domains: vec!["secret.team-a.svc".into()],
+                permitted_ip_ranges: vec!["10.1.0.0/16".parse().unwrap()],
+            }),
+        };
+        let key = generate(&KeySpec::default()).unwrap();
+        let ca = ca();
+        let signed = sign_within(&sub, &key, Signer::Ca(&ca), ts(NOW), &limits).unwrap();
+        assert_eq!(
+            signed.leaf.not_after.duration_since(signed.leaf.not_before),
+            SignedDuration::from_hours(24)
+        );
+        let sub_der = der(&signed.chain_pem);
+        let (_, x509) = X509Certificate::from_der(&sub_der).unwrap();
+        let bc = x509.basic_constraints().unwrap().unwrap().value;
+        assert!(bc.ca);
+        assert_eq!(bc.path_len_constraint, Some(0));
+        let nc = x509
+            .name_constraints()
+            .unwrap()
+            .expect("name constraints")
+            .value;
+        let permitted = format!("{:?}", nc.permitted_subtrees);
+        assert!(permitted.contains("team-a.svc"), "{permitted}");
+        let excluded = format!("{:?}", nc.excluded_subtrees);
+        assert!(excluded.contains("secret.team-a.svc"), "{excluded}");
+        // Without limits, as before: unconstrained.
+        let plain = sign(&sub, &key, Signer::Ca(&ca), ts(NOW)).unwrap();
+        let plain_der = der(&plain.chain_pem);
+        let (_, x509) = X509Certificate::from_der(&plain_der).unwrap();
+        assert_eq!(
+            x509.basic_constraints()
+                .unwrap()
+                .unwrap()
+                .value
+                .path_len_constraint,
+            None
+        );
+        assert!(x509.name_constraints().unwrap().is_none());
+    }
+
+    #[test]
     fn a_self_signed_ca_is_its_own_issuer_and_its_own_ca_crt() {
         let (signed, key) = root();
         let leaf_der = der(&signed.chain_pem);

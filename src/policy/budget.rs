@@ -37,6 +37,29 @@ impl Budgets {
     }
 }
 
+/// What [`Budgets::take`] spent, by key, to give back with [`Budgets::refund`].
+#[derive(Debug, Default)]
+pub struct Receipt {
+    pub spent: Vec<(String, Instant)>,
+}
+
+impl Budgets {
+    /// Gives back what `receipt` spent (the CA was not asked after all).
+    pub fn refund(&self, receipt: Receipt) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, at) in receipt.spent {
+            if let Some(window) = windows.get_mut(&key)
+                && let Some(i) = window.iter().rposition(|t| *t == at)
+            {
+                window.remove(i);
+            }
+        }
+    }
+}
+
 /// Drops the instants that have left the window.
 fn forget_old(window: &mut VecDeque<Instant>, now: Instant) {
     while window
@@ -91,6 +114,18 @@ mod tests {
             assert!(take(&mut window, 1, now).is_err());
         }
         assert_eq!(window.len(), 1);
+    }
+
+    #[test]
+    fn a_refund_gives_back_what_was_spent() {
+        let budgets = Budgets::default();
+        let now = Instant::now();
+        budgets.take("k", 1, now).unwrap();
+        assert!(budgets.take("k", 1, now).is_err());
+        budgets.refund(Receipt {
+            spent: vec![("k".into(), now)],
+        });
+        assert_eq!(budgets.take("k", 1, now), Ok(()));
     }
 
     #[test]
