@@ -133,6 +133,26 @@ fn valid_edge_cases_are_accepted() {
     install_crds();
     let ns = fresh_namespace("valid");
     let cases = [
+        with(
+            issuer("ClusterIssuer"),
+            "/policy",
+            json!({
+                "namespaces": {"names": ["team-a"], "selector": {"matchLabels": {"tenant": "yes"}}},
+                "allowedDNSNames": ["*.{namespace}.apps.example.test", "{namespace}.example.test"],
+                "allowedIPRanges": ["10.0.0.0/8", "2001:db8::/32"],
+                "allowedUsages": ["server auth", "digital signature"],
+                "maxDuration": "720h",
+                "isCA": {"allowed": true, "maxPathLength": 0,
+                         "permittedDNSDomains": ["{namespace}.svc"]},
+                "allowHostsServedElsewhere": false,
+                "budget": {"ordersPerHour": 100, "manualRenewalsPerHour": 3}
+            }),
+        ),
+        with(
+            issuer("Issuer"),
+            "/policy",
+            json!({"allowedDNSNames": ["*.example.test"], "maxDuration": "2160h"}),
+        ),
         with(certificate(), "/dnsNames", Value::Null)
             .pipe(|d| with(d, "/ipAddresses", json!(["2001:db8::1", "192.0.2.7"]))),
         with(certificate(), "/dnsNames", Value::Null)
@@ -264,6 +284,11 @@ fn valid_edge_cases_are_accepted() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The ClusterIssuer case is cluster-wide: leave nothing for other tests' controllers.
+    kubectl_ok(
+        &["delete", "clusterissuer", "valid-0", "--ignore-not-found"],
+        None,
+    );
 }
 
 /// An issuer of `kind` with `value` at `field` instead of `acme`.
@@ -821,6 +846,60 @@ fn invalid_specs_are_refused_at_apply_time_with_a_clear_message() {
                     "passwordSecretRef": {"name": "keystore-password", "key": "password"}}}),
             ),
             "spec.keystores.jks.alias",
+        ),
+        (
+            "a policy that only a ClusterIssuer may have, on an Issuer",
+            with(
+                issuer("Issuer"),
+                "/policy",
+                json!({"namespaces": {"names": ["a"]}}),
+            ),
+            "are for ClusterIssuers only",
+        ),
+        (
+            "a host exception an Issuer would grant itself",
+            with(
+                issuer("Issuer"),
+                "/policy",
+                json!({"allowHostsServedElsewhere": true}),
+            ),
+            "are for ClusterIssuers only",
+        ),
+        (
+            "a name pattern with a wildcard inside a label",
+            with(
+                issuer("ClusterIssuer"),
+                "/policy",
+                json!({"allowedDNSNames": ["app*.example.test"]}),
+            ),
+            "must be a lowercase DNS name pattern",
+        ),
+        (
+            "an IP range that is not CIDR",
+            with(
+                issuer("ClusterIssuer"),
+                "/policy",
+                json!({"allowedIPRanges": ["10.0.0.0/33"]}),
+            ),
+            "must be an IP range in CIDR notation",
+        ),
+        (
+            "a namespace rule naming nothing",
+            with(
+                issuer("ClusterIssuer"),
+                "/policy",
+                json!({"namespaces": {}}),
+            ),
+            "policy.namespaces must set at least one of: names, selector",
+        ),
+        (
+            "a policy max duration below an hour",
+            with(
+                issuer("ClusterIssuer"),
+                "/policy",
+                json!({"maxDuration": "10m"}),
+            ),
+            "policy.maxDuration must be at least 1h",
         ),
     ];
     assert!(cases.len() >= 15);
