@@ -148,6 +148,15 @@ pub fn next_key_secret(cert: &Certificate, secret_name: &str, key_pem: &str) -> 
     }
 }
 
+/// Whether `secret` is the next-key Secret of Certificate `cert_name` (its labels say so), which
+/// a new next key may replace; any other Secret of that name is left alone. Pure.
+pub fn is_next_key_of(secret: &Secret, cert_name: &str) -> bool {
+    let labels = secret.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    label(labels::SECRET_ROLE) == Some("next-key")
+        && label(labels::CERTIFICATE_NAME) == Some(labels::label_value(cert_name).as_str())
+}
+
 /// The name of a Certificate's next-key Secret: `<name>-next-key`, hashed when too long.
 pub fn next_key_secret_name(cert_name: &str) -> String {
     let candidate = format!("{cert_name}-next-key");
@@ -260,6 +269,22 @@ impl SecretClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_next_key_secret_labelled_for_the_certificate_may_be_replaced() {
+        let cert: Certificate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferrocert.dev/v1alpha1", "kind": "Certificate",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+            "spec": {"secretName": "web-tls", "dnsNames": ["a.test"]}
+        }))
+        .unwrap();
+        let ours = next_key_secret(&cert, "web-next-key", "pem");
+        assert!(is_next_key_of(&ours, "web"));
+        assert!(!is_next_key_of(&ours, "other"));
+        let mut someone_elses = ours.clone();
+        someone_elses.metadata.labels = None;
+        assert!(!is_next_key_of(&someone_elses, "web"));
+    }
     use crate::api::{CertificateSpec, IssuerRef, SecretTemplate};
 
     fn cert() -> Certificate {

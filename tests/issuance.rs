@@ -806,3 +806,78 @@ async fn a_secret_that_is_not_ours_is_never_taken_over() {
     );
     assert_eq!(event_count(&ns, "opaque", "OrderCreated"), 0);
 }
+
+/// Issue 25, finding 13: two Certificates (different names) on one `secretName`, applied in one
+/// `kubectl apply`, again and again to make the race likely. The API server decides the claim
+/// (the Secret is created create-only, later writes carry the resourceVersion read): exactly one
+/// ends Ready, the other says `SecretInUse`, and the Secret holds the winner's names. Both
+/// through Pebble and through a selfSigned Issuer (no CA delay: the two writes come closest).
+#[tokio::test]
+async fn two_certificates_naming_one_secret_never_both_end_ready() {
+    controller();
+    for round in 0..8 {
+        let ns = fresh_namespace("one-secret");
+        let local = round % 2 == 1;
+        if local {
+            apply(
+                &ns,
+                &json!({"apiVersion": "ferrocert.dev/v1alpha1", "kind": "Issuer",
+                        "metadata": {"name": "pebble"}, "spec": {"selfSigned": {}}}),
+            );
+        } else {
+            apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+            wait_issuer_ready(&Api::<Issuer>::namespaced(client().await, &ns), "pebble").await;
+        }
+        let names: Vec<String> = ["a", "b"]
+            .iter()
+            .map(|n| format!("{n}.{ns}.{}", zone()))
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            certificate("a", &[&names[0]], json!({"secretName": "shared-tls"})),
+            certificate("b", &[&names[1]], json!({"secretName": "shared-tls"})),
+        ]});
+        apply(&ns, &list);
+        let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+        let winner = wait_for(
+            &format!("round {round}: one Ready, one SecretInUse"),
+            Duration::from_secs(60),
+            || async {
+                let a = ready_condition(&certs.get("a").await.ok()?)?;
+                let b = ready_condition(&certs.get("b").await.ok()?)?;
+                assert!(
+                    !(a.0 == "True" && b.0 == "True"),
+                    "round {round}: both Certificates are Ready over one Secret"
+                );
+                match (a.0.as_str(), b.1.as_str(), b.0.as_str(), a.1.as_str()) {
+                    ("True", "SecretInUse", _, _) => Some(0),
+                    (_, _, "True", "SecretInUse") => Some(1),
+                    _ => None,
+                }
+            },
+        )
+        .await;
+        // Settled: it stays that way, and the Secret holds the winner's name only.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let a = ready_condition(&certs.get("a").await.unwrap()).unwrap();
+        let b = ready_condition(&certs.get("b").await.unwrap()).unwrap();
+        assert_ne!(a.0, b.0, "round {round}: {a:?} {b:?}");
+        let pem = secret_field(&ns, "shared-tls", "tls.crt");
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(pem.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("openssl runs");
+        let sans = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            sans.contains(&names[winner]),
+            "round {round} ({local}): {sans}"
+        );
+        assert!(!sans.contains(&names[1 - winner]), "round {round}: {sans}");
+    }
+}

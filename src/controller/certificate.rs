@@ -413,7 +413,7 @@ async fn start_issuance(
     let next_name = secret::next_key_secret_name(&cert.name_any());
     let resuming = status.next_private_key_secret_name.as_deref() == Some(next_name.as_str());
     let may_reuse_key = !revocation::key_compromised(&status);
-    let key = ensure_next_key(
+    let key = match ensure_next_key(
         &secrets,
         cert,
         &next_name,
@@ -421,7 +421,13 @@ async fn start_issuance(
         current.as_ref().filter(|_| may_reuse_key),
         resuming,
     )
-    .await?;
+    .await?
+    {
+        Ok(key) => key,
+        Err(message) => {
+            return refuse_secret(ctx, api, cert, status, "SecretInUse", &message).await;
+        }
+    };
 
     // 2. The issuance is claimed in the same status write that records the order (below, before
     //    any challenge is presented). That write is guarded by the resourceVersion read, so a
@@ -616,7 +622,9 @@ fn replaces_id(
 /// The next key: the one of an attempt this status still claims (a failed or interrupted order),
 /// if it fits the spec; with `rotationPolicy: Never`, the current Secret's key; otherwise freshly
 /// generated. A next-key Secret that status does not claim is a leftover of a finished issuance
-/// (its key is the current certificate's) and is replaced, so `Always` really rotates.
+/// (its key is the current certificate's) and is replaced, so `Always` really rotates; a Secret
+/// of that name that is not this Certificate's next key is left alone (`Ok(Err(message))`), and
+/// the replacement is guarded by the resourceVersion read, so the API server decides.
 async fn ensure_next_key(
     secrets: &Api<Secret>,
     cert: &Certificate,
@@ -624,17 +632,18 @@ async fn ensure_next_key(
     spec: KeySpec,
     current: Option<&Secret>,
     resuming: bool,
-) -> Result<pki::PrivateKey, Error> {
+) -> Result<Result<pki::PrivateKey, String>, Error> {
     if resuming
         && let Some(existing) = secrets
             .get_opt(name)
             .await
             .context(|| format!("reading Secret {name}"))?
+        && secret::is_next_key_of(&existing, &cert.name_any())
         && let Some(key) = data_str(&existing, TLS_KEY)
             .and_then(|p| pki::parse_pem(p).ok())
             .filter(|key| key.spec() == spec)
     {
-        return Ok(key);
+        return Ok(Ok(key));
     }
     let policy = cert
         .spec
@@ -663,25 +672,52 @@ async fn ensure_next_key(
             context: "encoding the next key".into(),
             source,
         })?;
-    let body = secret::next_key_secret(cert, name, &pem);
-    // Replace any stale next-key Secret (wrong key type after a spec change).
+    let mut body = secret::next_key_secret(cert, name, &pem);
+    let taken = || {
+        format!(
+            "Secret {name} exists and is not this Certificate's next private key (it lacks the \
+             labels {}=next-key and {}={}), so it is left alone; delete or rename it",
+            crate::labels::SECRET_ROLE,
+            crate::labels::CERTIFICATE_NAME,
+            cert.name_any()
+        )
+    };
     match secrets.create(&PostParams::default(), &body).await {
-        Ok(_) => {}
-        Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {
-            secrets
-                .patch(
-                    name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&apply_body(&body)),
-                )
-                .await
-                .context(|| format!("replacing Secret {name}"))?;
-        }
+        Ok(_) => return Ok(Ok(key)),
+        Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {}
         Err(e) => {
             return Err(e).context(|| format!("storing the next private key in Secret {name}"));
         }
     }
-    Ok(key)
+    // A stale next-key Secret (a finished issuance's, or the wrong key type after a spec
+    // change): replaced, but only if it is this Certificate's, and only the version read.
+    let Some(existing) = secrets
+        .get_opt(name)
+        .await
+        .context(|| format!("reading Secret {name}"))?
+    else {
+        return Ok(Err(format!(
+            "Secret {name} was deleted while its next private key was being stored; trying again"
+        )));
+    };
+    if !secret::is_next_key_of(&existing, &cert.name_any()) {
+        return Ok(Err(taken()));
+    }
+    body.metadata.resource_version = existing.resource_version();
+    match secrets
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&apply_body(&body)),
+        )
+        .await
+    {
+        Ok(_) => Ok(Ok(key)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Err(format!(
+            "Secret {name} changed while the next private key was being stored; trying again"
+        ))),
+        Err(e) => Err(e).context(|| format!("replacing Secret {name}")),
+    }
 }
 
 /// A spec problem no retry can fix: `Ready=False` with the reason, no CA traffic, wait for an edit.

@@ -17,16 +17,18 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backoff::requeue_at;
 use super::issuer_ident::{IssuerIdent, record_ready};
 use super::issuer_ref::LocalIssuer;
-use super::tls_secret::{not_ready_for, record_adoption, reencode_key, refuse_secret};
+use super::tls_secret::{
+    not_ready_for, record_adoption, reencode_key, refuse_secret, write_tls_secret,
+};
 use super::verdict::{IssueReason, Verdict, evaluate};
-use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready, still_claims};
+use super::{Ctx, apply_status, describe, now, set_ready, still_claims};
 use crate::api::conditions::{self, ISSUING, READY};
 use crate::api::issuer::{CaIssuerStatus, IssuerStatus};
 use crate::api::{Certificate, CertificateStatus, RotationPolicy};
@@ -365,14 +367,10 @@ async fn issue(
             .get_or_insert_with(Default::default)
             .insert(ANN_CA_FINGERPRINT.to_string(), ca.fingerprint.clone());
     }
-    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &cert.spec.secret_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&apply_body(&tls)),
-        )
-        .await
-        .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    if let Err(lost) = write_tls_secret(&secrets, &tls, current).await? {
+        return refuse_secret(ctx, api, cert, status, "SecretInUse", &lost).await;
+    }
 
     let leaf = &signed.leaf;
     let renewal = pki::renewal_time_for_spec(&cert.spec, leaf.not_before, leaf.not_after)

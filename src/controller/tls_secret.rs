@@ -7,18 +7,98 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 
 use super::issuer_ident::IssuerIdent;
 use super::verdict::Adoption;
-use super::{Ctx, apply_status, describe, now, set_ready};
+use super::{Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, set_ready};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{Certificate, CertificateStatus};
 use crate::error::{Error, KubeContext};
 use crate::labels;
 use crate::pki;
 use crate::secret::{self, TLS_KEY, data_str};
+
+/// Writes a Certificate's TLS Secret `body` so that the API server, not a read made earlier,
+/// decides the claim: when the Secret did not exist at `read`, it is created (a second creator
+/// gets 409 AlreadyExists) with the fields every later write repeats (type, `tls.crt`,
+/// `tls.key`, the ownership label and annotation), then completed; when it existed, the apply
+/// carries the resourceVersion read as a precondition (a write in between gets 409). Two
+/// Certificates naming one Secret can therefore never both write it: `Ok(Err(message))` for the
+/// one that lost, nothing written. The completing apply is ours alone (a POST's fields belong to
+/// an "Update" entry, which an apply cannot later drop), so outputs and template labels removed
+/// from the spec still leave the Secret.
+pub(super) async fn write_tls_secret(
+    secrets: &Api<Secret>,
+    body: &Secret,
+    read: Option<&Secret>,
+) -> Result<Result<Secret, String>, Error> {
+    let name = body.name_any();
+    let ns = secrets_namespace(body);
+    let lost = || {
+        format!(
+            "Secret {name} was created or changed by another writer while this certificate was              being issued (another Certificate naming the same secretName?); nothing was written"
+        )
+    };
+    let version = match read {
+        Some(existing) => existing.resource_version(),
+        None => {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PostParams::default()
+            };
+            match secrets.create(&params, &claim_only(body)).await {
+                Ok(created) => created.resource_version(),
+                Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Err(lost())),
+                Err(e) => return Err(e).context(|| format!("creating Secret {ns}/{name}")),
+            }
+        }
+    };
+    let mut guarded = body.clone();
+    guarded.metadata.resource_version = version;
+    match secrets
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&apply_body(&guarded)),
+        )
+        .await
+    {
+        Ok(written) => Ok(Ok(written)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Err(lost())),
+        Err(e) => Err(e).context(|| format!("writing Secret {ns}/{name}")),
+    }
+}
+
+fn secrets_namespace(body: &Secret) -> String {
+    body.metadata.namespace.clone().unwrap_or_default()
+}
+
+/// The part of a TLS Secret that every write of it repeats: what a create-only claim writes.
+/// Pure.
+fn claim_only(body: &Secret) -> Secret {
+    let keep = |map: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
+        map.as_ref()
+            .and_then(|m| m.get(key))
+            .map(|v| [(key.to_string(), v.clone())].into_iter().collect())
+    };
+    let mut claim = Secret {
+        type_: body.type_.clone(),
+        ..Secret::default()
+    };
+    claim.metadata.name = body.metadata.name.clone();
+    claim.metadata.namespace = body.metadata.namespace.clone();
+    claim.metadata.labels = keep(&body.metadata.labels, labels::CERTIFICATE_NAME);
+    claim.metadata.annotations = keep(&body.metadata.annotations, labels::ANN_CERTIFICATE_NAME);
+    claim.data = body.data.as_ref().map(|data| {
+        data.iter()
+            .filter(|(k, _)| *k == secret::TLS_CRT || *k == TLS_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    claim
+}
 
 /// Marks an adopted Secret as this Certificate's and records the adoption in status and an Event.
 pub(super) async fn record_adoption(
@@ -168,4 +248,39 @@ pub(super) async fn not_ready_for(
             .await;
     }
     Ok(Action::requeue(crate::retry::jittered(recheck)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    #[test]
+    fn a_create_only_claim_holds_only_what_every_later_write_repeats() {
+        let body: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-tls", "namespace": "shop",
+                "labels": {"ferrocert.dev/certificate-name": "web", "team": "a"},
+                "annotations": {"ferrocert.dev/certificate-name": "web",
+                                "ferrocert.dev/renew-handled": "r1"}},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "Y3J0", "tls.key": "a2V5", "ca.crt": "Y2E=", "keystore.p12": "cA=="}
+        }))
+        .unwrap();
+        let claim = claim_only(&body);
+        assert_eq!(claim.type_.as_deref(), Some("kubernetes.io/tls"));
+        let data = claim.data.unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), vec!["tls.crt", "tls.key"]);
+        assert_eq!(data["tls.key"], ByteString(b"key".to_vec()));
+        assert_eq!(claim.metadata.labels.unwrap().len(), 1);
+        assert_eq!(
+            claim
+                .metadata
+                .annotations
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["ferrocert.dev/certificate-name"]
+        );
+        assert_eq!(claim.metadata.namespace.as_deref(), Some("shop"));
+    }
 }

@@ -2,6 +2,7 @@
 
 // The order module's imports and shared items (states, helpers).
 use super::*;
+use crate::controller::tls_secret::write_tls_secret;
 
 /// The key the CSR is made from.
 pub(super) async fn next_key(
@@ -180,14 +181,10 @@ async fn write_secret(
     if let Some((_, message)) = claim.refusal(&cert.spec.secret_name, &cert.name_any()) {
         return Ok(Err(message));
     }
-    let written = secrets
-        .patch(
-            &cert.spec.secret_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&apply_body(&tls)),
-        )
-        .await
-        .context(|| format!("writing Secret {ns}/{}", cert.spec.secret_name))?;
+    let written = match write_tls_secret(&secrets, &tls, existing.as_ref()).await? {
+        Ok(written) => written,
+        Err(lost) => return Ok(Err(lost)),
+    };
     crate::crash::point("secret-written", &ns, &cert.spec.secret_name);
     Ok(Ok(written.resource_version().unwrap_or_default()))
 }

@@ -7,15 +7,13 @@ use instant_acme::{Account, AuthorizationStatus, ChallengeType};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::http01::{self, CheckStep, PresentError};
 use super::issuer_ref::{ResolvedIssuer, account_for, account_key_der, issuer_account_config};
-use super::{
-    Ctx, FIELD_MANAGER, apply_body, apply_status, describe, dns01, now, owner_reference, set_ready,
-};
+use super::{Ctx, apply_status, describe, dns01, now, owner_reference, set_ready};
 use crate::acme::{AcmeError, problem_text};
 use crate::api::conditions::{self, ISSUING};
 use crate::api::{
