@@ -146,3 +146,86 @@ async fn a_certificate_that_does_not_satisfy_the_spec_is_reissued() {
     let after = secrets.get("web-tls").await.unwrap();
     assert_ne!(tls_crt(&after), tls_crt(&before), "re-issued");
 }
+
+/// Issue 25, finding 14: a chart's self-signed placeholder for the same name (handed over to the
+/// Certificate by annotation) has a key that matches and the right names, but no ACME CA issued
+/// it: it is replaced by a certificate from Pebble, and the Event says why, instead of being
+/// served until it expires.
+#[tokio::test]
+async fn a_self_signed_placeholder_is_replaced_not_adopted() {
+    controller();
+    let ns = fresh_namespace("placeholder");
+    apply(&ns, &pebble_issuer("pebble", "pebble-account", json!({})));
+    wait_issuer_ready(&Api::<Issuer>::namespaced(client().await, &ns), "pebble").await;
+    let host = format!("site.{ns}.{}", env_var("TEST_ZONE"));
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "365", "-subj", &format!("/CN={host}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{host}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::kubectl_ok(
+        &[
+            "create",
+            "secret",
+            "tls",
+            "site-tls",
+            "-n",
+            &ns,
+            "--cert",
+            crt.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
+    common::kubectl_ok(
+        &[
+            "annotate",
+            "secret",
+            "site-tls",
+            "-n",
+            &ns,
+            "ferrocert.dev/certificate-name=site",
+        ],
+        None,
+    );
+    apply(
+        &ns,
+        &pebble_certificate(
+            "site",
+            &[&host],
+            json!({"privateKey": {"algorithm": "ECDSA", "size": 256}}),
+        ),
+    );
+    let certs: Api<Certificate> = Api::namespaced(client().await, &ns);
+    wait_cert_ready(&certs, "site", 1).await;
+    let text = common::e2e::verify_chain(&ns, "site-tls");
+    assert!(text.contains(&format!("DNS:{host}")), "{text}");
+    let status = certs.get("site").await.unwrap().status.unwrap();
+    assert!(status.adopted.is_none(), "the placeholder was adopted");
+    assert_eq!(event_count(&ns, "site", "Adopted"), 0);
+    let created = event_fields(&ns, "site", "OrderCreated", "{.message}");
+    assert!(
+        created.iter().any(|m| m.contains("self-signed")),
+        "the order says why: {created:?}"
+    );
+}

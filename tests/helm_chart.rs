@@ -564,6 +564,8 @@ fn helm_install_creates_every_object_and_uninstall_keeps_the_crds() {
         "--backoff-cap=32h".to_string(),
         "--issuer-ambient-credentials=false".to_string(),
         "--cluster-issuer-ambient-credentials=true".to_string(),
+        "--unrestricted-cluster-issuers=true".to_string(),
+        "--http01-host-ownership=true".to_string(),
         format!("--cluster-resource-namespace={ns}"),
         format!("--http01-service={ns}/{full}-http01"),
         "--log-format=text".to_string(),

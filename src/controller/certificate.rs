@@ -18,7 +18,7 @@ use super::issuer_ref::{Resolved, ResolvedIssuer, resolve, resolve_issuer};
 use super::order::{self, drive_order};
 use super::tenancy::{self, HostCheck};
 use super::tls_secret::{not_ready_for, record_adoption, reencode_key, refuse_secret};
-use super::verdict::{IssueReason, Verdict, evaluate};
+use super::verdict::{IssueReason, Verdict, evaluate_acme};
 use super::{
     Ctx, FIELD_MANAGER, apply_body, apply_status, describe, now, renewal_info, revocation,
     set_ready, still_claims,
@@ -103,7 +103,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Ctx) -> Result<Action, Error
         .await;
     }
     let now_ts = Timestamp::now();
-    match evaluate(&cert, secret.as_ref(), now_ts) {
+    match evaluate_acme(&cert, secret.as_ref(), now_ts) {
         Verdict::UpToDate {
             not_before,
             not_after,

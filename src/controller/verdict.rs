@@ -98,6 +98,28 @@ fn cert_manager_issuer(annotations: &std::collections::BTreeMap<String, String>)
     Some(format!("{kind} {name} (cert-manager)"))
 }
 
+/// [`evaluate`] for a Certificate of an ACME issuer: a certificate ferrocert did not issue is
+/// adopted only if that issuer could have issued it. A self-signed one (a chart's placeholder,
+/// Helm's `genSelfSignedCert`, a `kubectl create secret tls` of a test certificate) never came
+/// from an ACME CA: it is replaced, saying why, instead of being served until it expires. Pure.
+pub fn evaluate_acme(cert: &Certificate, secret: Option<&Secret>, now: Timestamp) -> Verdict {
+    let verdict = evaluate(cert, secret, now);
+    match &verdict {
+        Verdict::UpToDate {
+            adopt: Some(_),
+            leaf_der,
+            ..
+        } if crate::pki::sign::is_self_issued(leaf_der) => {
+            Verdict::Issue(IssueReason::IssuerChanged(format!(
+                "the certificate in Secret {} is self-signed, which an ACME CA never issues \
+                 (a placeholder?): it is replaced, not adopted",
+                cert.spec.secret_name
+            )))
+        }
+        _ => verdict,
+    }
+}
+
 /// Decides, from the Secret alone, whether to issue. Pure.
 pub fn evaluate(cert: &Certificate, secret: Option<&Secret>, now: Timestamp) -> Verdict {
     let spec = &cert.spec;
@@ -280,6 +302,50 @@ pub(super) mod tests {
 
     fn verdict(cert: &Certificate, secret: &Secret) -> Verdict {
         evaluate(cert, Some(secret), ts("2025-02-01T00:00:00Z"))
+    }
+
+    #[test]
+    fn a_self_signed_placeholder_is_replaced_not_adopted_through_an_acme_issuer() {
+        use crate::pki::sign::{Signer, sign};
+        let key = crate::pki::generate(&KeySpec::default()).unwrap();
+        let placeholder_spec = crate::api::CertificateSpec {
+            secret_name: "web-tls".into(),
+            dns_names: vec!["a.example".into()],
+            ..Default::default()
+        };
+        let signed = sign(
+            &placeholder_spec,
+            &key,
+            Signer::SelfSigned,
+            ts("2025-01-15T00:00:00Z"),
+        )
+        .unwrap();
+        let mut s = secret("ok", &[]);
+        let key_pem = key.to_pem(crate::api::PrivateKeyEncoding::PKCS1).unwrap();
+        s.data = Some(BTreeMap::from([
+            (
+                TLS_CRT.to_string(),
+                ByteString(signed.chain_pem.into_bytes()),
+            ),
+            (TLS_KEY.to_string(), ByteString(key_pem.into_bytes())),
+        ]));
+        let now = ts("2025-02-01T00:00:00Z");
+        // The plain verdict would adopt it (its key matches, its names are right).
+        assert!(matches!(
+            evaluate(&certificate(), Some(&s), now),
+            Verdict::UpToDate { adopt: Some(_), .. }
+        ));
+        match evaluate_acme(&certificate(), Some(&s), now) {
+            Verdict::Issue(IssueReason::IssuerChanged(m)) => {
+                assert!(m.contains("self-signed"), "{m}")
+            }
+            other => panic!("expected re-issuance, got {other:?}"),
+        }
+        // A CA-signed certificate from elsewhere is still adopted.
+        assert!(matches!(
+            evaluate_acme(&certificate(), Some(&secret("ok", CM)), now),
+            Verdict::UpToDate { adopt: Some(_), .. }
+        ));
     }
 
     #[test]
