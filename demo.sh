@@ -43,7 +43,7 @@ start=$(date +%s%3N)
 helm upgrade --install ferrocert charts/ferrocert --namespace ferrocert --wait --timeout 180s \
   --set image.repository="$FERROCERT_IMAGE_REPOSITORY" --set image.tag="$FERROCERT_IMAGE_TAG" \
   --set image.pullPolicy=Never \
-  --set-json "controller.extraArgs=[\"--dns01-check-nameservers=$NODE_DNS_SERVER\",\"--http01-self-check-nameservers=$NODE_DNS_SERVER\",\"--http01-self-check-port=$HTTP01_PORT\"]" \
+  --set-json "controller.extraArgs=[\"--dns01-check-nameservers=$NODE_DNS_SERVER\",\"--http01-self-check-nameservers=$NODE_DNS_SERVER\",\"--http01-self-check-port=$HTTP01_PORT\",\"--http01-self-check-allow-internal=true\"]" \
   > /dev/null
 echo "helm install: ferrocert Ready after $(( $(date +%s%3N) - start )) ms"
 kubectl get pods -n ferrocert -o wide

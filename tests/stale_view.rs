@@ -42,6 +42,7 @@ async fn context() -> Ctx {
         &env_var("HTTP01_PORT"),
         "--http01-self-check-nameservers",
         &env_var("DNS_SERVER"),
+        "--http01-self-check-allow-internal=true",
     ]);
     let settings = run::settings_from(&flags.args).expect("settings");
     let (certificates, _) = reflector::store::<Certificate>();

@@ -64,6 +64,7 @@ impl Controller {
             .args(["--http01-service", &launch.http01_service])
             .args(["--http01-self-check-port", &self_check_port])
             .args(["--http01-self-check-nameservers", &launch.dns_server])
+            .arg("--http01-self-check-allow-internal=true")
             .args(&launch.extra_args)
             .env("KUBECONFIG", &launch.kubeconfig)
             .env(

@@ -122,6 +122,11 @@ pub struct ControllerArgs {
     /// Ingresses and HTTPRoutes.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub http01_host_ownership: bool,
+    /// Let the HTTP-01 self-check probe loopback, link-local and cloud metadata addresses (for
+    /// test environments where every name resolves to 127.0.0.1). Off in a cluster: a tenant's
+    /// name resolving there must not make the controller fetch from them.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub http01_self_check_allow_internal: bool,
     /// ingress-shim: an Ingress annotated with an issuer (`ferrocert.dev/cluster-issuer`,
     /// `cert-manager.io/cluster-issuer`, ...) gets a Certificate per `spec.tls` Secret.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -258,6 +263,7 @@ pub fn settings_from(args: &ControllerArgs) -> anyhow::Result<Settings> {
             self_check: SelfCheckConfig {
                 port: args.http01_self_check_port,
                 nameservers: args.http01_self_check_nameservers.clone(),
+                allow_internal: args.http01_self_check_allow_internal,
                 ..SelfCheckConfig::default()
             },
             self_check_timeout,

@@ -33,6 +33,10 @@ pub struct SelfCheckConfig {
     pub connect_timeout: Duration,
     /// Total time of one probe, redirects included.
     pub timeout: Duration,
+    /// Whether loopback, link-local and cloud metadata addresses may be probed (test
+    /// environments, where every name resolves to 127.0.0.1). Off in a cluster: a tenant's name
+    /// (or its own CA's identifier) resolving there would make the probe a request forgery.
+    pub allow_internal: bool,
 }
 
 impl Default for SelfCheckConfig {
@@ -42,11 +46,15 @@ impl Default for SelfCheckConfig {
             nameservers: Vec::new(),
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(8),
+            allow_internal: false,
         }
     }
 }
 
-/// What one probe saw when it did not get the key authorization; the text goes to status.
+/// What one probe saw when it did not get the key authorization; the text goes to the tenant's
+/// status, so it is classified and never carries what the server sent (body bytes, a redirect's
+/// target): the probe must not be a way to read other servers. Every URL named is the challenge
+/// URL of the tenant's own identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeFailure {
     #[error("DNS: {0}")]
@@ -55,14 +63,48 @@ pub enum ProbeFailure {
     Connect { address: String, reason: String },
     #[error("GET {url}: {reason}")]
     Http { url: String, reason: String },
-    #[error("GET {url} returned {status}")]
-    Status { url: String, status: String },
-    #[error("GET {url} returned 200 with a body that is not the key authorization ({got:?})")]
-    WrongBody { url: String, got: String },
-    #[error("GET {url} redirected to {location}, which the self-check does not follow")]
-    Redirect { url: String, location: String },
+    #[error("GET {url} returned HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("GET {url} returned 200 with a wrong body (not the key authorization)")]
+    WrongBody { url: String },
+    #[error(
+        "GET {url} redirected; redirect refused (followed like the CA: http:// to a host name, \
+         port {port})"
+    )]
+    Redirect { url: String, port: u16 },
+    #[error(
+        "{host} resolves only to loopback, link-local or metadata addresses, which the \
+         self-check does not probe"
+    )]
+    Internal { host: String },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+}
+
+/// Addresses a probe never connects to unless allowed: loopback, link-local (cloud metadata
+/// services live there: 169.254.169.254), unspecified, multicast, broadcast, and the metadata
+/// addresses outside link-local (AWS's IPv6 fd00:ec2::254, Alibaba's 100.100.100.200). Pure.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4 == std::net::Ipv4Addr::new(100, 100, 100, 200)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
 }
 
 /// Probes `http://host/.well-known/acme-challenge/<token>` once; `Ok` when the body is
@@ -85,40 +127,43 @@ async fn probe_inner(
     token: &str,
     expected: &str,
 ) -> Result<(), ProbeFailure> {
+    let port = config.port;
     let mut host = host.to_string();
-    let mut port = config.port;
     let mut path = challenge_path(token);
+    // Every message names the challenge URL itself, never where a redirect led.
+    let url = display_url(&host, port, &path);
     for _ in 0..=MAX_REDIRECTS {
-        let url = display_url(&host, port, &path);
-        let addresses = resolve(config, &host).await?;
+        let mut addresses = resolve(config, &host).await?;
+        if !config.allow_internal {
+            addresses.retain(|ip| !is_internal(*ip));
+            if addresses.is_empty() {
+                return Err(ProbeFailure::Internal { host });
+            }
+        }
         let (status, location, body) = get(config, &addresses, port, &host, &path, &url).await?;
         if status.is_redirection() {
             let location = location.unwrap_or_default();
-            match follow(&location, &host, port) {
-                Some((h, p, next)) => {
-                    (host, port, path) = (h, p, next);
+            match follow(&location, &host, port, config.allow_internal) {
+                Some((h, next)) => {
+                    (host, path) = (h, next);
                     continue;
                 }
-                None => return Err(ProbeFailure::Redirect { url, location }),
+                None => return Err(ProbeFailure::Redirect { url, port }),
             }
         }
         if status != http::StatusCode::OK {
             return Err(ProbeFailure::Status {
                 url,
-                status: status.to_string(),
+                status: status.as_u16(),
             });
         }
-        let got = String::from_utf8_lossy(&body);
-        if got.trim() == expected {
+        if String::from_utf8_lossy(&body).trim() == expected {
             return Ok(());
         }
-        return Err(ProbeFailure::WrongBody {
-            url,
-            got: got.chars().take(64).collect(),
-        });
+        return Err(ProbeFailure::WrongBody { url });
     }
     Err(ProbeFailure::Http {
-        url: display_url(&host, port, &path),
+        url,
         reason: format!("more than {MAX_REDIRECTS} redirects"),
     })
 }
@@ -135,22 +180,34 @@ fn display_url(host: &str, port: u16, path: &str) -> String {
     }
 }
 
-/// Where an `http://` redirect goes: `(host, port, path)`. Relative locations stay on the same
-/// host. `https://` and other schemes are not followed (`None`).
-pub fn follow(location: &str, host: &str, port: u16) -> Option<(String, u16, String)> {
-    if location.starts_with('/') {
-        return Some((host.to_string(), port, location.to_string()));
+/// Where an `http://` redirect goes: `(host, path)`, followed as a CA follows it. Relative
+/// locations stay on the same host. Only `http://` on the probe's own port (80 in a cluster) to a
+/// host name is followed: another port, `https://` (the probe does not speak TLS), another scheme
+/// or an IP literal (unless `allow_internal`, for test environments) is refused (`None`). Pure.
+pub fn follow(
+    location: &str,
+    host: &str,
+    port: u16,
+    allow_internal: bool,
+) -> Option<(String, String)> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some((host.to_string(), location.to_string()));
     }
     let uri: http::Uri = location.parse().ok()?;
     if uri.scheme_str() != Some("http") {
         return None;
     }
     let next_host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-    let next_port = uri.port_u16().unwrap_or(port);
+    if uri.port_u16().is_some_and(|p| p != port) {
+        return None;
+    }
+    if !allow_internal && next_host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
     let path = uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
-    Some((next_host.to_string(), next_port, path))
+    Some((next_host.to_string(), path))
 }
 
 /// The addresses of `host`: the literal, or from the configured resolvers, or the system's.
@@ -298,6 +355,7 @@ mod tests {
     fn config(port: u16) -> SelfCheckConfig {
         SelfCheckConfig {
             port,
+            allow_internal: true,
             ..SelfCheckConfig::default()
         }
     }
@@ -334,12 +392,16 @@ mod tests {
         let e = probe(&config(port), "127.0.0.1", "tok", "tok.thumb")
             .await
             .unwrap_err();
-        assert!(matches!(&e, ProbeFailure::Status { status, .. } if status.starts_with("404")));
-        assert!(e.to_string().contains("returned 404 Not Found"), "{e}");
+        assert!(matches!(&e, ProbeFailure::Status { status: 404, .. }));
+        assert!(e.to_string().contains("returned HTTP 404"), "{e}");
         let e = probe(&config(port), "127.0.0.1", "tok", "tok.thumb")
             .await
             .unwrap_err();
-        assert!(matches!(e, ProbeFailure::WrongBody { ref got, .. } if got == "something else"));
+        assert!(matches!(e, ProbeFailure::WrongBody { .. }));
+        assert!(
+            !e.to_string().contains("something else"),
+            "no body in the message: {e}"
+        );
     }
 
     #[tokio::test]
@@ -400,17 +462,100 @@ mod tests {
     }
 
     #[test]
-    fn redirect_targets() {
+    fn redirects_are_followed_only_as_the_ca_follows_them() {
         assert_eq!(
-            follow("/p", "a.example", 5002),
-            Some(("a.example".into(), 5002, "/p".into()))
+            follow("/p", "a.example", 5002, false),
+            Some(("a.example".into(), "/p".into()))
         );
         assert_eq!(
-            follow("http://b.example:8080/q?x=1", "a.example", 80),
-            Some(("b.example".into(), 8080, "/q?x=1".into()))
+            follow("http://b.example/q?x=1", "a.example", 80, false),
+            Some(("b.example".into(), "/q?x=1".into()))
         );
-        assert_eq!(follow("https://b.example/q", "a.example", 80), None);
-        assert_eq!(follow("ftp://b.example/q", "a.example", 80), None);
+        assert_eq!(
+            follow("http://b.example:80/q", "a.example", 80, false),
+            Some(("b.example".into(), "/q".into()))
+        );
+        // Another port: a port scan through the probe.
+        assert_eq!(
+            follow("http://b.example:8080/q", "a.example", 80, false),
+            None
+        );
+        assert_eq!(
+            follow("http://10.0.0.5/admin", "a.example", 80, false),
+            None
+        );
+        assert_eq!(
+            follow(
+                "http://169.254.169.254/latest/meta-data/",
+                "a.example",
+                80,
+                false
+            ),
+            None
+        );
+        assert_eq!(follow("https://b.example/q", "a.example", 80, false), None);
+        assert_eq!(follow("ftp://b.example/q", "a.example", 80, false), None);
+        assert_eq!(follow("//evil.example:22/", "a.example", 80, false), None);
+    }
+
+    #[test]
+    fn internal_addresses_are_recognized() {
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.100.100.200",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "192.0.2.1",
+            "10.1.2.3",
+            "198.18.0.1",
+            "2001:db8::1",
+            "fd00::1",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_and_metadata_are_not_probed_and_redirect_targets_are_not_told() {
+        let (port, seen) = serve(vec![ok("tok.thumb")]).await;
+        let strict = SelfCheckConfig {
+            allow_internal: false,
+            ..config(port)
+        };
+        let e = probe(&strict, "127.0.0.1", "tok", "tok.thumb")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProbeFailure::Internal { .. }), "{e}");
+        let e = probe(&strict, "169.254.169.254", "tok", "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProbeFailure::Internal { .. }), "{e}");
+        // The listener saw nothing from those.
+        probe(&config(port), "127.0.0.1", "tok", "tok.thumb")
+            .await
+            .unwrap();
+        assert_eq!(seen.await.unwrap().len(), 1);
+
+        let (port, _) = serve(vec![
+            "HTTP/1.1 302 Found\r\nlocation: http://secret.internal.example:6443/api?token=s3cr3t\r\ncontent-length: 0\r\n\r\n".into(),
+        ])
+        .await;
+        let e = probe(&config(port), "127.0.0.1", "tok", "x")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("redirect refused"), "{text}");
+        assert!(!text.contains("s3cr3t") && !text.contains("6443"), "{text}");
     }
 
     #[test]
