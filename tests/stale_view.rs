@@ -48,13 +48,17 @@ async fn context() -> Ctx {
     let (certificates, _) = reflector::store::<Certificate>();
     let (issuers, _) = reflector::store::<Issuer>();
     let (cluster_issuers, _) = reflector::store::<ClusterIssuer>();
-    run::context(
+    let ctx = run::context(
         client().await,
         settings,
         certificates,
         issuers,
         cluster_issuers,
-    )
+    );
+    // The host index is fed by watches that `run` starts; this test drives reconciles by hand
+    // and is not about host ownership (tests/policy.rs is): no other namespace serves its host.
+    ctx.served_hosts.assume_synced();
+    ctx
 }
 
 #[tokio::test(flavor = "multi_thread")]
