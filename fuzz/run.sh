@@ -7,7 +7,10 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). The toolchain here is stable Rust:
 # RUSTC_BOOTSTRAP=1 lets it take the -Z flags cargo-fuzz passes, and `-s none` builds without a
-# sanitizer (ferrocert has no unsafe parsing code; a panic is what we look for).
+# sanitizer (ferrocert has no unsafe parsing code; a panic is what we look for). Overflow checks
+# and debug assertions stay on in the release build cargo-fuzz makes ([profile.release] in
+# fuzz/Cargo.toml, the same as `cargo fuzz build --debug-assertions`): without them an arithmetic
+# overflow on hostile input wraps silently and the fuzzer cannot see it.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}

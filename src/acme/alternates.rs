@@ -47,8 +47,11 @@ pub async fn fetch_chains(
     let (status, _, body) = send(&client, Method::GET, directory_url, None).await?;
     let directory: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         req_err(format!(
-            "the directory at {directory_url} (HTTP {status}) is not JSON: {e}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
+            "the directory at {directory_url} (HTTP {status}) is not JSON (at line {} column \
+             {}): {}",
+            e.line(),
+            e.column(),
+            body_summary(&body)
         ))
     })?;
     let new_nonce = directory
@@ -56,7 +59,8 @@ pub async fn fetch_chains(
         .and_then(|v| v.as_str())
         .ok_or_else(|| {
             req_err(format!(
-                "the directory at {directory_url} (HTTP {status}) has no newNonce: {directory}"
+                "the directory at {directory_url} (HTTP {status}) has no newNonce ({} bytes)",
+                body.len()
             ))
         })?;
     let (_, headers, _) = send(&client, Method::HEAD, new_nonce, None).await?;
@@ -83,7 +87,7 @@ pub async fn fetch_chains(
         if !status.is_success() {
             return Err(req_err(format!(
                 "downloading {url}: HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
+                body_summary(&bytes)
             )));
         }
         if index == 0 {
@@ -119,6 +123,44 @@ where
         .await?
         .into_parts();
     Ok((parts.status, parts.headers, bytes))
+}
+
+/// The longest CA detail an error quotes.
+const MAX_DETAIL: usize = 200;
+
+/// A CA's error answer in one bounded line: its problem document's type and detail (RFC 7807,
+/// truncated), else only its size. The body is the CA's; it may be megabytes (the download
+/// limit) of anything, including what a certificate chain or key looks like, so it is never
+/// quoted whole. Pure.
+fn body_summary(body: &[u8]) -> String {
+    let problem = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let field = |name: &str| {
+        problem
+            .as_ref()
+            .and_then(|p| p.get(name))
+            .and_then(|v| v.as_str())
+            .map(|v| {
+                let clean: String = v.chars().filter(|c| !c.is_control()).collect();
+                truncate(&clean, MAX_DETAIL)
+            })
+    };
+    match (field("type"), field("detail")) {
+        (Some(t), Some(d)) => format!("{t}: {d}"),
+        (Some(t), None) => t,
+        (None, Some(d)) => d,
+        (None, None) => format!("{} bytes, not a problem document", body.len()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Whether the answer is a `badNonce` problem.
@@ -213,6 +255,36 @@ mod tests {
             br#"{"type":"urn:ietf:params:acme:error:malformed"}"#
         ));
         assert!(!is_bad_nonce(http::StatusCode::OK, body));
+    }
+
+    /// A CA's error bodies: a problem document gives its type and (truncated) detail; anything
+    /// else (a page, a key-looking PEM, megabytes) only its size.
+    #[test]
+    fn error_bodies_are_summarized_not_quoted() {
+        let problem = br#"{"type":"urn:ietf:params:acme:error:unauthorized","detail":"no"}"#;
+        assert_eq!(
+            body_summary(problem),
+            "urn:ietf:params:acme:error:unauthorized: no"
+        );
+        let secret =
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n";
+        let page = format!("<html>{secret}{}</html>", "x".repeat(2 << 20));
+        let summary = body_summary(page.as_bytes());
+        assert_eq!(
+            summary,
+            format!("{} bytes, not a problem document", page.len())
+        );
+        let long =
+            serde_json::json!({"type": "t", "detail": format!("{}\n{secret}", "d".repeat(5_000))});
+        let summary = body_summary(long.to_string().as_bytes());
+        assert!(
+            summary.len() <= MAX_DETAIL + 10 && summary.starts_with("t: ddd"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("PRIVATE KEY") && !summary.contains('\n'),
+            "{summary}"
+        );
     }
 
     #[test]

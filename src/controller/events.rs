@@ -66,7 +66,7 @@ impl SeriesCache {
             Some(p) if p.last + SERIES_TTL > now => Step::Continue {
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
-                count: p.count + 1,
+                count: p.count.saturating_add(1),
             },
             _ => Step::Create,
         }

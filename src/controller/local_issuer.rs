@@ -421,7 +421,7 @@ fn mark_signed(
     status.not_before = Some(Time(not_before));
     status.not_after = Some(Time(not_after));
     status.renewal_time = Some(Time(renewal));
-    status.revision = Some(status.revision.unwrap_or(0) + 1);
+    status.revision = Some(super::next_count(status.revision));
     conditions::remove(&mut status.conditions, ISSUING);
     set_ready(
         status,

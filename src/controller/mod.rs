@@ -236,9 +236,35 @@ fn note_replaced<K: Resource>(ctx: &Context, before: &K, after: &K) {
 pub fn attempt_action(status: &crate::api::CertificateStatus) -> String {
     format!(
         "IssueRevision{}Attempt{}",
-        status.revision.unwrap_or(0) + 1,
-        status.failed_issuance_attempts.unwrap_or(0) + 1
+        next_count(status.revision),
+        next_count(status.failed_issuance_attempts)
     )
+}
+
+/// A counter kept in status (revision, failed attempts, checks).
+pub trait StatusCounter: Copy {
+    /// One more than `self`, at least 1, never overflowing.
+    fn next(self) -> Self;
+}
+
+impl StatusCounter for i32 {
+    fn next(self) -> Self {
+        self.max(0).saturating_add(1)
+    }
+}
+
+impl StatusCounter for i64 {
+    fn next(self) -> Self {
+        self.max(0).saturating_add(1)
+    }
+}
+
+/// The next value of a status counter (`None` counts as 0): saturating, because status is
+/// anyone's to write who may update the status subresource, and a counter at `i32::MAX` must
+/// not panic (overflow checks) or wrap to a negative count (release build) in the controller.
+/// A negative count, which we never write, counts as 0.
+pub fn next_count<T: StatusCounter + Default>(counter: Option<T>) -> T {
+    counter.unwrap_or_default().next()
 }
 
 /// An object as a server-side apply body (which needs `apiVersion` and `kind`).
@@ -351,4 +377,27 @@ pub fn still_claims(ctx: &Ctx, ns: &str, other: &str, secret_name: &str) -> bool
     ctx.certificates
         .get(&kube::runtime::reflector::ObjectRef::new(other).within(ns))
         .is_some_and(|c| c.meta().deletion_timestamp.is_none() && c.spec.secret_name == secret_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counters_saturate_instead_of_overflowing() {
+        assert_eq!(next_count::<i32>(None), 1);
+        assert_eq!(next_count(Some(4_i32)), 5);
+        assert_eq!(next_count(Some(i32::MAX)), i32::MAX);
+        assert_eq!(next_count(Some(i64::MAX)), i64::MAX);
+        assert_eq!(next_count(Some(-7_i64)), 1);
+        let status = crate::api::CertificateStatus {
+            revision: Some(i64::MAX),
+            failed_issuance_attempts: Some(i64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            attempt_action(&status),
+            format!("IssueRevision{}Attempt{}", i64::MAX, i64::MAX)
+        );
+    }
 }

@@ -193,7 +193,7 @@ pub async fn answer_request(
             Ok(Action::requeue(Duration::from_millis(200)))
         }
         Err(message) => {
-            let attempts = failed_attempts(&status, &target.serial_hex) + 1;
+            let attempts = super::next_count(Some(failed_attempts(&status, &target.serial_hex)));
             let attempt = Attempt {
                 target: &target,
                 reason,
@@ -295,7 +295,7 @@ pub async fn on_delete(
             release(ctx, api, &updated).await
         }
         Err(message) => {
-            let attempts = failed_attempts(&status, &target.serial_hex) + 1;
+            let attempts = super::next_count(Some(failed_attempts(&status, &target.serial_hex)));
             if attempts >= MAX_DELETE_ATTEMPTS {
                 ctx.event(
                     cert,

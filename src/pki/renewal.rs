@@ -75,7 +75,11 @@ pub fn parse_go_duration(input: &str) -> Result<SignedDuration, PkiError> {
             // Digits beyond 18 cannot matter once scaled to nanoseconds of an hour.
             let digits = &frac_part[..frac_part.len().min(18)];
             let frac: u128 = digits.parse().map_err(|_| fail("bad fraction"))?;
-            value += frac * unit_nanos / 10u128.pow(digits.len() as u32);
+            // At most 10^18 * 3.6 * 10^12: the product fits; the sum may not (an integer part
+            // near u128::MAX), hence checked.
+            value = value
+                .checked_add(frac * unit_nanos / 10u128.pow(digits.len() as u32))
+                .ok_or_else(too_large)?;
         }
         total = total.checked_add(value).ok_or_else(too_large)?;
         if total > limit {
@@ -262,6 +266,58 @@ mod tests {
                 "{input}: {err}"
             );
         }
+    }
+
+    /// Found by the `durations` fuzz target once built with overflow checks: an integer part
+    /// whose nanoseconds fit u128 with less room than the fraction adds overflowed the sum
+    /// (a panic with overflow checks, a wrapped and accepted small value without).
+    #[test]
+    fn huge_components_with_fractions_are_out_of_range_not_overflow() {
+        for input in [
+            "340282366920938463463374607431768211.999us",
+            "340282366920938463463374607431768211455.9ns",
+            "340282366920938463463374607431768.9999ms",
+            "94522879700260684295381.9999999h",
+            "-340282366920938463463374607431768211.999us",
+        ] {
+            let err = parse_go_duration(input).unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{input}: {err}");
+        }
+    }
+
+    /// Long and extreme inputs of every shape: never a panic, and anything accepted is within
+    /// Go's range and agrees in sign.
+    #[test]
+    fn long_and_extreme_durations_never_panic() {
+        let units = ["ns", "us", "\u{b5}s", "ms", "s", "m", "h"];
+        let mut accepted = 0;
+        for int_len in [0, 1, 9, 18, 19, 20, 35, 36, 38, 39, 40, 60, 4096] {
+            for frac_len in [0, 1, 18, 19, 40, 4096] {
+                for unit in units {
+                    for sign in ["", "-", "+"] {
+                        for digit in ['0', '1', '9'] {
+                            let int: String = std::iter::repeat_n(digit, int_len).collect();
+                            let frac: String = std::iter::repeat_n('9', frac_len).collect();
+                            let dot = if frac_len > 0 { "." } else { "" };
+                            let input = format!("{sign}{int}{dot}{frac}{unit}");
+                            let twice =
+                                format!("{sign}{int}{dot}{frac}{unit}{int}{dot}{frac}{unit}");
+                            for text in [input, twice] {
+                                if let Ok(d) = parse_go_duration(&text) {
+                                    accepted += 1;
+                                    assert!(
+                                        d.as_nanos().unsigned_abs() <= 1 << 63,
+                                        "{text}: {d:?}"
+                                    );
+                                    assert!(!(sign == "-" && d.is_positive()), "{text}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 0);
     }
 
     #[test]

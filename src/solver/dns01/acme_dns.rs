@@ -59,11 +59,15 @@ impl std::fmt::Debug for Account {
 
 /// Reads the account Secret's JSON: domain → account. Domains are normalized (lowercase, no
 /// trailing dot, no `*.`). Pure.
+///
+/// A parse error says where and what kind of problem, never serde's own words: those quote the
+/// offending value (`invalid type: string "hunter2"`), which may be a password or username.
 pub fn parse_accounts(json: &str) -> Result<BTreeMap<String, Account>, Dns01Error> {
     let raw: BTreeMap<String, Account> = serde_json::from_str(json).map_err(|e| {
         Dns01Error::Config(format!(
             "acme-dns: the account Secret is not acme-dns account JSON (domain → {{username, \
-             password, fulldomain, subdomain}}): {e}"
+             password, fulldomain, subdomain}}): {}",
+            json_error_without_values(&e)
         ))
     })?;
     let mut accounts = BTreeMap::new();
@@ -90,6 +94,34 @@ pub fn parse_accounts(json: &str) -> Result<BTreeMap<String, Account>, Dns01Erro
         accounts.insert(domain, account);
     }
     Ok(accounts)
+}
+
+/// Where and what kind of problem a JSON parse error is, without the values it may quote.
+/// Pure.
+fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "the JSON ends early",
+        Category::Io => "unreadable",
+        Category::Data => {
+            // The only serde message that quotes no value and helps: a field is missing (the
+            // field names are ours).
+            let text = e.to_string();
+            if let Some(field) = ["username", "password", "fulldomain", "subdomain"]
+                .into_iter()
+                .find(|f| text.starts_with(&format!("missing field `{f}`")))
+            {
+                return format!(
+                    "missing field `{field}` at line {} column {}",
+                    e.line(),
+                    e.column()
+                );
+            }
+            "a value of the wrong type or shape"
+        }
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }
 
 /// The domain whose account serves the challenge name `_acme-challenge.<domain>`. Pure.
@@ -207,15 +239,26 @@ impl AcmeDns {
             return Ok(());
         }
         let detail = String::from_utf8_lossy(response.body());
+        let detail: String = detail.chars().take(300).collect();
         Err(Dns01Error::Api {
             provider: "acme-dns",
             endpoint: self.host.clone(),
             op,
             status: status.as_u16(),
             code: None,
-            detail: detail.chars().take(300).collect(),
+            detail: redact(&detail, &[&account.password, &account.username]),
         })
     }
+}
+
+/// `text` with every occurrence of each secret replaced by `<redacted>` (a server may echo the
+/// request's `X-Api-User` / `X-Api-Key`). Pure.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "<redacted>");
+    }
+    text
 }
 
 impl DnsProvider for AcmeDns {
@@ -276,6 +319,53 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("a.test"), "{e}");
+    }
+
+    /// Malformed account JSON of every kind, with a password and username in it: the error
+    /// says where and what, and quotes neither.
+    #[test]
+    fn malformed_account_json_does_not_echo_credentials() {
+        const PASSWORD: &str = "hunter2-Secret-Key-XYZ";
+        const USER: &str = "user-eb3c-41d7";
+        for json in [
+            // One account without its domain key: serde quotes the first value.
+            format!(r#"{{"username": "{USER}", "password": "{PASSWORD}"}}"#),
+            format!(r#"{{"a.test": "{PASSWORD}"}}"#),
+            format!(r#"{{"a.test": {{"username": 5, "password": "{PASSWORD}"}}}}"#),
+            format!(r#"{{"a.test": {{"username": "{USER}", "password": ["{PASSWORD}"]}}}}"#),
+            format!(r#"{{"a.test": {{"username": "{USER}", "password": "{PASSWORD}""#),
+            format!(r#"{{"a.test": {{"username": "{USER}", "password": {PASSWORD}}}}}"#),
+            format!(r#"["{USER}", "{PASSWORD}"]"#),
+            format!(r#""{PASSWORD}""#),
+            format!(
+                "{{\"a.test\": {{\"username\": \"{USER}\", \"password\": \"{PASSWORD}\u{1}\", \
+                 \"fulldomain\": \"f\", \"subdomain\": \"s\"}}}}"
+            ),
+        ] {
+            let e = parse_accounts(&json).unwrap_err().to_string();
+            assert!(
+                !e.contains(PASSWORD) && !e.contains("hunter2"),
+                "{json}: {e}"
+            );
+            assert!(!e.contains(USER), "{json}: {e}");
+            assert!(e.contains("acme-dns"), "{e}");
+        }
+        let e = parse_accounts(r#"{"a.test": {"username": "u", "password": "p"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `fulldomain` at line 1"), "{e}");
+        let e = parse_accounts("{\n \"a.test\": 7}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrong type or shape at line 2"), "{e}");
+    }
+
+    #[test]
+    fn credentials_echoed_by_the_server_are_redacted() {
+        assert_eq!(
+            redact("bad key p1 for user u1", &["p1", "u1", ""]),
+            "bad key <redacted> for user <redacted>"
+        );
     }
 
     #[test]

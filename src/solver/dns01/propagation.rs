@@ -22,8 +22,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::future::join_all;
-use hickory_proto::op::ResponseCode;
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use futures::stream;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::wire::{self, name_str, parse_name, query_any, rcode_name};
@@ -31,6 +34,22 @@ use super::{DEFAULT_TIMEOUT, Dns01Error, ServerAddr};
 
 /// How many CNAMEs `resolve_challenge_name` follows before giving up.
 pub const MAX_CNAME_HOPS: usize = 8;
+
+/// How many NS names of a zone are looked up and checked (the first in name order). The zone's
+/// NS set is the tenant's to choose (it is their domain, or a zone they delegated): one that
+/// lists thousands of names must not cost thousands of lookups, sockets and buffers. Real zones
+/// have 2 to 6 (the largest public ones 8 to 13), so 8 checks all of a sensible set; a zone with
+/// more is checked on its first 8, and the summary says how many were not checked.
+pub const MAX_NAMESERVERS: usize = 8;
+
+/// How many addresses of one nameserver are tried (its first IPv4 and its first IPv6 address,
+/// in that order): together with [`MAX_NAMESERVERS`] at most 16 addresses are checked, whatever
+/// the glue or the A/AAAA answers hold.
+pub const MAX_ADDRESSES_PER_NAMESERVER: usize = 2;
+
+/// How many lookups or checks of one round are in flight at once (each holds a socket and a
+/// [`wire::UDP_BUFFER`]).
+pub const MAX_CONCURRENT_QUERIES: usize = 8;
 
 /// Where the checker asks. See the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +129,8 @@ pub struct PropagationReport {
     pub value: String,
     pub zone: ZoneInfo,
     pub servers: Vec<ServerCheck>,
+    /// NS names of the zone beyond [`MAX_NAMESERVERS`], not checked.
+    pub unchecked_nameservers: usize,
 }
 
 impl PropagationReport {
@@ -157,8 +178,58 @@ impl PropagationReport {
             line.push_str("; not yet at ");
             line.push_str(&missing.join("; "));
         }
+        if self.unchecked_nameservers > 0 {
+            line.push_str(&format!(
+                "; {} more NS not checked (at most {MAX_NAMESERVERS} are)",
+                self.unchecked_nameservers
+            ));
+        }
         line
     }
+}
+
+/// The NS names of `zone` in an NS answer: lowercase, sorted, without duplicates, at most
+/// [`MAX_NAMESERVERS`]; and how many more there were. Pure.
+fn nameserver_names(answer: &Message, zone: &Name) -> (Vec<Name>, usize) {
+    let mut names: Vec<Name> = answer
+        .answers
+        .iter()
+        .filter(|r| &r.name == zone)
+        .filter_map(|r| match &r.data {
+            RData::NS(ns) => Some(ns.0.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let more = names.len().saturating_sub(MAX_NAMESERVERS);
+    names.truncate(MAX_NAMESERVERS);
+    (names, more)
+}
+
+/// The addresses to try for one nameserver, from glue or an A/AAAA answer: the first IPv4 and
+/// the first IPv6 address (IPv4 first: a host without IPv6 still reaches the server on its
+/// first try), at most [`MAX_ADDRESSES_PER_NAMESERVER`]. Pure.
+fn pick_addresses(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<SocketAddr> {
+    let mut v4 = None;
+    let mut v6 = None;
+    for ip in ips {
+        match ip {
+            IpAddr::V4(_) if v4.is_none() => v4 = Some(ip),
+            IpAddr::V6(_) if v6.is_none() => v6 = Some(ip),
+            _ => {}
+        }
+        if v4.is_some() && v6.is_some() {
+            break;
+        }
+    }
+    let mut picked: Vec<SocketAddr> = v4
+        .into_iter()
+        .chain(v6)
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    picked.truncate(MAX_ADDRESSES_PER_NAMESERVER);
+    picked
 }
 
 /// Runs the self-check queries. Cheap to clone; holds no sockets.
@@ -290,25 +361,23 @@ impl PropagationChecker {
     /// The NS set of `zone` and each nameserver's addresses (glue first, else A and AAAA
     /// lookups at the resolvers), with the configured authoritative port. A nameserver whose
     /// addresses cannot be found is listed with none.
+    ///
+    /// At most [`MAX_NAMESERVERS`] names, each with at most [`MAX_ADDRESSES_PER_NAMESERVER`]
+    /// addresses, looked up [`MAX_CONCURRENT_QUERIES`] at a time.
     pub async fn authoritative_nameservers(
         &self,
         zone: &str,
     ) -> Result<Vec<Nameserver>, Dns01Error> {
+        Ok(self.nameserver_set(zone).await?.0)
+    }
+
+    /// [`Self::authoritative_nameservers`], and how many NS names were left out.
+    async fn nameserver_set(&self, zone: &str) -> Result<(Vec<Nameserver>, usize), Dns01Error> {
         let resolvers = self.resolver_addrs().await?;
         let zone = parse_name(zone)?;
         let (server, answer) =
             query_any(&resolvers, &zone, RecordType::NS, true, self.timeout).await?;
-        let mut names: Vec<Name> = answer
-            .answers
-            .iter()
-            .filter(|r| r.name == zone)
-            .filter_map(|r| match &r.data {
-                RData::NS(ns) => Some(ns.0.to_lowercase()),
-                _ => None,
-            })
-            .collect();
-        names.sort();
-        names.dedup();
+        let (names, more) = nameserver_names(&answer, &zone);
         if names.is_empty() {
             return Err(Dns01Error::QueryFailed {
                 server: server.to_string(),
@@ -317,45 +386,54 @@ impl PropagationChecker {
                 rcode: format!("{} without NS records", rcode_name(answer.response_code)),
             });
         }
+        let port = self.authoritative_port;
         let glue = |ns: &Name| -> Vec<SocketAddr> {
-            answer
-                .additionals
-                .iter()
-                .filter(|r| &r.name == ns)
-                .filter_map(|r| r.data.ip_addr())
-                .map(|ip| SocketAddr::new(ip, self.authoritative_port))
-                .collect()
+            pick_addresses(
+                answer
+                    .additionals
+                    .iter()
+                    .filter(|r| &r.name == ns)
+                    .filter_map(|r| r.data.ip_addr()),
+                port,
+            )
         };
-        let lookups = names.iter().map(|ns| {
-            let glue = glue(ns);
-            let resolvers = &resolvers;
-            async move {
-                let mut addresses = glue;
-                if addresses.is_empty() {
-                    for rtype in [RecordType::A, RecordType::AAAA] {
-                        if let Ok((_, a)) =
-                            query_any(resolvers, ns, rtype, true, self.timeout).await
-                        {
-                            addresses.extend(
-                                a.answers
-                                    .iter()
-                                    .filter(|r| r.record_type() == rtype)
-                                    .filter_map(|r| r.data.ip_addr())
-                                    .map(|ip| SocketAddr::new(ip, self.authoritative_port)),
-                            );
+        // Collected first: a lazy `map` in `buffered` trips the compiler's `Send` inference.
+        let lookups: Vec<_> = names
+            .iter()
+            .map(|ns| {
+                let glue = glue(ns);
+                let resolvers = &resolvers;
+                async move {
+                    let mut addresses = glue;
+                    if addresses.is_empty() {
+                        let mut ips = Vec::new();
+                        for rtype in [RecordType::A, RecordType::AAAA] {
+                            if let Ok((_, a)) =
+                                query_any(resolvers, ns, rtype, true, self.timeout).await
+                            {
+                                ips.extend(
+                                    a.answers
+                                        .iter()
+                                        .filter(|r| r.record_type() == rtype)
+                                        .filter_map(|r| r.data.ip_addr())
+                                        .take(1),
+                                );
+                            }
                         }
+                        addresses = pick_addresses(ips, port);
+                    }
+                    Nameserver {
+                        name: name_str(ns),
+                        addresses,
                     }
                 }
-                // IPv4 first: a host without IPv6 still reaches the server on its first try.
-                addresses.sort_by_key(|a| a.is_ipv6());
-                addresses.dedup();
-                Nameserver {
-                    name: name_str(ns),
-                    addresses,
-                }
-            }
-        });
-        Ok(join_all(lookups).await)
+            })
+            .collect();
+        let nameservers = stream::iter(lookups)
+            .buffered(MAX_CONCURRENT_QUERIES)
+            .collect()
+            .await;
+        Ok((nameservers, more))
     }
 
     /// One round: finds the zone of `name`, then asks every server to check (the zone's
@@ -365,10 +443,12 @@ impl PropagationChecker {
     pub async fn check(&self, name: &str, value: &str) -> Result<PropagationReport, Dns01Error> {
         let owner = parse_name(name)?;
         let zone = self.zone_of(&owner).await?;
+        let mut unchecked_nameservers = 0;
         let targets: Vec<(String, Result<Vec<SocketAddr>, String>, bool)> =
             if self.nameservers.is_empty() {
-                self.authoritative_nameservers(&zone.zone)
-                    .await?
+                let (nameservers, more) = self.nameserver_set(&zone.zone).await?;
+                unchecked_nameservers = more;
+                nameservers
                     .into_iter()
                     .map(|ns| {
                         let addrs = if ns.addresses.is_empty() {
@@ -387,33 +467,40 @@ impl PropagationChecker {
                 }
                 targets
             };
-        let checks = targets.into_iter().map(|(server, addrs, recursion)| {
-            let owner = &owner;
-            async move {
-                match addrs {
-                    Err(why) => ServerCheck {
-                        server,
-                        address: None,
-                        result: CheckResult::Failed(why),
-                    },
-                    Ok(addrs) => {
-                        let (address, result) =
-                            self.check_server(&addrs, owner, value, recursion).await;
-                        ServerCheck {
+        let checks: Vec<_> = targets
+            .into_iter()
+            .map(|(server, addrs, recursion)| {
+                let owner = &owner;
+                async move {
+                    match addrs {
+                        Err(why) => ServerCheck {
                             server,
-                            address,
-                            result,
+                            address: None,
+                            result: CheckResult::Failed(why),
+                        },
+                        Ok(addrs) => {
+                            let (address, result) =
+                                self.check_server(&addrs, owner, value, recursion).await;
+                            ServerCheck {
+                                server,
+                                address,
+                                result,
+                            }
                         }
                     }
                 }
-            }
-        });
-        let servers = join_all(checks).await;
+            })
+            .collect();
+        let servers = stream::iter(checks)
+            .buffered(MAX_CONCURRENT_QUERIES)
+            .collect()
+            .await;
         Ok(PropagationReport {
             name: name_str(&owner),
             value: value.to_string(),
             zone,
             servers,
+            unchecked_nameservers,
         })
     }
 
@@ -656,6 +743,7 @@ mod tests {
                     },
                 },
             ],
+            unchecked_nameservers: 0,
         };
         assert!(!report.all_visible());
         assert_eq!(
@@ -667,6 +755,254 @@ mod tests {
         assert!(report.all_visible());
         report.servers.clear();
         assert!(!report.all_visible(), "no server checked is not success");
+    }
+
+    fn ns_name(i: usize) -> Name {
+        parse_name(&format!("ns{i:04}.hostile.test")).unwrap()
+    }
+
+    /// A hand-built NS answer with thousands of NS names and thousands of glue addresses
+    /// (what a tenant's nameserver may send): 8 names checked, each with at most 2 addresses.
+    #[test]
+    fn thousands_of_ns_records_are_capped() {
+        use hickory_proto::rr::rdata::{A, AAAA, NS};
+        let zone = parse_name("hostile.test").unwrap();
+        let mut m = Message::response(1, OpCode::Query);
+        for i in (0..5_000).rev() {
+            m.add_answer(Record::from_rdata(
+                zone.clone(),
+                5,
+                RData::NS(NS(ns_name(i))),
+            ));
+        }
+        // A duplicate and another owner's NS do not count.
+        m.add_answer(Record::from_rdata(
+            zone.clone(),
+            5,
+            RData::NS(NS(ns_name(0))),
+        ));
+        m.add_answer(Record::from_rdata(
+            parse_name("other.test").unwrap(),
+            5,
+            RData::NS(NS(ns_name(9_999))),
+        ));
+        for j in 0..2_000u32 {
+            m.add_additional(Record::from_rdata(
+                ns_name(0),
+                5,
+                RData::A(A(std::net::Ipv4Addr::from(0xC612_0000 + j))),
+            ));
+            m.add_additional(Record::from_rdata(
+                ns_name(0),
+                5,
+                RData::AAAA(AAAA(std::net::Ipv6Addr::from(u128::from(j) + 1))),
+            ));
+        }
+        // More than one DNS message can hold (the hostile server below sends them over the wire).
+        let (names, more) = nameserver_names(&m, &zone);
+        assert_eq!(names.len(), MAX_NAMESERVERS);
+        assert_eq!(more, 5_000 - MAX_NAMESERVERS);
+        assert_eq!(names[0], ns_name(0));
+        assert_eq!(names[7], ns_name(7));
+        let glue = pick_addresses(
+            m.additionals
+                .iter()
+                .filter(|r| r.name == ns_name(0))
+                .filter_map(|r| r.data.ip_addr()),
+            53,
+        );
+        assert_eq!(
+            glue,
+            vec![
+                SocketAddr::from(([198, 18, 0, 0], 53)),
+                SocketAddr::new(std::net::Ipv6Addr::from(1u128).into(), 53),
+            ]
+        );
+    }
+
+    #[test]
+    fn addresses_prefer_one_ipv4_then_one_ipv6() {
+        let v4 = |d: u8| IpAddr::from([198, 18, 0, d]);
+        let v6 = |d: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, d]);
+        assert_eq!(
+            pick_addresses([v6(1), v6(2), v4(1), v4(2), v4(1)], 5353),
+            vec![SocketAddr::new(v4(1), 5353), SocketAddr::new(v6(1), 5353)]
+        );
+        assert_eq!(
+            pick_addresses([v4(3), v4(4)], 53),
+            vec![SocketAddr::new(v4(3), 53)]
+        );
+        assert!(pick_addresses([], 53).is_empty());
+    }
+
+    /// What the hostile nameserver saw.
+    #[derive(Default)]
+    struct Seen {
+        address_queries: std::sync::atomic::AtomicUsize,
+        txt_queries: std::sync::atomic::AtomicUsize,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    /// Our own hostile nameserver on 127.0.0.1 (UDP and TCP on one port), authoritative for
+    /// `hostile.test`: its NS set has 1,000 names (a 45 KB answer, over TCP after the UDP one
+    /// does not fit), each name has 50 A records (127.0.0.1 first, that is itself), and each
+    /// A/AAAA and TXT answer waits 100 ms so that concurrent lookups overlap.
+    async fn hostile_nameserver(seen: std::sync::Arc<Seen>) -> u16 {
+        use hickory_proto::rr::rdata::{A, NS, SOA};
+        use std::sync::atomic::Ordering::SeqCst;
+        let udp = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let port = udp.local_addr().unwrap().port();
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let zone = parse_name("hostile.test").unwrap();
+        let counts = seen.clone();
+        let answer = move |request: &[u8]| -> (Vec<u8>, bool) {
+            let request = Message::from_vec(request).unwrap();
+            let q = request.queries[0].clone();
+            let mut m = Message::response(request.id, request.op_code);
+            m.metadata.authoritative = true;
+            m.add_queries(request.queries.clone());
+            let name = q.name().to_lowercase();
+            let mut slow = false;
+            match q.query_type() {
+                RecordType::SOA if name == zone => {
+                    let soa = SOA::new(ns_name(0), ns_name(1), 1, 60, 60, 600, 5);
+                    m.add_answer(Record::from_rdata(zone.clone(), 5, RData::SOA(soa)));
+                }
+                RecordType::NS if name == zone => {
+                    for i in 0..1_000 {
+                        m.add_answer(Record::from_rdata(
+                            zone.clone(),
+                            5,
+                            RData::NS(NS(ns_name(i))),
+                        ));
+                    }
+                }
+                RecordType::A => {
+                    counts.address_queries.fetch_add(1, SeqCst);
+                    slow = true;
+                    for j in 0..50u32 {
+                        let ip = std::net::Ipv4Addr::from(0x7F00_0001 + j);
+                        m.add_answer(Record::from_rdata(name.clone(), 5, RData::A(A(ip))));
+                    }
+                }
+                RecordType::AAAA => {
+                    counts.address_queries.fetch_add(1, SeqCst);
+                    slow = true;
+                }
+                RecordType::TXT => {
+                    counts.txt_queries.fetch_add(1, SeqCst);
+                    slow = true;
+                    m.add_answer(Record::from_rdata(
+                        name.clone(),
+                        5,
+                        RData::TXT(TXT::new(vec!["the-value".into()])),
+                    ));
+                }
+                _ => {}
+            }
+            let bytes = m.to_vec().unwrap();
+            assert!(bytes.len() < 65_000, "{} bytes", bytes.len());
+            (bytes, slow)
+        };
+        let answer = std::sync::Arc::new(answer);
+        let (udp_answer, udp_seen) = (answer.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let (n, peer) = udp.recv_from(&mut buf).await.unwrap();
+                let (bytes, slow) = udp_answer(&buf[..n]);
+                let (udp, seen) = (udp.clone(), udp_seen.clone());
+                tokio::spawn(async move {
+                    if slow {
+                        let now = seen.in_flight.fetch_add(1, SeqCst) + 1;
+                        seen.most_in_flight.fetch_max(now, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        seen.in_flight.fetch_sub(1, SeqCst);
+                    }
+                    let _ = udp.send_to(&bytes, peer).await;
+                });
+            }
+        });
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = tcp.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let len = stream.read_u16().await.unwrap();
+                    let mut request = vec![0u8; usize::from(len)];
+                    stream.read_exact(&mut request).await.unwrap();
+                    let (bytes, _) = answer(&request);
+                    stream.write_u16(bytes.len() as u16).await.unwrap();
+                    stream.write_all(&bytes).await.unwrap();
+                });
+            }
+        });
+        port
+    }
+
+    fn hostile_checker(port: u16) -> PropagationChecker {
+        PropagationChecker::new(PropagationConfig {
+            resolvers: vec![format!("127.0.0.1:{port}")],
+            authoritative_port: port,
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// The hostile nameserver's 1,000 NS names cost 8 names' lookups (16 A/AAAA queries), never
+    /// more than [`MAX_CONCURRENT_QUERIES`] at once, and each name keeps one address of its 50.
+    #[tokio::test]
+    async fn a_hostile_nameserver_with_thousands_of_ns_names_costs_eight_lookups() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let seen = std::sync::Arc::new(Seen::default());
+        let port = hostile_nameserver(seen.clone()).await;
+        let nameservers = hostile_checker(port)
+            .authoritative_nameservers("hostile.test")
+            .await
+            .unwrap();
+        assert_eq!(nameservers.len(), MAX_NAMESERVERS);
+        for ns in &nameservers {
+            assert_eq!(
+                ns.addresses,
+                vec![SocketAddr::from(([127, 0, 0, 1], port))],
+                "{ns:?}"
+            );
+        }
+        assert_eq!(seen.address_queries.load(SeqCst), 2 * MAX_NAMESERVERS);
+        let most = seen.most_in_flight.load(SeqCst);
+        assert!(
+            most <= MAX_CONCURRENT_QUERIES && most > 1,
+            "{most} in flight at once"
+        );
+    }
+
+    /// A whole round against it: 8 nameservers checked (the TXT is there at each), the rest
+    /// counted in the summary.
+    #[tokio::test]
+    async fn a_round_against_thousands_of_ns_names_checks_eight() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let seen = std::sync::Arc::new(Seen::default());
+        let port = hostile_nameserver(seen.clone()).await;
+        let report = hostile_checker(port)
+            .check("_acme-challenge.hostile.test", "the-value")
+            .await
+            .unwrap();
+        assert_eq!(report.servers.len(), MAX_NAMESERVERS);
+        assert!(report.all_visible(), "{}", report.summary());
+        assert_eq!(report.unchecked_nameservers, 1_000 - MAX_NAMESERVERS);
+        assert!(
+            report
+                .summary()
+                .ends_with("; 992 more NS not checked (at most 8 are)"),
+            "{}",
+            report.summary()
+        );
+        assert_eq!(seen.txt_queries.load(SeqCst), MAX_NAMESERVERS);
+        assert!(seen.most_in_flight.load(SeqCst) <= MAX_CONCURRENT_QUERIES);
     }
 
     #[test]

@@ -69,7 +69,18 @@ impl TsigKey {
             .decode(text)
             .or_else(|_| general_purpose::STANDARD.decode(text))
             .map_err(|e| {
-                Dns01Error::Config(format!("TSIG secret of key {name}: bad base64: {e}"))
+                // Not `e` itself: base64's words quote the offending byte of the secret.
+                let why = match e {
+                    base64::DecodeError::InvalidByte(offset, _) => {
+                        format!("a character that is not base64 at offset {offset}")
+                    }
+                    base64::DecodeError::InvalidLastSymbol(offset, _) => {
+                        format!("a bad last character at offset {offset}")
+                    }
+                    base64::DecodeError::InvalidLength(_) => "a wrong length".to_string(),
+                    base64::DecodeError::InvalidPadding => "bad padding".to_string(),
+                };
+                Dns01Error::Config(format!("TSIG secret of key {name}: bad base64: {why}"))
             })?;
         if secret.is_empty() {
             return Err(Dns01Error::Config(format!(
@@ -433,6 +444,12 @@ mod tests {
             key.secret
         );
         assert!(!format!("{key:?}").contains(SECRET));
+        // A secret with one wrong character: the error names where, not the character.
+        let err = TsigKey::from_base64("k", TsigAlgorithm::HMACSHA256, b"c2VjcmV0#mFzZTY0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("offset 8"), "{err}");
+        assert!(!err.contains('#') && !err.contains("35"), "{err}");
         for bad in ["", "not base64!", "\u{e9}"] {
             let err =
                 TsigKey::from_base64("k", TsigAlgorithm::HMACSHA256, bad.as_bytes()).unwrap_err();

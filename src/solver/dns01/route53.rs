@@ -443,7 +443,7 @@ impl Route53 {
             endpoint: self.endpoint.clone(),
             op: op.to_string(),
             status: status.as_u16(),
-            detail: format!("{code}: {message}"),
+            detail: aws_error_detail(&code, &message),
             code: Some(code),
         })
     }
@@ -670,6 +670,94 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
         return None;
     }
     Some((root, all.join("; ")))
+}
+
+/// The `Code: Message` of an AWS error (Route53, STS) as a tenant may see it, in status and
+/// Events. AWS's messages name the caller (`User: arn:aws:sts::123456789012:assumed-role/...
+/// is not authorized to perform ...`), and the caller is often the controller's own identity
+/// (ambient credentials, IRSA): refusals of the caller or its credentials are classified into a
+/// fixed text, and any other message has ARNs, account ids and access key ids replaced. AWS's
+/// own words are logged at debug level only. Pure but for that log line.
+pub(super) fn aws_error_detail(code: &str, message: &str) -> String {
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+        .take(64)
+        .collect();
+    tracing::debug!(%code, %message, "AWS error answer");
+    let denied = matches!(
+        code.as_str(),
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "Forbidden"
+    ) || message.contains("is not authorized to perform")
+        || message.contains("not authorized to perform");
+    if denied {
+        return format!(
+            "{code}: AWS refused the action: the credentials used lack the permission (IAM \
+             policy), or the role's trust policy does not let them assume it (AWS's message \
+             names an identity and is in the controller's log at debug level only)"
+        );
+    }
+    if matches!(
+        code.as_str(),
+        "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidAccessKeyId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "MissingAuthenticationToken"
+            | "InvalidSignatureException"
+    ) {
+        return format!(
+            "{code}: AWS did not accept the credentials (unknown access key, wrong secret, or \
+             an expired session token)"
+        );
+    }
+    let scrubbed: String = scrub_aws_identities(message).chars().take(300).collect();
+    format!("{code}: {scrubbed}")
+}
+
+/// `text` with ARNs, 12-digit account ids and AWS access key ids replaced by `<arn>`,
+/// `<account>` and `<key id>`. Pure.
+fn scrub_aws_identities(text: &str) -> String {
+    const KEY_PREFIXES: [&str; 11] = [
+        "AKIA", "ASIA", "AROA", "AIDA", "AGPA", "ANPA", "ANVA", "AIPA", "APKA", "ABIA", "ACCA",
+    ];
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(|c: char| c.is_whitespace()) {
+        let word = piece.trim_end_matches(|c: char| c.is_whitespace());
+        let tail = &piece[word.len()..];
+        let is_edge = |c: char| "\"'`()[]{}<>,;.!?".contains(c);
+        let start = word.len() - word.trim_start_matches(is_edge).len();
+        let core = word[start..].trim_end_matches(is_edge);
+        let (before, after) = (&word[..start], &word[start + core.len()..]);
+        let lower = core.to_ascii_lowercase();
+        let replacement = if let Some(at) = lower.find("arn:") {
+            Some(format!("{}<arn>", &core[..at]))
+        } else if core.len() == 12 && core.bytes().all(|b| b.is_ascii_digit()) {
+            Some("<account>".to_string())
+        } else if core.len() >= 16
+            && KEY_PREFIXES.iter().any(|p| core.starts_with(p))
+            && core
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            Some("<key id>".to_string())
+        } else {
+            None
+        };
+        match replacement {
+            Some(r) => {
+                out.push_str(before);
+                out.push_str(&r);
+                out.push_str(after);
+            }
+            None => out.push_str(word),
+        }
+        out.push_str(tail);
+    }
+    out
 }
 
 fn root_element(text: &str) -> Option<String> {

@@ -110,7 +110,10 @@ impl Sts {
             ("RoleSessionName", SESSION_NAME),
             ("WebIdentityToken", token.trim()),
         ];
-        let op = format!("AssumeRoleWithWebIdentity {role_arn}");
+        // The role is the controller's own (AWS_ROLE_ARN, IRSA): not in the error's words, which
+        // may reach a tenant's status.
+        tracing::debug!(role = %role_arn, "AssumeRoleWithWebIdentity");
+        let op = "AssumeRoleWithWebIdentity for the controller's service account".to_string();
         let (creds, expires) = self.call(&form, None, &op).await?;
         remember(key, &creds, expires);
         Ok(creds)
@@ -182,7 +185,7 @@ impl Sts {
                 endpoint: self.endpoint.clone(),
                 op: op.to_string(),
                 status: status.as_u16(),
-                detail: format!("{code}: {message}"),
+                detail: super::route53::aws_error_detail(&code, &message),
                 code: Some(code),
             });
         }
@@ -328,6 +331,18 @@ mod tests {
                         .body(axum::body::Body::from(s))
                         .unwrap()
                 };
+                if body.contains("denied") {
+                    return xml(
+                        403,
+                        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                             <Error><Type>Sender</Type><Code>AccessDenied</Code>\
+                             <Message>User: arn:aws:sts::123456789012:assumed-role/ferrocert/\
+                             botocore-session-1 is not authorized to perform: sts:AssumeRole on \
+                             resource: arn:aws:iam::999999999999:role/denied</Message></Error>\
+                             <RequestId>r</RequestId></ErrorResponse>"
+                            .into(),
+                    );
+                }
                 if body.contains("WebIdentityToken=bad") {
                     return xml(
                         400,
@@ -402,6 +417,47 @@ mod tests {
                 && auth.contains("/eu-west-1/sts/aws4_request"),
             "{auth}"
         );
+    }
+
+    /// STS refuses the controller's identity (IRSA role `ferrocert` in account 123456789012) with
+    /// AWS's usual words, which name it: the error (a tenant's status and Events) does not.
+    #[tokio::test]
+    async fn an_sts_refusal_does_not_name_the_controllers_identity() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let endpoint = serve(seen.clone()).await;
+        let sts = Sts::new(&endpoint, "us-east-1").unwrap();
+        let controller_role = "arn:aws:iam::123456789012:role/ferrocert";
+        let base = AwsCredentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        };
+        let errors = [
+            sts.assume_role(&base, "arn:aws:iam::999999999999:role/denied")
+                .await
+                .unwrap_err(),
+            sts.assume_role_with_web_identity(controller_role, "denied")
+                .await
+                .unwrap_err(),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            for identity in [
+                "123456789012",
+                "assumed-role",
+                "ferrocert/",
+                "role/ferrocert",
+                "AKIAIOSFODNN7EXAMPLE",
+                "wJalrXUtnFEMI",
+            ] {
+                assert!(!text.contains(identity), "{identity} in {text}");
+            }
+            assert!(
+                text.contains("HTTP 403: AccessDenied: AWS refused"),
+                "{text}"
+            );
+            assert!(!err.is_transient());
+        }
     }
 
     #[tokio::test]

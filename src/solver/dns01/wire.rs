@@ -69,9 +69,26 @@ pub(crate) struct Answer {
     pub raw: Vec<u8>,
 }
 
+/// The receive buffer of one UDP exchange. Our queries carry no EDNS, so a server may answer in
+/// at most 512 bytes (RFC 1035 §4.2.1); the buffer leaves room for servers that send more. A
+/// datagram that fills it may have been cut, and is taken as truncated: the answer comes over
+/// TCP instead, read into a buffer that grows with what arrives. No exchange allocates 64 KiB up
+/// front, whatever a (tenant's) server sends or announces.
+pub(crate) const UDP_BUFFER: usize = 4096;
+
+/// What the UDP part got.
+enum Udp {
+    Answer(Answer),
+    /// The answer has the TC bit, or did not fit [`UDP_BUFFER`]: ask again over TCP.
+    Truncated,
+    /// Nothing usable before the deadline, with the reason the last undecodable packet was
+    /// dropped, if any.
+    Nothing(Option<String>),
+}
+
 /// Sends `request` (an encoded message with ID `id`) to `server` and returns the answer with the
 /// same ID. UDP first, resent once half-way through `timeout`; TCP when the UDP answer has the
-/// TC bit. The whole exchange takes at most `timeout`.
+/// TC bit or does not fit [`UDP_BUFFER`]. The whole exchange takes at most `timeout`.
 pub(crate) async fn exchange(
     server: SocketAddr,
     request: &[u8],
@@ -96,22 +113,18 @@ pub(crate) async fn exchange(
         detail,
     };
 
-    let (udp, undecodable) = udp_exchange(server, request, id, deadline)
+    let answer = match udp_exchange(server, request, id, deadline)
         .await
-        .map_err(io_error)?;
-    let answer = match udp {
-        Some(answer) if !answer.message.truncation => return Ok(answer),
-        Some(_truncated) => match timeout_at(deadline, tcp_exchange(server, request)).await {
+        .map_err(io_error)?
+    {
+        Udp::Answer(answer) => return Ok(answer),
+        Udp::Truncated => match timeout_at(deadline, tcp_exchange(server, request)).await {
             Err(_) => return Err(timed_out()),
             Ok(Err(e)) => return Err(io_error(e)),
             Ok(Ok(raw)) => raw,
         },
-        None => {
-            return Err(match undecodable {
-                Some(detail) => protocol(detail),
-                None => timed_out(),
-            });
-        }
+        Udp::Nothing(Some(detail)) => return Err(protocol(detail)),
+        Udp::Nothing(None) => return Err(timed_out()),
     };
     let message = Message::from_vec(&answer).map_err(|e| protocol(e.to_string()))?;
     if message.id != id || message.message_type != MessageType::Response {
@@ -123,14 +136,20 @@ pub(crate) async fn exchange(
     })
 }
 
-/// The UDP part: `Ok((None, _))` when nothing usable came before the deadline (with the reason
-/// the last undecodable packet was dropped, if any).
+/// Whether a datagram's header says it answers request `id` (the ID, and QR set).
+fn answers_request(datagram: &[u8], id: u16) -> bool {
+    datagram.len() >= 3
+        && u16::from_be_bytes([datagram[0], datagram[1]]) == id
+        && datagram[2] & 0x80 != 0
+}
+
+/// The UDP part.
 async fn udp_exchange(
     server: SocketAddr,
     request: &[u8],
     id: u16,
     deadline: Instant,
-) -> io::Result<(Option<Answer>, Option<String>)> {
+) -> io::Result<Udp> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -142,27 +161,31 @@ async fn udp_exchange(
     let resend_at = Instant::now() + (deadline - Instant::now()) / 2;
     let mut resent = false;
     let mut undecodable = None;
-    let mut buf = vec![0u8; 65535];
+    let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         let wait_until = if resent { deadline } else { resend_at };
         match timeout_at(wait_until, socket.recv(&mut buf)).await {
-            Err(_) if resent => return Ok((None, undecodable)),
+            Err(_) if resent => return Ok(Udp::Nothing(undecodable)),
             Err(_) => {
                 socket.send(request).await?;
                 resent = true;
             }
             Ok(Err(e)) => return Err(e),
+            // Filled: perhaps cut by the kernel to the buffer's size.
+            Ok(Ok(n)) if n >= buf.len() && answers_request(&buf[..n], id) => {
+                return Ok(Udp::Truncated);
+            }
             Ok(Ok(n)) => match Message::from_vec(&buf[..n]) {
                 Ok(message)
                     if message.id == id && message.message_type == MessageType::Response =>
                 {
-                    return Ok((
-                        Some(Answer {
-                            message,
-                            raw: buf[..n].to_vec(),
-                        }),
-                        None,
-                    ));
+                    if message.truncation {
+                        return Ok(Udp::Truncated);
+                    }
+                    return Ok(Udp::Answer(Answer {
+                        message,
+                        raw: buf[..n].to_vec(),
+                    }));
                 }
                 // Someone else's answer (a late one to an earlier request): keep waiting.
                 Ok(_) => {}
@@ -183,8 +206,24 @@ async fn tcp_exchange(server: SocketAddr, request: &[u8]) -> io::Result<Vec<u8>>
     write_all(&stream, &framed).await?;
     let mut len = [0u8; 2];
     read_exact(&stream, &mut len).await?;
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    read_exact(&stream, &mut answer).await?;
+    read_announced(&stream, usize::from(u16::from_be_bytes(len))).await
+}
+
+/// Reads `len` bytes into a buffer that grows with what arrives: a server that announces 64 KiB
+/// and sends nothing costs nothing.
+async fn read_announced(stream: &TcpStream, len: usize) -> io::Result<Vec<u8>> {
+    let mut answer = Vec::with_capacity(len.min(UDP_BUFFER));
+    let mut chunk = [0u8; 2048];
+    while answer.len() < len {
+        let want = (len - answer.len()).min(chunk.len());
+        stream.readable().await?;
+        match stream.try_read(&mut chunk[..want]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(answer)
 }
 
@@ -429,6 +468,103 @@ mod tests {
         .unwrap();
         assert!(!answer.truncation);
         assert_eq!(answer.answers.len(), 1, "{answer:?}");
+    }
+
+    /// A server whose UDP answer (no TC bit) is larger than [`UDP_BUFFER`]: 1,500 TXT
+    /// records, about 32 KB. The datagram is cut to the buffer, so the exchange asks again over
+    /// TCP and returns the whole TCP answer, read as it arrives.
+    #[tokio::test]
+    async fn an_oversized_udp_answer_is_asked_again_over_tcp() {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let reply = |request: &[u8], marker: &str| {
+            let request = Message::from_vec(request).unwrap();
+            let mut answer = Message::response(request.id, request.op_code);
+            answer.add_queries(request.queries.clone());
+            for i in 0..1_500 {
+                answer.add_answer(hickory_proto::rr::Record::from_rdata(
+                    request.queries[0].name().clone(),
+                    5,
+                    RData::TXT(hickory_proto::rr::rdata::TXT::new(vec![format!(
+                        "{marker}{i:05}"
+                    )])),
+                ));
+            }
+            answer.to_vec().unwrap()
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let (n, peer) = udp.recv_from(&mut buf).await.unwrap();
+                let big = reply(&buf[..n], "udp");
+                assert!(
+                    big.len() > UDP_BUFFER && big.len() < 65_000,
+                    "{}",
+                    big.len()
+                );
+                udp.send_to(&big, peer).await.unwrap();
+            }
+        });
+        tokio::spawn(async move {
+            let (stream, _) = tcp.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            read_exact(&stream, &mut len).await.unwrap();
+            let mut request = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            read_exact(&stream, &mut request).await.unwrap();
+            let answer = reply(&request, "tcp");
+            let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&answer);
+            write_all(&stream, &framed).await.unwrap();
+        });
+        let server: SocketAddr = ([127, 0, 0, 1], port).into();
+        let name = parse_name("t.example.test").unwrap();
+        let answer = query(
+            server,
+            &name,
+            RecordType::TXT,
+            false,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.answers.len(), 1_500);
+        let first = match &answer.answers[0].data {
+            RData::TXT(txt) => String::from_utf8_lossy(&txt.txt_data[0]).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert!(first.starts_with("tcp"), "{first}");
+    }
+
+    /// A TCP server that announces a 65,535-byte answer, sends ten bytes and hangs up: an error
+    /// (not a hang, not a 64 KiB buffer filled with zeros).
+    #[tokio::test]
+    async fn a_tcp_answer_shorter_than_announced_is_an_error() {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = tcp.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = tcp.accept().await.unwrap();
+            let mut request = [0u8; 4];
+            read_exact(&stream, &mut request).await.unwrap();
+            let mut framed = 65_535u16.to_be_bytes().to_vec();
+            framed.extend_from_slice(&[0u8; 10]);
+            write_all(&stream, &framed).await.unwrap();
+        });
+        let err = tokio::time::timeout(Duration::from_secs(5), tcp_exchange(server, b"\0\0"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+
+    #[test]
+    fn udp_headers_are_matched_to_the_request() {
+        assert!(answers_request(&[0x12, 0x34, 0x80, 0], 0x1234));
+        assert!(!answers_request(&[0x12, 0x34, 0x00, 0], 0x1234), "a query");
+        assert!(!answers_request(&[0x12, 0x35, 0x80, 0], 0x1234));
+        assert!(!answers_request(&[0x12], 0x1234));
     }
 
     #[tokio::test]

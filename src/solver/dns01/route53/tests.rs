@@ -1089,3 +1089,68 @@ async fn session_token_is_sent_and_signed() {
         );
     }
 }
+
+/// AWS's refusals name the caller, often the controller's own identity: classified into fixed
+/// words that name no identity.
+#[test]
+fn aws_refusals_do_not_name_the_identity() {
+    use super::aws_error_detail;
+    let message = "User: arn:aws:sts::123456789012:assumed-role/ferrocert/i-0abc is not \
+                   authorized to perform: route53:ChangeResourceRecordSets on resource: \
+                   arn:aws:route53:::hostedzone/Z1 because no identity-based policy allows the \
+                   route53:ChangeResourceRecordSets action";
+    for code in ["AccessDenied", "AccessDeniedException", "SomethingNew"] {
+        let detail = aws_error_detail(code, message);
+        for identity in [
+            "123456789012",
+            "assumed-role",
+            "ferrocert",
+            "arn:",
+            "i-0abc",
+        ] {
+            assert!(!detail.contains(identity), "{identity} in {detail}");
+        }
+        assert!(
+            detail.starts_with(&format!("{code}: AWS refused the action")),
+            "{detail}"
+        );
+    }
+    let detail = aws_error_detail(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match. The Canonical String for this \
+         request should have been 'POST\n/\n\nhost:route53.amazonaws.com' Credential=\
+         AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/route53/aws4_request",
+    );
+    assert!(!detail.contains("AKIAIOSFODNN7EXAMPLE"), "{detail}");
+    assert!(
+        detail.contains("did not accept the credentials"),
+        "{detail}"
+    );
+}
+
+/// Any other message keeps its words, without ARNs, account ids or access key ids.
+#[test]
+fn aws_messages_lose_arns_account_ids_and_key_ids() {
+    use super::aws_error_detail;
+    assert_eq!(
+        aws_error_detail(
+            "Throttling",
+            "Rate exceeded for (arn:aws:iam::123456789012:role/ferrocert), account 123456789012, \
+             key ASIAY34FZKBOKMUTVV7A."
+        ),
+        "Throttling: Rate exceeded for (<arn>), account <account>, key <key id>."
+    );
+    // Route53's own words about the tenant's records stay.
+    assert_eq!(
+        aws_error_detail(
+            "InvalidChangeBatch",
+            "RRSet of type TXT with DNS name _acme-challenge.example.test. is not permitted"
+        ),
+        "InvalidChangeBatch: RRSet of type TXT with DNS name _acme-challenge.example.test. is \
+         not permitted"
+    );
+    // A hostile endpoint's code cannot smuggle text either.
+    assert!(aws_error_detail("Bad Code: arn:aws:x", "m").starts_with("BadCodearn"));
+    let long = "x ".repeat(1_000);
+    assert!(aws_error_detail("E", &long).len() < 320);
+}
