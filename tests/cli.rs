@@ -334,7 +334,7 @@ fn policy_check_from_an_issuer_file_says_allowed_or_refused_by_which_rule() {
     assert_eq!(
         lines[0],
         "Certificate team-a/web: allowed by ClusterIssuer shared: within its policy; the \
-         certificate gets lifetime at most 30d (policy.maxDuration)"
+         certificate gets lifetime at most 720h (policy.maxDuration)"
     );
     assert!(
         lines[1].starts_with(

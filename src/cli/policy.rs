@@ -77,14 +77,13 @@ fn describe(kind: IssuerKind, name: &str) -> String {
     }
 }
 
-/// What the grant adds, in words: the duration cap and the CA constraints.
-pub fn grant_summary(grant: &Grant) -> Vec<String> {
+/// What the grant adds, in words: the duration cap (as the policy spells it, when given) and
+/// the CA constraints.
+pub fn grant_summary(grant: &Grant, max_duration_text: Option<&str>) -> Vec<String> {
     let mut parts = Vec::new();
     if let Some(max) = grant.max_duration {
-        parts.push(format!(
-            "lifetime at most {} (policy.maxDuration)",
-            super::human_duration(max)
-        ));
+        let text = max_duration_text.map_or_else(|| super::human_duration(max), str::to_string);
+        parts.push(format!("lifetime at most {text} (policy.maxDuration)"));
     }
     if let Some(ca) = &grant.ca_constraints {
         let mut text = format!("CA path length {}", ca.path_length);
@@ -149,7 +148,11 @@ pub fn verdict_line(
                 "within its policy".to_string()
             };
             let mut line = format!("Certificate {cert}: allowed by {who}: {why}");
-            let adds = grant_summary(grant);
+            let max_text = issuer
+                .policy
+                .as_ref()
+                .and_then(|p| p.max_duration.as_deref());
+            let adds = grant_summary(grant, max_text);
             if !adds.is_empty() {
                 line.push_str("; the certificate gets ");
                 line.push_str(&adds.join("; "));

@@ -46,7 +46,7 @@ fn allowed_and_refused_lines_name_the_issuer_and_rule() {
     assert_eq!(
         lines[0].0,
         "Certificate team-a/web: allowed by ClusterIssuer shared: within its policy; the \
-         certificate gets lifetime at most 30d (policy.maxDuration)"
+         certificate gets lifetime at most 720h (policy.maxDuration)"
     );
     assert!(!lines[1].1);
     assert!(
