@@ -31,6 +31,9 @@ enum Command {
     /// stderr what was dropped or changed, and why. Exit code 0: nothing lost; 1: some field
     /// could not be converted (the best-effort output is still written); 2: unreadable input.
     Convert(cli::ConvertArgs),
+    /// Issuer policies: `policy check -f certificate.yaml` says whether a Certificate would be
+    /// allowed by its issuer's `spec.policy`, and by which rule, without creating anything.
+    Policy(cli::PolicyArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `<plural>.ferrocert.dev.yaml` files into this directory instead of printing.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => cli::block_on(cli::revoke::run(args)),
         Command::Inspect(args) => cli::block_on(cli::inspect::run(args)),
         Command::Convert(args) => return cli::convert::run(&args),
+        Command::Policy(args) => return cli::policy::run(&args),
         Command::Crds { out_dir } => crds(out_dir),
         Command::Version => {
             println!("ferrocert {}", env!("CARGO_PKG_VERSION"));

@@ -304,3 +304,71 @@ async fn errors_name_the_object_and_exit_non_zero() {
     }
     kubectl_ok(&["delete", "namespace", &ns, "--wait=false"], None);
 }
+
+/// `policy check --issuer-file`: no API server needed. One allowed and one refused Certificate
+/// in one file: both lines, and exit code 1; the allowed one alone: exit code 0.
+#[test]
+fn policy_check_from_an_issuer_file_says_allowed_or_refused_by_which_rule() {
+    let data = common::repo_root().join("tests/data/policy");
+    let issuers = data.join("clusterissuer-shared.yaml");
+    let certs = data.join("certificates.yaml");
+    let check = |file: &Path| {
+        Command::new(BIN)
+            .args(["policy", "check", "-f"])
+            .arg(file)
+            .arg("--issuer-file")
+            .arg(&issuers)
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .expect("ferrocert runs")
+    };
+    let out = check(&certs);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Certificate team-a/web: allowed by ClusterIssuer shared: within its policy; the \
+         certificate gets lifetime at most 720h (policy.maxDuration)"
+    );
+    assert!(
+        lines[1].starts_with(
+            "Certificate team-a/steal: refused by ClusterIssuer shared (rule \
+             policy.allowedDNSNames): "
+        ),
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), 2, "{stdout}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = dir.path().join("web.yaml");
+    let text = std::fs::read_to_string(&certs).expect("read");
+    std::fs::write(&one, text.split("---").next().expect("first document")).expect("write");
+    let out = check(&one);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // An issuer the file does not hold: an error, exit code 2.
+    let out = Command::new(BIN)
+        .args(["policy", "check", "-f"])
+        .arg(&certs)
+        .arg("--issuer-file")
+        .arg(&certs)
+        .output()
+        .expect("ferrocert runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no ferrocert.dev Issuer or ClusterIssuer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

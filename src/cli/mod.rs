@@ -15,6 +15,7 @@
 
 pub mod convert;
 pub mod inspect;
+pub mod policy;
 pub mod renew;
 pub mod revoke;
 pub mod status;
@@ -27,6 +28,7 @@ use kube::Client;
 
 pub use convert::ConvertArgs;
 pub use inspect::InspectArgs;
+pub use policy::PolicyArgs;
 pub use renew::RenewArgs;
 pub use revoke::RevokeArgs;
 pub use status::StatusArgs;
