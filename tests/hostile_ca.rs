@@ -54,6 +54,25 @@ enum Misbehaviour {
     Garbage,
     /// 429 with `Retry-After: 120` for the first account registered; the others get garbage.
     RateLimitFirstAccount,
+    /// A pending order whose authorizations are for the name asked and [`FOREIGN_NAMES`] others
+    /// (names of another tenant, say), each with an HTTP-01 challenge.
+    ForeignAuthorizations,
+    /// A ready order for the name asked (its authorization valid); finalized, a certificate for
+    /// the key of the CSR but for [`FOREIGN_NAME`] instead of the name asked.
+    ForeignCertificate,
+}
+
+/// How many names never asked [`Misbehaviour::ForeignAuthorizations`] adds to an order.
+const FOREIGN_NAMES: usize = 50;
+
+/// The name [`Misbehaviour::ForeignCertificate`] issues for.
+const FOREIGN_NAME: &str = "victim.other-tenant.example";
+
+/// What a hostile server remembers of its order: the names asked, the chain issued.
+#[derive(Default)]
+struct OrderMemo {
+    asked: Vec<String>,
+    chain: Option<String>,
 }
 
 /// A hostile ACME server on 127.0.0.1: TLS with its own self-signed certificate, one thread per
@@ -63,6 +82,8 @@ struct HostileCa {
     ca_bundle: String,
     requests: Arc<Mutex<HashMap<String, usize>>>,
     streamed: Arc<AtomicU64>,
+    /// When the requests of `requests` came, by path (for the order tests' timing).
+    times: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
 impl HostileCa {
@@ -82,14 +103,28 @@ impl HostileCa {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(HashMap::new()));
         let streamed = Arc::new(AtomicU64::new(0));
-        let (r, s) = (requests.clone(), streamed.clone());
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let memo = Arc::new(Mutex::new(Vec::new()));
+        let (r, s, t) = (requests.clone(), streamed.clone(), times.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (config, r, s) = (config.clone(), r.clone(), s.clone());
+                let (config, r, s, t, m) = (
+                    config.clone(),
+                    r.clone(),
+                    s.clone(),
+                    t.clone(),
+                    memo.clone(),
+                );
                 std::thread::spawn(move || {
                     let conn = rustls::ServerConnection::new(config).unwrap();
                     let tls = rustls::StreamOwned::new(conn, stream);
-                    serve(tls, port, misbehaviour, &r, &s);
+                    let counters = Counters {
+                        requests: &r,
+                        streamed: &s,
+                        times: &t,
+                        memo: &m,
+                    };
+                    serve(tls, port, misbehaviour, &counters);
                 });
             }
         });
@@ -98,7 +133,30 @@ impl HostileCa {
             ca_bundle: base64::engine::general_purpose::STANDARD.encode(cert_pem),
             requests,
             streamed,
+            times,
         }
+    }
+
+    /// Requests whose path starts with `prefix`.
+    fn count_prefix(&self, prefix: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// When the orders for `names` (comma-separated, as asked) were created.
+    fn orders_for(&self, names: &str) -> Vec<Instant> {
+        let key = format!("newOrder {names}");
+        let times = self.times.lock().unwrap();
+        times
+            .iter()
+            .filter(|(p, _)| *p == key)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     fn directory(&self) -> String {
@@ -154,14 +212,112 @@ fn account_number(port: u16, body: &[u8]) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// The JSON payload of a JWS request body.
+fn payload(body: &[u8]) -> Value {
+    let jws: Value = serde_json::from_slice(body).unwrap_or_default();
+    let payload = jws["payload"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+/// What one connection of a hostile server updates.
+struct Counters<'a> {
+    requests: &'a Mutex<HashMap<String, usize>>,
+    streamed: &'a AtomicU64,
+    times: &'a Mutex<Vec<(String, Instant)>>,
+    memo: &'a Mutex<Vec<OrderMemo>>,
+}
+
+/// Order `n` of [`Misbehaviour::ForeignAuthorizations`] or [`Misbehaviour::ForeignCertificate`]
+/// (its URLs are `{base}/order/{n}`, `{base}/authz/{n}/{i}`, `{base}/finalize/{n}`...).
+fn order_json(base: &str, misbehaviour: Misbehaviour, memo: &OrderMemo, n: usize) -> Value {
+    let (authz, finalize) = (format!("{base}/authz/{n}"), format!("{base}/finalize/{n}"));
+    match misbehaviour {
+        Misbehaviour::ForeignAuthorizations => json!({
+            "status": "pending",
+            "authorizations": (0..=FOREIGN_NAMES).map(|i| format!("{authz}/{i}")).collect::<Vec<_>>(),
+            "finalize": finalize,
+        }),
+        _ => match &memo.chain {
+            Some(_) => json!({
+                "status": "valid",
+                "authorizations": [format!("{authz}/0")],
+                "finalize": finalize,
+                "certificate": format!("{base}/cert/{n}"),
+            }),
+            None => json!({
+                "status": "ready",
+                "authorizations": [format!("{authz}/0")],
+                "finalize": finalize,
+            }),
+        },
+    }
+}
+
+/// The order number and the rest of a path `{prefix}{n}` or `{prefix}{n}/{rest}`.
+fn numbered<'p>(path: &'p str, prefix: &str) -> Option<(usize, &'p str)> {
+    let rest = path.strip_prefix(prefix)?;
+    let (n, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((n.parse().ok()?, rest))
+}
+
+/// Authorization `i`: the first name asked for 0, a name never asked for the others.
+fn authz_json(base: &str, misbehaviour: Misbehaviour, memo: &OrderMemo, i: usize) -> Value {
+    let name = match i {
+        0 => memo.asked.first().cloned().unwrap_or_default(),
+        _ => format!("victim{i}.other-tenant.example"),
+    };
+    let status = match misbehaviour {
+        Misbehaviour::ForeignCertificate => "valid",
+        _ => "pending",
+    };
+    json!({
+        "identifier": {"type": "dns", "value": name},
+        "status": status,
+        "challenges": [{
+            "type": "http-01",
+            "url": format!("{base}/chall/{i}"),
+            "token": format!("hostiletoken{i:04}abcdefghijklmnopqrstuvwxyz"),
+            "status": if status == "valid" { "valid" } else { "pending" },
+        }],
+    })
+}
+
+/// A certificate chain (leaf, then a CA of its own) for the public key of `csr_der` but for
+/// [`FOREIGN_NAME`] alone.
+fn foreign_chain(csr_der: &[u8]) -> String {
+    let mut csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+        .expect("a CSR that parses");
+    csr.params.subject_alt_names = vec![rcgen::SanType::DnsName(FOREIGN_NAME.try_into().unwrap())];
+    csr.params.distinguished_name = rcgen::DistinguishedName::new();
+    csr.params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    csr.params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Hostile Test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = csr.signed_by(&issuer).unwrap();
+    format!("{}{}", leaf.pem(), ca_cert.pem())
+}
+
 /// Serves one keep-alive connection.
 fn serve(
     tls: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
     port: u16,
     misbehaviour: Misbehaviour,
-    requests: &Mutex<HashMap<String, usize>>,
-    streamed: &AtomicU64,
+    counters: &Counters<'_>,
 ) {
+    let Counters {
+        requests,
+        streamed,
+        times,
+        memo,
+    } = counters;
     let mut reader = BufReader::new(tls);
     loop {
         let mut line = String::new();
@@ -193,6 +349,7 @@ fn serve(
             return;
         }
         *requests.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+        times.lock().unwrap().push((path.clone(), Instant::now()));
         let base = format!("https://127.0.0.1:{port}");
         let nonce = format!("n{}", rand::random::<u64>());
         let out = reader.get_mut();
@@ -230,6 +387,80 @@ fn serve(
                 ),
                 r#"{"status":"valid","contact":[]}"#,
             ),
+            ("POST", "/order")
+                if matches!(
+                    misbehaviour,
+                    Misbehaviour::ForeignAuthorizations | Misbehaviour::ForeignCertificate
+                ) =>
+            {
+                let asked: Vec<String> = payload(&body)["identifiers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| id["value"].as_str().map(str::to_string))
+                    .collect();
+                times
+                    .lock()
+                    .unwrap()
+                    .push((format!("newOrder {}", asked.join(",")), Instant::now()));
+                let mut memo = memo.lock().unwrap();
+                memo.push(OrderMemo { asked, chain: None });
+                let n = memo.len() - 1;
+                let order = order_json(&base, misbehaviour, &memo[n], n);
+                reply(
+                    out,
+                    "201 Created",
+                    &format!("Content-Type: application/json\r\nLocation: {base}/order/{n}\r\n"),
+                    &order.to_string(),
+                );
+            }
+            ("POST", p) if numbered(p, "/order/").is_some() => {
+                let (n, _) = numbered(p, "/order/").unwrap_or_default();
+                let memo = memo.lock().unwrap();
+                let order = order_json(&base, misbehaviour, &memo[n], n);
+                reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    &order.to_string(),
+                );
+            }
+            ("POST", p) if numbered(p, "/authz/").is_some() => {
+                let (n, i) = numbered(p, "/authz/").unwrap_or_default();
+                let memo = memo.lock().unwrap();
+                let authz = authz_json(&base, misbehaviour, &memo[n], i.parse().unwrap_or(0));
+                reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    &authz.to_string(),
+                );
+            }
+            ("POST", p) if numbered(p, "/finalize/").is_some() => {
+                let (n, _) = numbered(p, "/finalize/").unwrap_or_default();
+                let csr = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload(&body)["csr"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                let mut memo = memo.lock().unwrap();
+                memo[n].chain = Some(foreign_chain(&csr));
+                let order = order_json(&base, misbehaviour, &memo[n], n);
+                reply(
+                    out,
+                    "200 OK",
+                    &format!("Content-Type: application/json\r\nLocation: {base}/order/{n}\r\n"),
+                    &order.to_string(),
+                );
+            }
+            ("POST", p) if numbered(p, "/cert/").is_some() => {
+                let (n, _) = numbered(p, "/cert/").unwrap_or_default();
+                let chain = memo.lock().unwrap()[n].chain.clone().unwrap_or_default();
+                reply(
+                    out,
+                    "200 OK",
+                    "Content-Type: application/pem-certificate-chain\r\n",
+                    &chain,
+                );
+            }
             ("POST", "/order") => match misbehaviour {
                 Misbehaviour::Hang => loop {
                     std::thread::park();
@@ -271,7 +502,9 @@ fn serve(
                     "Content-Type: application/problem+json\r\nRetry-After: 120\r\n",
                     r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders for this account (hostile test CA)","status":429}"#,
                 ),
-                Misbehaviour::Garbage => reply(
+                Misbehaviour::Garbage
+                | Misbehaviour::ForeignAuthorizations
+                | Misbehaviour::ForeignCertificate => reply(
                     out,
                     "200 OK",
                     "Content-Type: application/json\r\n",
@@ -616,4 +849,130 @@ async fn one_accounts_rate_limit_does_not_hold_back_another_account_on_the_same_
     assert!(ca.count("/order") >= 3, "orders: {}", ca.count("/order"));
     delete_namespace(&limited);
     delete_namespace(&other);
+}
+
+/// The Certificate `name` of `ns` once its `Ready` and `Issuing` conditions have the reason
+/// `CAMisbehaved` (`Ready` only when `ready_too`), with the Issuing message.
+async fn misbehaved(ns: &str, name: &str, ready_too: bool) -> (Certificate, String) {
+    let api: Api<Certificate> = Api::namespaced(client().await, ns);
+    wait_for(
+        &format!("Certificate {ns}/{name} to say CAMisbehaved"),
+        Duration::from_secs(40),
+        || async {
+            let cert = api.get(name).await.ok()?;
+            let status = cert.status.as_ref()?;
+            let issuing = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Issuing" && c.status == "False")?;
+            let ready = ready_condition(&cert)?;
+            let ready_ok = !ready_too || (ready.0 == "False" && ready.1 == "CAMisbehaved");
+            (issuing.reason == "CAMisbehaved" && ready_ok)
+                .then(|| (cert.clone(), issuing.message.clone()))
+        },
+    )
+    .await
+}
+
+/// The Secret `name` of `ns` as `(resourceVersion, tls.crt)`, `None` when it does not exist.
+async fn secret_state(ns: &str, name: &str) -> Option<(String, Vec<u8>)> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client().await, ns);
+    let secret = secrets.get_opt(name).await.unwrap()?;
+    let crt = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("tls.crt"))
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    Some((secret.metadata.resource_version.unwrap_or_default(), crt))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_listing_authorizations_for_names_never_asked_gets_nothing_presented() {
+    let _serial = one_at_a_time().await;
+    // An order for one name with authorizations for 50 more, never asked.
+    let greedy = HostileCa::start(Misbehaviour::ForeignAuthorizations);
+    let ns = tenant_of("greedy", &greedy).await;
+    apply(&ns, &hostile_certificate("greedy"));
+    let (_, message) = misbehaved(&ns, "greedy", true).await;
+    eprintln!("order with foreign authorizations: {message}");
+    assert!(
+        message.contains("lists 51 authorization(s) for the 1 name(s) asked"),
+        "{message}"
+    );
+    // Let it retry (backoff 2 s, 4 s, 8 s...) for a while.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // No authorization was even fetched, nothing presented for any name.
+    assert_eq!(greedy.count_prefix("/authz/"), 0, "authorizations fetched");
+    assert_eq!(greedy.count_prefix("/chall/"), 0, "challenges answered");
+    let objects = common::e2e::solver_objects(&ns);
+    assert!(objects.trim().is_empty(), "solver objects: {objects}");
+    let ingresses = common::kubectl_ok(&["get", "ingress", "-n", &ns, "-o", "name"], None);
+    assert!(ingresses.trim().is_empty(), "ingresses: {ingresses}");
+    assert_eq!(secret_state(&ns, "greedy-tls").await, None);
+    backs_off(&greedy, &format!("greedy.{}", env_var("TEST_ZONE")));
+    delete_namespace(&ns);
+}
+
+/// No tight loop: each failure backs off (2 s, doubling): a few orders for `name` in the ~15 s
+/// since the first, seconds apart.
+fn backs_off(ca: &HostileCa, name: &str) {
+    let orders = ca.orders_for(name);
+    let gaps: Vec<Duration> = orders.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{name}: {} orders, {gaps:?} apart", orders.len());
+    assert!(
+        (2..=5).contains(&orders.len()),
+        "{name}: {} orders",
+        orders.len()
+    );
+    // 2 s doubling, jittered and measured between order creations, not failure writes.
+    assert!(
+        gaps.iter().all(|g| *g > Duration::from_secs(1)),
+        "{name}: orders {gaps:?} apart"
+    );
+    assert!(
+        gaps.windows(2).all(|w| w[1] > w[0]),
+        "{name}: the waits between orders grow: {gaps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_for_names_never_asked_is_a_failure_and_never_stored() {
+    let _serial = one_at_a_time().await;
+    // The order is ready at once; the certificate is for our key but for another tenant's name.
+    let forger = HostileCa::start(Misbehaviour::ForeignCertificate);
+    let ns = tenant_of("forger", &forger).await;
+    apply(&ns, &hostile_certificate("forger"));
+    let (_, message) = misbehaved(&ns, "forger", true).await;
+    eprintln!("certificate for foreign names: {message}");
+    assert!(
+        message.contains(&format!("names never asked: {FOREIGN_NAME}")),
+        "{message}"
+    );
+    let asked = format!("forger.{}", env_var("TEST_ZONE"));
+    assert!(
+        message.contains(&format!("names missing: {asked}")),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        forger.count_prefix("/cert/") >= 1,
+        "the chain was downloaded"
+    );
+    // Never stored: no Secret (the key waits in the next-key Secret), and no success recorded.
+    assert_eq!(secret_state(&ns, "forger-tls").await, None);
+    let api: Api<Certificate> = Api::namespaced(client().await, &ns);
+    let cert = api.get("forger").await.unwrap();
+    let status = cert.status.unwrap_or_default();
+    assert!(
+        status.not_after.is_none(),
+        "no certificate recorded: {:?}",
+        status.not_after
+    );
+    assert!(
+        status.failed_issuance_attempts.unwrap_or(0) >= 2,
+        "failures keep counting"
+    );
+    backs_off(&forger, &asked);
+    delete_namespace(&ns);
 }

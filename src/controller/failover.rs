@@ -17,6 +17,10 @@ pub enum FailureKind {
     CaUnavailable,
     /// The CA's rate limit (also the CA's, and backed off longer when no issuer is left).
     RateLimited,
+    /// The CA answered, but not what was asked: an order with authorizations for other names, a
+    /// certificate for other names or another key, or one not valid now. Also the CA's fault;
+    /// the conditions say [`CA_MISBEHAVED`].
+    CaMisbehaved,
 }
 
 impl FailureKind {
@@ -57,6 +61,10 @@ impl FailureKind {
         self == FailureKind::RateLimited
     }
 }
+
+/// The reason of the conditions (and of the Event) of a failure that was the CA answering
+/// something else than what was asked ([`FailureKind::CaMisbehaved`]).
+pub const CA_MISBEHAVED: &str = "CAMisbehaved";
 
 /// After a failure of the issuer at `current` (of `refs_len`): the index of the issuer for the
 /// next attempt, and whether that attempt may go at once (`true`) or waits out the failure
@@ -116,6 +124,12 @@ mod tests {
     fn a_failure_of_the_ca_moves_to_the_next_issuer_at_once() {
         assert_eq!(next_issuer(3, 0, CA), (1, true));
         assert_eq!(next_issuer(3, 1, FailureKind::RateLimited), (2, true));
+        assert_eq!(
+            next_issuer(3, 0, FailureKind::CaMisbehaved),
+            (1, true),
+            "a CA answering other names than asked may be done better by the next"
+        );
+        assert_eq!(next_issuer(1, 0, FailureKind::CaMisbehaved), (0, false));
     }
 
     #[test]

@@ -338,7 +338,7 @@ pub fn now() -> Time {
     Time(jiff::Timestamp::now())
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

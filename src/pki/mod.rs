@@ -17,6 +17,7 @@
 
 pub mod chain;
 pub mod csr;
+pub mod issued;
 pub mod key;
 pub mod keystore;
 pub mod matches;

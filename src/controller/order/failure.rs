@@ -62,6 +62,8 @@ pub async fn record_failure(
         failover::ISSUER_FAILOVER
     } else if rate_limited {
         crate::controller::backoff::RATE_LIMITED
+    } else if kind == FailureKind::CaMisbehaved {
+        failover::CA_MISBEHAVED
     } else {
         "Failed"
     };

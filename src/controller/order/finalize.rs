@@ -75,6 +75,24 @@ pub(super) async fn complete(
         )
         .await;
     }
+    // The CA chose what it signed: names, validity and links are checked before it replaces
+    // whatever the Secret holds.
+    let requested = pki::identifiers(&cert.spec).map_err(|source| Error::Pki {
+        context: format!("the names of Certificate {}", describe(cert)),
+        source,
+    })?;
+    if let Err(why) = pki::issued::check_issued(&requested, &chain, jiff::Timestamp::now()) {
+        return record_failure(
+            ctx,
+            api,
+            issuer,
+            cert,
+            status,
+            &why,
+            FailureKind::CaMisbehaved,
+        )
+        .await;
+    }
     let secret_rv = match write_secret(ctx, cert, issuer, &chain, &key).await? {
         Ok(rv) => rv,
         Err(refusal) => {

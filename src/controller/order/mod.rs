@@ -29,6 +29,7 @@ use crate::solver::dns01::txt_value as dns01_txt_value;
 use crate::solver::http01::routing::Route;
 use crate::solver::select::{Target, select};
 
+mod authz_check;
 mod cleanup;
 mod failure;
 mod finalize;
@@ -287,8 +288,11 @@ async fn step_order(
                 errors.push(problem_text(p));
                 kind = FailureKind::of_problem(p.r#type.as_deref(), p.status);
             }
+            // The challenges' errors, fetching no more authorizations than names were asked.
+            let asked = pki::identifiers(&cert.spec).map_or(0, |ids| ids.len());
+            let bounded = order.state().authorizations.len() <= asked;
             let mut authzs = order.authorizations();
-            while let Some(Ok(authz)) = authzs.next().await {
+            while let Some(Ok(authz)) = authzs.next().await.filter(|_| bounded) {
                 for ch in &authz.challenges {
                     if let Some(p) = &ch.error {
                         errors.push(format!("{}: {}", authz.identifier(), problem_text(p)));

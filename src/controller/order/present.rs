@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use instant_acme::{AuthorizationHandle, ChallengeStatus};
 
 // The order module's imports and shared items (states, helpers).
+use super::authz_check;
 use super::*;
 
 /// What to do with a challenge, from the CA's state of it and ours.
@@ -212,31 +213,25 @@ pub async fn present_challenges(
         deferred: Vec::new(),
         announced: false,
     };
+    // The CA's authorizations must be for exactly the names asked, before any is presented.
+    match check_authorizations(&mut round, order).await? {
+        Ok(()) => {}
+        Err(Checked::Failed(message)) => {
+            let failure = Some((message, FailureKind::CaMisbehaved));
+            return finish_round(round, false, None, failure, None).await;
+        }
+        Err(Checked::Stop(action)) => return Ok(action),
+    }
     let mut told_ca = false;
     // Sooner than the usual 2 s fallback, when a wait ends before that.
     let mut wake_in: Option<Duration> = None;
-    let mut failure: Option<String> = None;
+    let mut failure: Option<(String, FailureKind)> = None;
     let mut transient: Option<String> = None;
     let mut authzs = order.authorizations();
     while let Some(next) = authzs.next().await {
         let authz = match next {
             Ok(a) => a,
-            Err(e) => {
-                let e = AcmeError::from(e);
-                if round.new_order.is_some() {
-                    // Not yet recorded: record the order before anything else.
-                    let mut recorded = round.recorded.clone();
-                    recorded.authorizations = round.current.clone();
-                    round.write(recorded).await?;
-                }
-                if e.is_bad_nonce() {
-                    tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
-                    return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
-                }
-                let wait = ctx.ca_trouble.failed(&round.recorded.url);
-                tracing::warn!(cert = %describe(cert), error = %e, ?wait, "fetching an authorization failed");
-                return Ok(Action::requeue(wait));
-            }
+            Err(e) => return fetch_failed(&mut round, e).await,
         };
         match step_authorization(&mut round, authz).await? {
             AuthzStep::Recorded { entry, wake } => {
@@ -255,12 +250,69 @@ pub async fn present_challenges(
             }
             AuthzStep::Failed { entry, message } => {
                 round.current.extend(entry);
-                failure = Some(message);
+                failure = Some((message, FailureKind::NotTheCa));
                 break;
             }
         }
     }
     finish_round(round, told_ca, wake_in, failure, transient).await
+}
+
+/// Why [`check_authorizations`] stops the round.
+enum Checked {
+    /// The order is not for the names asked: the attempt fails with this message.
+    Failed(String),
+    /// An authorization could not be fetched: come back as this says.
+    Stop(Action),
+}
+
+/// Checks the order's authorizations against the Certificate's names: first their count (no
+/// request for a CA listing thousands), then, having fetched them all (the round reuses what is
+/// fetched), their names. See [`authz_check`].
+async fn check_authorizations(
+    round: &mut Round<'_>,
+    order: &mut instant_acme::Order,
+) -> Result<Result<(), Checked>, Error> {
+    let requested = pki::identifiers(&round.cert.spec).map_err(|source| Error::Pki {
+        context: format!("the names of Certificate {}", describe(round.cert)),
+        source,
+    })?;
+    let count = order.state().authorizations.len();
+    if let Err(message) = authz_check::count_matches(requested.len(), count) {
+        return Ok(Err(Checked::Failed(message)));
+    }
+    let mut found = Vec::with_capacity(count);
+    let mut fetched = order.identifiers();
+    while let Some(next) = fetched.next().await {
+        match next {
+            Ok(id) => match authz_check::authorized_name(id.identifier, id.wildcard) {
+                Ok(name) => found.push(name),
+                Err(message) => return Ok(Err(Checked::Failed(message))),
+            },
+            Err(e) => return Ok(Err(Checked::Stop(fetch_failed(round, e).await?))),
+        }
+    }
+    Ok(authz_check::names_match(&requested, &found).map_err(Checked::Failed))
+}
+
+/// Fetching an authorization failed: record a new order first, then retry soon after a refused
+/// nonce, or when the CA's trouble backoff says.
+async fn fetch_failed(round: &mut Round<'_>, e: instant_acme::Error) -> Result<Action, Error> {
+    let e = AcmeError::from(e);
+    let (ctx, cert) = (round.ctx, round.cert);
+    if round.new_order.is_some() {
+        // Not yet recorded: record the order before anything else.
+        let mut recorded = round.recorded.clone();
+        recorded.authorizations = round.current.clone();
+        round.write(recorded).await?;
+    }
+    if e.is_bad_nonce() {
+        tracing::debug!(cert = %describe(cert), error = %e, "fetching an authorization: nonce refused; retrying");
+        return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
+    }
+    let wait = ctx.ca_trouble.failed(&round.recorded.url);
+    tracing::warn!(cert = %describe(cert), error = %e, ?wait, "fetching an authorization failed");
+    Ok(Action::requeue(wait))
 }
 
 /// Records what the round did and decides when to come back: at once after a refused nonce, the
@@ -269,7 +321,7 @@ async fn finish_round(
     round: Round<'_>,
     told_ca: bool,
     wake_in: Option<Duration>,
-    failure: Option<String>,
+    failure: Option<(String, FailureKind)>,
     transient: Option<String>,
 ) -> Result<Action, Error> {
     let mut round = round;
@@ -297,21 +349,12 @@ async fn finish_round(
         round.apply_deferred().await?;
         return Ok(Action::requeue(crate::retry::jittered(TRANSIENT_RETRY)));
     }
-    if let Some(message) = failure {
+    if let Some((message, kind)) = failure {
         round.announce().await;
         round.note_recorded();
         let mut status = round.status.clone();
         status.order = Some(recorded);
-        return record_failure(
-            ctx,
-            api,
-            issuer,
-            &round.latest,
-            status,
-            &message,
-            FailureKind::NotTheCa,
-        )
-        .await;
+        return record_failure(ctx, api, issuer, &round.latest, status, &message, kind).await;
     }
     if told_ca {
         ctx.polling_lock()
