@@ -153,8 +153,9 @@ pub struct ControllerArgs {
     /// Namespace of the Lease (default: the cluster resource namespace).
     #[arg(long)]
     pub lease_namespace: Option<String>,
-    /// How long a leader keeps the lease without renewing it (Go duration); renewals happen every
-    /// third of it, and a follower takes over after it.
+    /// How long a follower waits, from the last change it saw of the Lease, before taking it over
+    /// (Go duration). The leader renews every eighth of it and stops reconciling at once when two
+    /// thirds of it have passed since its last successful renewal began.
     #[arg(long, default_value = "15s")]
     pub lease_duration: String,
 }
@@ -454,8 +455,11 @@ async fn run_while_leading(
         ));
         tokio::select! {
             _ = leader_rx.wait_for(|l| !*l) => {
-                // Lost the lease: stop writing at once.
+                // Lost the lease (or its renew deadline passed): stop writing at once. The
+                // reconcilers run no task of their own, so aborting this one drops every
+                // reconcile in flight, with its API server and CA requests, at its next await.
                 reconcilers.abort();
+                let _ = (&mut reconcilers).await;
                 tracing::warn!("lost the lease: reconcilers stopped");
             }
             _ = stop.wait_for(|s| *s) => {
