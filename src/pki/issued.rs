@@ -14,8 +14,9 @@ use super::{Identifier, IssuedChain};
 pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// The shortest validity left that is worth storing: a certificate expiring sooner would be
-/// renewed at once, a loop against the CA.
-pub const MIN_LIFETIME_LEFT: SignedDuration = SignedDuration::from_mins(10);
+/// renewed at once, a loop against the CA. One minute, since CAs offer profiles of ten minutes
+/// (Pebble's `tenminutes`) and a few hours.
+pub const MIN_LIFETIME_LEFT: SignedDuration = SignedDuration::from_mins(1);
 
 /// At most this many names are listed in a message; the rest are counted.
 const LISTED: usize = 5;
@@ -60,7 +61,7 @@ pub fn check_issued(
     }
     if leaf.not_after < now + MIN_LIFETIME_LEFT {
         return Err(format!(
-            "the CA's certificate expires at {}, less than {} minutes from now",
+            "the CA's certificate expires at {}, less than {} minute(s) from now",
             leaf.not_after,
             MIN_LIFETIME_LEFT.as_mins()
         ));
