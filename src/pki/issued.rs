@@ -69,8 +69,9 @@ pub fn check_issued(
     super::chain_links(chain).map_err(|why| format!("the CA's chain does not link: {why}"))
 }
 
-/// `a, b, c` or `a, b, c, d, e and 12 more`, each name cut at 80 bytes.
-fn listed(names: &[&Identifier]) -> String {
+/// `a, b, c` or `a, b, c, d, e and 12 more`, each name cut at 80 characters: names a CA or a
+/// tenant chose, in a message of bounded size.
+pub(crate) fn listed(names: &[&Identifier]) -> String {
     let shown: Vec<String> = names
         .iter()
         .take(LISTED)

@@ -14,9 +14,6 @@ use std::collections::BTreeSet;
 
 use crate::pki::Identifier;
 
-/// At most this many names are listed in a message; the rest are counted.
-const LISTED: usize = 5;
-
 /// Whether an order's `count` authorizations can be for the `requested` identifiers: never more
 /// (nor fewer) than one per identifier. Checked before any authorization is fetched, so a CA
 /// listing thousands costs no request. Pure.
@@ -77,13 +74,22 @@ pub(super) fn names_match(requested: &[Identifier], found: &[Identifier]) -> Res
         .collect();
     let mut problems = Vec::new();
     if !extra.is_empty() {
-        problems.push(format!("for names never asked: {}", listed(&extra)));
+        problems.push(format!(
+            "for names never asked: {}",
+            crate::pki::issued::listed(&extra.iter().collect::<Vec<_>>())
+        ));
     }
     if !missing.is_empty() {
-        problems.push(format!("none for {}", listed(&missing)));
+        problems.push(format!(
+            "none for {}",
+            crate::pki::issued::listed(&missing.iter().collect::<Vec<_>>())
+        ));
     }
     if !twice.is_empty() {
-        problems.push(format!("more than one for {}", listed(&twice)));
+        problems.push(format!(
+            "more than one for {}",
+            crate::pki::issued::listed(&twice.iter().collect::<Vec<_>>())
+        ));
     }
     if problems.is_empty() {
         return Ok(());
@@ -92,19 +98,6 @@ pub(super) fn names_match(requested: &[Identifier], found: &[Identifier]) -> Res
         "the CA's order does not match the names asked (authorizations {}); nothing was presented",
         problems.join("; ")
     ))
-}
-
-/// `a, b, c` or `a, b, c, d, e and 12 more`.
-fn listed(names: &[Identifier]) -> String {
-    let shown: Vec<String> = names
-        .iter()
-        .take(LISTED)
-        .map(|n| crate::controller::truncate(&n.to_string(), 80))
-        .collect();
-    match names.len().saturating_sub(LISTED) {
-        0 => shown.join(", "),
-        more => format!("{} and {more} more", shown.join(", ")),
-    }
 }
 
 #[cfg(test)]
